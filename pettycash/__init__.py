@@ -1,0 +1,1 @@
+"""The composition root: the ``pettycash`` command that runs and operates the services."""

@@ -1,0 +1,3 @@
+from pettycash.cli import main
+
+main()

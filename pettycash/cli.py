@@ -1,0 +1,163 @@
+"""``pettycash``: run the stack, migrate, seed demo data, manage users and dead letters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from pettycash.components import build_runtime, migrate_all
+from shared.config import SERVICES, load_settings
+from shared.contracts.roles import ROLES
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Petty cash management: operate the services."""
+    _logging()
+
+
+@main.command()
+@click.option("--service", type=click.Choice(["gateway", *SERVICES]), default=None, help="Only this database.")
+def migrate(service: str | None) -> None:
+    """Create or upgrade every service's database."""
+    migrate_all(load_settings(), service)
+    click.echo("migrated")
+
+
+@main.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo organisation (regions, branches, a user of every role) once."""
+    from pettycash.demo import seed_and_print
+
+    seed_and_print(load_settings())
+
+
+@main.command("create-user")
+@click.argument("username")
+@click.option("--name", "full_name", required=True)
+@click.option("--role", "roles", multiple=True, type=click.Choice(ROLES), required=True)
+@click.option("--branch", "branches", multiple=True, help="Branch code; repeat for several.")
+def create_user(username: str, full_name: str, roles: tuple[str, ...], branches: tuple[str, ...]) -> None:
+    """Create a user and print a bearer token for it (shown once)."""
+    from services.gateway import identity
+    from shared.db.engine import Database
+
+    db = Database(load_settings().database_url("gateway"))
+    with db.uow() as uow:
+        user = identity.create_user(uow.session, username, full_name, list(roles), list(branches))
+        token = identity.issue_token(uow.session, user, "cli")
+        uow.commit()
+    click.echo(token)
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+@click.option("--concurrency", type=int, default=None)
+@click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads")
+def worker(service: str, concurrency: int | None, pool: str) -> None:
+    """Run one service's Celery worker on its queue."""
+    settings = load_settings()
+    runtime = build_runtime(service, settings)
+    runtime.app.worker_main(
+        [
+            "worker",
+            f"--queues={service}",
+            f"--hostname={service}@%h",
+            f"--pool={pool}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+def relay(services: tuple[str, ...]) -> None:
+    """Publish committed outbox events (all services' unless named)."""
+    from shared.messaging.relay import run_relays
+
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    run_relays(load_settings(), services or SERVICES, stop)
+
+
+@main.command()
+def beat() -> None:
+    """Run the scheduler (periodic maintenance, SLA timers)."""
+    from shared.messaging.beat import make_beat_app
+
+    settings = load_settings()
+    app = make_beat_app(settings)
+    schedule = settings.var_dir / "beat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}"])
+
+
+@main.command()
+@click.option("--workers", type=int, default=2)
+@click.option("--threads", type=int, default=8)
+def gateway(workers: int, threads: int) -> None:
+    """Serve the gateway with gunicorn."""
+    from pettycash.server import serve
+
+    serve(load_settings(), workers=workers, threads=threads)
+
+
+@main.command()
+def run() -> None:
+    """Migrate, seed the demo data and run everything until Ctrl-C."""
+    from pettycash.supervisor import run_stack
+
+    sys.exit(run_stack(load_settings()))
+
+
+@main.group()
+def deadletters() -> None:
+    """Messages that kept failing."""
+
+
+@deadletters.command("list")
+@click.option("--service", type=click.Choice(SERVICES), required=True)
+@click.option("--all", "include_replayed", is_flag=True, help="Include replayed ones.")
+def deadletters_list(service: str, include_replayed: bool) -> None:
+    """List a service's dead letters as JSON lines."""
+    from shared.messaging import deadletter
+
+    runtime = build_runtime(service, load_settings())
+    with runtime.db.uow() as uow:
+        for row in deadletter.list_dead_letters(uow.session, include_replayed):
+            click.echo(json.dumps(row, default=str))
+
+
+@deadletters.command("replay")
+@click.option("--service", type=click.Choice(SERVICES), required=True)
+@click.argument("dead_letter_id", type=int)
+def deadletters_replay(service: str, dead_letter_id: int) -> None:
+    """Send a dead letter again, as it was; the inbox still guards against a double effect."""
+    from shared.messaging import deadletter
+
+    runtime = build_runtime(service, load_settings())
+    with runtime.db.uow() as uow:
+        taken = deadletter.take_for_replay(uow.session, dead_letter_id)
+        if taken is None:
+            raise click.ClickException(f"no unreplayed dead letter {dead_letter_id} in {service}")
+        runtime.app.send_task(taken["task_name"], args=[taken["envelope"]], queue=service)
+        uow.commit()
+    click.echo(f"replayed {dead_letter_id} ({taken['task_name']})")

@@ -1,0 +1,41 @@
+"""The gateway under gunicorn, configured from code (no config file to drift)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from shared.config import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from services.gateway.app import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings, workers: int = 2, threads: int = 8) -> None:
+    """Serve the gateway on the configured host and port until stopped."""
+    _Gunicorn(
+        settings,
+        {
+            "bind": f"{settings.gateway_host}:{settings.gateway_port}",
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            "accesslog": "-",
+            "graceful_timeout": 5,
+            "timeout": 30,
+        },
+    ).run()

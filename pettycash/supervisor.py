@@ -1,0 +1,134 @@
+"""``pettycash run``: one process that starts every role and stops them all together.
+
+Each child runs in its own process group, so a stop reaches the children it spawned too
+(gunicorn's workers, Celery's pool). Children also ask the kernel for SIGTERM should this
+supervisor die without cleaning up (PR_SET_PDEATHSIG), so no orphan outlives a run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from pettycash.components import migrate_all
+from pettycash.demo import seed_and_print
+from shared.config import SERVICES, Settings
+
+STOP_GRACE_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the supervisor's own stop path still applies
+        pass
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+def roles(settings: Settings) -> list[tuple[str, list[str]]]:
+    """Every process of the stack: (name, pettycash arguments)."""
+    procs: list[tuple[str, list[str]]] = [("gateway", ["gateway"])]
+    procs += [(f"worker-{s}", ["worker", s]) for s in SERVICES]
+    procs += [("relay", ["relay"]), ("beat", ["beat"])]
+    return procs
+
+
+def start(name: str, args: list[str]) -> Child:
+    """Start one role as ``python -m pettycash <args>`` in its own process group."""
+    process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [sys.executable, "-m", "pettycash", *args],
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, safe before exec
+    )
+    return Child(name, process)
+
+
+def stop_all(children: list[Child]) -> None:
+    """SIGTERM every process group, then SIGKILL whatever is left after the grace period."""
+    for child in children:
+        if child.process.poll() is None:
+            _signal_group(child.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for child in children:
+        # Kill the group even if its leader exited: its own children may linger.
+        _signal_group(child.process.pid, signal.SIGKILL)
+        if child.process.poll() is None:
+            child.process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def is_up(url: str) -> bool:
+    """Whether a URL answers 200 right now."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def first_dead(children: list[Child]) -> Child | None:
+    """A child that has exited, if any."""
+    return next((c for c in children if c.process.poll() is not None), None)
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_stack(settings: Settings) -> int:
+    """Migrate, seed, start every role, and supervise until a signal or a child's death."""
+    migrate_all(settings)
+    seed_and_print(settings)
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    children: list[Child] = []
+    try:
+        for name, args in roles(settings):
+            children.append(start(name, args))
+        base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+        announced = False
+        while True:
+            dead = first_dead(children)
+            if dead is not None:
+                print(f"{dead.name} exited with {dead.process.returncode}; stopping everything", file=sys.stderr)
+                return 1
+            if not announced and is_up(f"{base}/healthz"):
+                announced = True
+                mode = "embedded: SQLite + filesystem broker" if settings.embedded else "external broker and databases"
+                print(f"\npettycash is up at {base} ({mode}); API: {base}/api/v1/openapi.json", flush=True)
+                print("Press Ctrl-C to stop.", flush=True)
+            time.sleep(0.5)
+    except _Stop as stop:
+        print(f"\n{stop}: stopping", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_all(children)

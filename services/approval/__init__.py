@@ -1,0 +1,3 @@
+"""The approval service: routes requisitions to approvers under a versioned policy."""
+
+SERVICE = "approval"

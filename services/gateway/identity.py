@@ -1,0 +1,122 @@
+"""Identity use cases: users, roles, memberships, bearer tokens, and the demo organisation."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.gateway.models import ApiToken, Branch, Membership, Region, User, UserRole
+from shared.contracts.roles import ROLES
+from shared.db.types import utcnow
+
+TOKEN_PREFIX = "pc_"
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a bearer token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def actor_of(user: User) -> dict[str, Any]:
+    """The actor a message envelope carries for this user."""
+    branches = [m.branch for m in user.memberships]
+    return {
+        "user_id": str(user.id),
+        "username": user.username,
+        "roles": sorted(r.role for r in user.roles),
+        "branch_ids": sorted(str(b.id) for b in branches),
+        "region_ids": sorted({str(b.region_id) for b in branches}),
+    }
+
+
+def authenticate(session: Session, token: str) -> dict[str, Any] | None:
+    """The actor behind a bearer token, or None for an unknown, revoked or inactive one."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None
+    user = session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+    )
+    return None if user is None else actor_of(user)
+
+
+def issue_token(session: Session, user: User, name: str = "default") -> str:
+    """Create a bearer token for a user; the plain token is returned once and never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name, created_at=utcnow()))
+    return token
+
+
+def create_user(session: Session, username: str, full_name: str, roles: list[str], branch_codes: list[str]) -> User:
+    """Create a user with roles and branch memberships; the caller commits."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles: {sorted(unknown)}")
+    branches = list(session.scalars(select(Branch).where(Branch.code.in_(branch_codes))))
+    if len(branches) != len(set(branch_codes)):
+        raise ValueError(f"unknown branch in {branch_codes}")
+    user = User(id=uuid.uuid4(), username=username, full_name=full_name, created_at=utcnow())
+    user.roles = [UserRole(role=r) for r in roles]
+    user.memberships = [Membership(branch_id=b.id) for b in branches]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def branch_by_code(session: Session, code: str) -> Branch | None:
+    """A branch by its code."""
+    return session.scalar(select(Branch).where(Branch.code == code))
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    full_name: str
+    roles: tuple[str, ...]
+    branches: tuple[str, ...]
+
+
+DEMO_REGIONS = (("NAI", "Nairobi region"), ("CST", "Coast region"))
+DEMO_BRANCHES = (
+    ("HQ", "Head office", "NAI", True),
+    ("NBO-CBD", "Nairobi CBD", "NAI", False),
+    ("NBO-WST", "Westlands", "NAI", False),
+    ("MSA-01", "Mombasa Island", "CST", False),
+    ("MLD-01", "Malindi", "CST", False),
+)
+DEMO_USERS = (
+    DemoUser("alice", "Alice Wanjiru (staff)", ("staff",), ("NBO-CBD",)),
+    DemoUser("bob", "Bob Otieno (branch manager)", ("branch_manager",), ("NBO-CBD",)),
+    DemoUser("rita", "Rita Njeri (regional manager)", ("regional_manager",), ("NBO-CBD", "NBO-WST")),
+    DemoUser("tom", "Tom Mwangi (treasury)", ("treasury",), ("HQ",)),
+    DemoUser("fiona", "Fiona Achieng (finance)", ("finance",), ("HQ",)),
+    DemoUser("carol", "Carol Kamau (CFO)", ("cfo",), ("HQ",)),
+    DemoUser("aud", "Audrey Mutua (auditor)", ("auditor",), ("HQ",)),
+    DemoUser("admin", "Adam Kiprop (admin)", ("admin",), ("HQ",)),
+    DemoUser("sam", "Sam Hassan (staff)", ("staff",), ("MSA-01",)),
+    DemoUser("mary", "Mary Wekesa (branch manager)", ("branch_manager",), ("MSA-01",)),
+)
+
+
+def seed_demo(session: Session) -> dict[str, str]:
+    """Create the demo organisation once; returns the tokens of users created now."""
+    if session.scalar(select(Region.id).limit(1)) is not None:
+        return {}
+    regions = {code: Region(code=code, name=name) for code, name in DEMO_REGIONS}
+    session.add_all(regions.values())
+    session.flush()
+    for code, name, region, head_office in DEMO_BRANCHES:
+        session.add(Branch(code=code, name=name, region_id=regions[region].id, is_head_office=head_office))
+    session.flush()
+    tokens: dict[str, str] = {}
+    for demo in DEMO_USERS:
+        user = create_user(session, demo.username, demo.full_name, list(demo.roles), list(demo.branches))
+        tokens[demo.username] = issue_token(session, user, "demo")
+    return tokens

@@ -1,0 +1,8 @@
+"""Alembic environment of the gateway database: this service's tables only."""
+
+from alembic import context
+
+from services.gateway.models import metadata
+from shared.db.migrate import run_env
+
+run_env(context, [metadata])

@@ -1,0 +1,3 @@
+"""The payment service: OTP-verified, retryable execution of approved requisitions."""
+
+SERVICE = "payment"

@@ -1,0 +1,3 @@
+"""The requisition service: requests for money and their lifecycle."""
+
+SERVICE = "requisition"

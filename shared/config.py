@@ -1,0 +1,148 @@
+"""Settings read from the environment once, at start-up.
+
+Every process builds one :class:`Settings` with :func:`load_settings` and passes it down;
+nothing reads ``os.environ`` at import time. With no URLs set, the system runs on its
+embedded defaults (SQLite files and kombu's filesystem broker under ``PETTYCASH_VAR_DIR``);
+with URLs set, the same code runs on PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES: tuple[str, ...] = ("requisition", "approval", "payment", "ledger")
+DATABASES: tuple[str, ...] = (*SERVICES, "gateway")
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the process must not start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to know about its surroundings."""
+
+    env: str
+    var_dir: Path
+    database_urls: Mapping[str, str]
+    broker_url: str
+    result_backend: str
+    broker_transport_options: Mapping[str, object]
+    command_wait_seconds: float
+    relay_poll_seconds: float
+    task_max_retries: int
+    retry_backoff_seconds: float
+    gateway_host: str
+    gateway_port: int
+    worker_concurrency: int
+    secret_key: str
+    fault_sleep: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def embedded(self) -> bool:
+        """True when running on the filesystem broker (no Redis)."""
+        return self.broker_url.startswith("filesystem://")
+
+    def database_url(self, name: str) -> str:
+        """The database URL of one service (or of the gateway)."""
+        try:
+            return self.database_urls[name]
+        except KeyError:
+            raise ConfigError(f"no database configured for {name!r}") from None
+
+
+def _float(environ: Mapping[str, str], key: str, default: float) -> float:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _int(environ: Mapping[str, str], key: str, default: int) -> int:
+    raw = environ.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from None
+
+
+def _fault_sleep(raw: str) -> dict[str, float]:
+    """Parse ``task.name=seconds,other.task=seconds`` (fault injection for tests)."""
+    faults: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, seconds = item.partition("=")
+        try:
+            faults[name.strip()] = float(seconds)
+        except ValueError:
+            raise ConfigError(f"PETTYCASH_FAULT_SLEEP: bad entry {item!r}") from None
+    return faults
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from the environment (``os.environ`` unless given)."""
+    environ = os.environ if environ is None else environ
+    env = environ.get("PETTYCASH_ENV", "development")
+    var_dir = Path(environ.get("PETTYCASH_VAR_DIR", "var")).resolve()
+
+    template = environ.get("PETTYCASH_DATABASE_URL", "")
+    database_urls: dict[str, str] = {}
+    for name in DATABASES:
+        url = environ.get(f"PETTYCASH_{name.upper()}_DATABASE_URL")
+        if not url and template:
+            if "{service}" not in template:
+                raise ConfigError("PETTYCASH_DATABASE_URL must contain {service}")
+            url = template.format(service=name)
+        database_urls[name] = url or f"sqlite:///{var_dir / 'db' / f'{name}.sqlite'}"
+
+    broker_url = environ.get("PETTYCASH_BROKER_URL", "") or "filesystem://"
+    transport_options: dict[str, object]
+    if broker_url.startswith("filesystem://"):
+        queue_dir = str(var_dir / "broker" / "queue")
+        transport_options = {
+            "data_folder_in": queue_dir,
+            "data_folder_out": queue_dir,
+            "control_folder": str(var_dir / "broker" / "control"),
+            "store_processed": False,
+            "polling_interval": _float(environ, "PETTYCASH_BROKER_POLL_SECONDS", 0.01),
+        }
+        default_backend = f"db+sqlite:///{var_dir / 'db' / 'results.sqlite'}"
+    else:
+        # Retries are scheduled well below this, so a message is only redelivered when the
+        # worker holding it is gone (Celery's Redis guide: ETA/countdown < visibility).
+        transport_options = {
+            "visibility_timeout": _int(environ, "PETTYCASH_VISIBILITY_TIMEOUT", 300),
+        }
+        default_backend = broker_url
+    result_backend = environ.get("PETTYCASH_RESULT_BACKEND", "") or default_backend
+
+    secret_key = environ.get("PETTYCASH_SECRET_KEY", "")
+    if not secret_key:
+        if env == "production":
+            raise ConfigError("PETTYCASH_SECRET_KEY is required in production")
+        secret_key = "development-only-secret"
+
+    return Settings(
+        env=env,
+        var_dir=var_dir,
+        database_urls=database_urls,
+        broker_url=broker_url,
+        result_backend=result_backend,
+        broker_transport_options=transport_options,
+        command_wait_seconds=_float(environ, "PETTYCASH_COMMAND_WAIT_SECONDS", 2.0),
+        relay_poll_seconds=_float(environ, "PETTYCASH_RELAY_POLL_SECONDS", 0.2),
+        task_max_retries=_int(environ, "PETTYCASH_TASK_MAX_RETRIES", 5),
+        retry_backoff_seconds=_float(environ, "PETTYCASH_RETRY_BACKOFF_SECONDS", 0.5),
+        gateway_host=environ.get("PETTYCASH_GATEWAY_HOST", "127.0.0.1"),
+        gateway_port=_int(environ, "PETTYCASH_GATEWAY_PORT", 8000),
+        worker_concurrency=_int(environ, "PETTYCASH_WORKER_CONCURRENCY", 2),
+        secret_key=secret_key,
+        fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
+    )

@@ -1,0 +1,1 @@
+"""The contracts between services: names, queues, routes, envelope, payloads, money."""

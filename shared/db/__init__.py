@@ -1,0 +1,1 @@
+"""Database plumbing shared by every service: engines, sessions, unit of work, types."""

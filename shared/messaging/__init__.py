@@ -1,0 +1,1 @@
+"""Messaging shared by every service: Celery app, outbox and relay, inbox, dead letters."""

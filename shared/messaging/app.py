@@ -1,0 +1,68 @@
+"""The Celery app factory: one configuration for every process that talks to the bus."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from shared.config import Settings
+from shared.contracts.catalog import EVENTS, TaskSpec, handle_event_task, queue_of, task_routes
+
+
+def make_celery(settings: Settings, name: str) -> Celery:
+    """A Celery app configured for at-least-once delivery with idempotent consumers."""
+    if settings.embedded:
+        for key in ("data_folder_in", "data_folder_out", "control_folder"):
+            Path(str(settings.broker_transport_options[key])).mkdir(parents=True, exist_ok=True)
+    app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, set_as_current=False)
+    conf: dict[str, Any] = {
+        "task_routes": task_routes(),
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # Consumers are idempotent (inbox), so a message is acknowledged only after its
+        # transaction commits, and a worker that dies mid-task gives the message back.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_transport_options": dict(settings.broker_transport_options),
+        "broker_connection_retry_on_startup": True,
+        "result_expires": 3600,
+        "task_default_queue": "default",
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+    }
+    if settings.result_backend.startswith("db+sqlite"):
+        conf["database_engine_options"] = {"connect_args": {"timeout": 30}}
+        conf["database_create_tables_at_setup"] = True
+    if settings.result_backend.startswith("redis"):
+        conf["redis_backend_health_check_interval"] = 30
+    app.conf.update(conf)
+    return app
+
+
+def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any]) -> str:
+    """Send a command or query; the task id is the message id, so its result can be found."""
+    app.send_task(spec.name, args=[envelope], queue=spec.queue, task_id=envelope["message_id"])
+    return str(envelope["message_id"])
+
+
+def event_publisher(app: Celery) -> Any:
+    """A function that fans an event envelope out to every subscriber's queue."""
+
+    def publish(envelope: dict[str, Any]) -> None:
+        spec = EVENTS[envelope["type"]]
+        for subscriber in spec.subscribers:
+            app.send_task(
+                handle_event_task(subscriber),
+                args=[envelope],
+                queue=queue_of(subscriber),
+                # Deterministic per subscriber, so a re-sent event is traceable as the same one.
+                task_id=str(uuid.uuid5(uuid.UUID(envelope["message_id"]), subscriber)),
+                ignore_result=True,
+            )
+
+    return publish

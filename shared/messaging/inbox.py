@@ -1,0 +1,52 @@
+"""The inbox: message ids recorded with their effects, so a redelivery has no second effect."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from shared.db.types import utcnow
+from shared.messaging.tables import inbox
+
+_NOT_SEEN = object()
+
+
+def stored_result(session: Session, message_id: str) -> Any:
+    """The recorded result of a message already handled, or ``NOT_SEEN``."""
+    row = session.execute(select(inbox.c.result).where(inbox.c.message_id == uuid.UUID(message_id))).first()
+    return _NOT_SEEN if row is None else row.result
+
+
+def was_seen(result: Any) -> bool:
+    """Whether :func:`stored_result` found the message."""
+    return result is not _NOT_SEEN
+
+
+def record(session: Session, message_id: str, task_name: str, result: Any) -> None:
+    """Record a handled message in the caller's transaction.
+
+    Raises ``IntegrityError`` when another delivery of the same message committed first;
+    on PostgreSQL the insert waits for that delivery's transaction, so the loser rolls back
+    its effects and answers with the winner's stored result.
+    """
+    session.execute(
+        inbox.insert().values(
+            message_id=uuid.UUID(message_id), task_name=task_name, result=result, processed_at=utcnow()
+        )
+    )
+    session.flush()
+
+
+def prune(session: Session, older_than: timedelta) -> int:
+    """Forget messages handled longer ago than any redelivery can come; the caller commits."""
+    result = session.execute(delete(inbox).where(inbox.c.processed_at < utcnow() - older_than))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def set_result(session: Session, message_id: str, result: Any) -> None:
+    """Store the outcome of a claimed message in the caller's transaction."""
+    session.execute(inbox.update().where(inbox.c.message_id == uuid.UUID(message_id)).values(result=result))

@@ -1,0 +1,77 @@
+"""The transactional outbox: events are rows written with the change, published after commit.
+
+Publication claims rows with ``UPDATE ... WHERE seq IN (SELECT ... FOR UPDATE SKIP LOCKED)``,
+sends them, and commits the claim. Several relays can run: each claims different rows. A
+relay that dies after sending but before committing leaves its rows unclaimed, so they are
+sent again; consumers' inboxes make that harmless (at-least-once delivery, one effect).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from shared.contracts.envelope import Envelope
+from shared.db.types import utcnow
+from shared.messaging.tables import outbox
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[dict[str, Any]], None]
+
+
+def add_to_outbox(session: Session, envelope: Envelope) -> None:
+    """Write an event to the outbox as part of the session's current transaction."""
+    session.execute(
+        outbox.insert().values(
+            message_id=uuid.UUID(envelope.message_id),
+            event_type=envelope.type,
+            envelope=envelope.to_dict(),
+            created_at=utcnow(),
+        )
+    )
+
+
+def publish_pending(session: Session, publish: Publisher, batch_size: int = 100) -> int:
+    """Claim up to ``batch_size`` unpublished events, send them in order, commit the claim."""
+    pending = (
+        select(outbox.c.seq)
+        .where(outbox.c.published_at.is_(None))
+        .order_by(outbox.c.seq)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    try:
+        rows = session.execute(
+            update(outbox)
+            .where(outbox.c.seq.in_(pending), outbox.c.published_at.is_(None))
+            .values(published_at=utcnow())
+            .returning(outbox.c.seq, outbox.c.envelope)
+        ).all()
+        for _seq, envelope in sorted(rows):
+            publish(envelope)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return len(rows)
+
+
+def unpublished_count(session: Session) -> int:
+    """How many events wait for the relay (for health checks and tests)."""
+    return len(session.execute(select(outbox.c.seq).where(outbox.c.published_at.is_(None))).all())
+
+
+def prune_published(session: Session, older_than: timedelta) -> int:
+    """Delete published events older than the retention; the caller commits."""
+    result = session.execute(
+        delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < utcnow() - older_than)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,58 @@
+"""The outbox relay: publishes each service's committed events, in order, after commit.
+
+Workers already publish what they commit (``ServiceRuntime.flush_outbox``); the relay is
+the guarantee behind that fast path: it publishes whatever a worker that died, or lost the
+broker, left behind. Several relays may run against one database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from shared.config import Settings
+from shared.db.engine import Database
+from shared.messaging.app import event_publisher, make_celery
+from shared.messaging.errors import is_transient
+from shared.messaging.outbox import publish_pending
+
+log = logging.getLogger(__name__)
+
+
+def relay_once(db: Database, publish: object, batch_size: int = 100) -> int:
+    """Publish one batch from one database; returns how many events were sent."""
+    with db.uow() as uow:
+        return publish_pending(uow.session, publish, batch_size)  # type: ignore[arg-type]
+
+
+def relay_loop(settings: Settings, service: str, stop: threading.Event, batch_size: int = 100) -> None:
+    """Relay one service's outbox until ``stop`` is set."""
+    db = Database(settings.database_url(service))
+    publish = event_publisher(make_celery(settings, f"relay-{service}"))
+    log.info("relay for %s started", service)
+    while not stop.is_set():
+        try:
+            sent = relay_once(db, publish, batch_size)
+        except Exception as exc:
+            if not is_transient(exc):
+                log.exception("relay for %s failed", service)
+            else:
+                log.warning("relay for %s: %s; retrying", service, exc)
+            stop.wait(1.0)
+            continue
+        if sent < batch_size:
+            stop.wait(settings.relay_poll_seconds)
+    db.dispose()
+
+
+def run_relays(settings: Settings, services: Iterable[str], stop: threading.Event) -> None:
+    """Relay several services' outboxes from one process, one thread each."""
+    threads = [
+        threading.Thread(target=relay_loop, args=(settings, s, stop), name=f"relay-{s}", daemon=True)
+        for s in services
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -1,0 +1,240 @@
+"""A service's runtime: its database, its Celery app, and the thin adapters around its use cases.
+
+Every consumer follows the same path (STYLE.md rules 4 to 7): decode the envelope and the
+payload strictly; skip a message the inbox has seen; run the use case in one transaction
+with the inbox row and any outbox rows; publish the outbox after commit; retry transient
+errors with backoff and jitter; bury anything else in the dead-letter table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.contracts.catalog import (
+    EVENTS,
+    TaskSpec,
+    handle_event_task,
+    prune_messages_task,
+    subscriptions,
+)
+from shared.contracts.envelope import Envelope, load_envelope
+from shared.db.engine import Database
+from shared.db.uow import UnitOfWork
+from shared.messaging import deadletter, inbox
+from shared.messaging.app import event_publisher, make_celery
+from shared.messaging.errors import DomainError, is_transient, problem_reply
+from shared.messaging.outbox import prune_published, publish_pending
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], dict[str, Any]]
+QueryHandler = Callable[[Session, Envelope, dict[str, Any]], dict[str, Any]]
+EventHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], None]
+
+INBOX_RETENTION = timedelta(days=30)
+
+
+class PermanentMessageError(Exception):
+    """The message itself is unusable (malformed, unknown type): retrying cannot help."""
+
+
+def backoff_seconds(base: float, retries: int, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog), capped."""
+    return random.uniform(0, min(cap, base * 2**retries))
+
+
+class ServiceRuntime:
+    """Everything one service's worker process holds; built at start-up, never at import."""
+
+    def __init__(self, service: str, settings: Settings) -> None:
+        self.service = service
+        self.settings = settings
+        self.app: Celery = make_celery(settings, service)
+        self.publish = event_publisher(self.app)
+        self._db: Database | None = None
+        self._db_pid = 0
+        self._event_handlers: dict[str, EventHandler] = {}
+        self._register_event_task()
+        self._register_prune_task()
+
+    @property
+    def db(self) -> Database:
+        """This service's database; recreated after a fork so no connection is shared."""
+        if self._db is None or self._db_pid != os.getpid():
+            self._db = Database(self.settings.database_url(self.service))
+            self._db_pid = os.getpid()
+        return self._db
+
+    # -- registration -------------------------------------------------------------
+
+    def command(self, spec: TaskSpec) -> Callable[[CommandHandler], CommandHandler]:
+        """Register a command handler: one transaction, inbox-deduplicated, replies stored."""
+        self._check_spec(spec, "command")
+
+        def register(handler: CommandHandler) -> CommandHandler:
+            def body(envelope: Envelope) -> dict[str, Any]:
+                payload = self._load_payload(spec.payload, envelope)
+                return self._once(spec.name, envelope, lambda uow: handler(uow, envelope, payload))
+
+            self._task(spec.name, body, ignore_result=False)
+            return handler
+
+        return register
+
+    def query(self, spec: TaskSpec) -> Callable[[QueryHandler], QueryHandler]:
+        """Register a read-only query handler; its transaction is always rolled back."""
+        self._check_spec(spec, "query")
+
+        def register(handler: QueryHandler) -> QueryHandler:
+            def body(envelope: Envelope) -> dict[str, Any]:
+                payload = self._load_payload(spec.payload, envelope)
+                with self.db.uow() as uow:
+                    try:
+                        return handler(uow.session, envelope, payload)
+                    except DomainError as exc:
+                        return exc.reply()
+
+            self._task(spec.name, body, ignore_result=False)
+            return handler
+
+        return register
+
+    def on_event(self, event_name: str) -> Callable[[EventHandler], EventHandler]:
+        """Register this service's handler of one event it subscribes to."""
+        if event_name not in {e.name for e in subscriptions(self.service)}:
+            raise ValueError(f"{self.service} is not a subscriber of {event_name} in shared.contracts")
+
+        def register(handler: EventHandler) -> EventHandler:
+            self._event_handlers[event_name] = handler
+            return handler
+
+        return register
+
+    # -- the shared consumer path -----------------------------------------------------
+
+    def _check_spec(self, spec: TaskSpec, kind: str) -> None:
+        if spec.service != self.service or spec.kind != kind:
+            raise ValueError(f"{spec.name} is not a {kind} of {self.service}")
+
+    @staticmethod
+    def _load_payload(schema: type[Any], envelope: Envelope) -> dict[str, Any]:
+        try:
+            loaded: dict[str, Any] = schema().load(envelope.payload)
+        except ValidationError as exc:
+            raise PermanentMessageError(f"invalid {envelope.type} payload: {exc.messages}") from exc
+        return loaded
+
+    def _register_event_task(self) -> None:
+        def body(envelope: Envelope) -> dict[str, Any]:
+            handler = self._event_handlers.get(envelope.type)
+            if handler is None or envelope.type not in EVENTS:
+                raise PermanentMessageError(f"{self.service} has no handler for {envelope.type}")
+            payload = self._load_payload(EVENTS[envelope.type].payload, envelope)
+
+            def effect(uow: UnitOfWork) -> dict[str, Any]:
+                handler(uow, envelope, payload)
+                return {"handled": envelope.type}
+
+            return self._once(handle_event_task(self.service), envelope, effect)
+
+        self._task(handle_event_task(self.service), body, ignore_result=True)
+
+    def _register_prune_task(self) -> None:
+        def body(_envelope: Envelope) -> dict[str, Any]:
+            with self.db.uow() as uow:
+                handled = inbox.prune(uow.session, INBOX_RETENTION)
+                published = prune_published(uow.session, INBOX_RETENTION)
+                uow.commit()
+            return {"inbox": handled, "outbox": published}
+
+        self._task(prune_messages_task(self.service), body, ignore_result=True)
+
+    def _once(self, task_name: str, envelope: Envelope, effect: Callable[[UnitOfWork], dict[str, Any]]) -> Any:
+        """Run ``effect`` at most once per message id, with the inbox row in its transaction."""
+        with self.db.uow() as uow:
+            try:
+                seen = inbox.stored_result(uow.session, envelope.message_id)
+                if inbox.was_seen(seen):
+                    log.info("duplicate %s %s ignored", task_name, envelope.message_id)
+                    return seen
+                # Claim first: a concurrent duplicate waits here (PostgreSQL) or at BEGIN
+                # IMMEDIATE (SQLite) rather than doing the work twice.
+                inbox.record(uow.session, envelope.message_id, task_name, None)
+            except IntegrityError:
+                uow.rollback()
+                return inbox.stored_result(uow.session, envelope.message_id)
+            try:
+                reply = effect(uow)
+                inbox.set_result(uow.session, envelope.message_id, reply)
+            except DomainError as exc:
+                # A refusal is an answer too: record it (without the effects) so a
+                # redelivery gets the same answer.
+                uow.rollback()
+                reply = exc.reply()
+                try:
+                    inbox.record(uow.session, envelope.message_id, task_name, reply)
+                except IntegrityError:
+                    uow.rollback()
+                    return inbox.stored_result(uow.session, envelope.message_id)
+            self._maybe_fault(task_name)
+            uow.commit()
+            emitted = bool(uow.emitted)
+        if emitted:
+            self.flush_outbox()
+        return reply
+
+    def flush_outbox(self) -> None:
+        """Publish what this process just committed, without waiting for the relay."""
+        try:
+            with self.db.uow() as uow:
+                publish_pending(uow.session, self.publish)
+        except Exception:  # the relay will publish it; the effect is already committed
+            log.warning("outbox flush failed; the relay will publish", exc_info=True)
+
+    def _maybe_fault(self, task_name: str) -> None:
+        delay = self.settings.fault_sleep.get(task_name)
+        if delay:
+            log.warning("FAULT INJECTION: %s sleeping %.1fs before commit (pid %s)", task_name, delay, os.getpid())
+            time.sleep(delay)
+
+    def _task(self, name: str, body: Callable[[Envelope], dict[str, Any]], *, ignore_result: bool) -> None:
+        runtime = self
+
+        @self.app.task(name=name, bind=True, ignore_result=ignore_result, max_retries=None)
+        def task(self: Task, raw: dict[str, Any]) -> Any:
+            try:
+                envelope = load_envelope(raw)
+                return body(envelope)
+            except (ValidationError, PermanentMessageError) as exc:
+                runtime._bury(name, raw, f"permanent: {exc}", self.request.retries + 1)
+                return problem_reply(400, "malformed-message", str(exc))
+            except Exception as exc:
+                if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
+                    delay = backoff_seconds(runtime.settings.retry_backoff_seconds, self.request.retries)
+                    log.warning("%s transient failure, retry %d in %.2fs: %s", name, self.request.retries + 1, delay, exc)
+                    raise self.retry(exc=exc, countdown=delay) from exc
+                log.exception("%s failed for good; dead-lettered", name)
+                runtime._bury(name, raw, f"{type(exc).__name__}: {exc}", self.request.retries + 1)
+                return problem_reply(500, "internal-error", "The service could not complete the request.")
+
+    def _bury(self, task_name: str, raw: Any, error: str, attempts: int) -> None:
+        try:
+            with self.db.uow() as uow:
+                deadletter.bury(uow.session, task_name, raw, error, attempts)
+                uow.commit()
+        except Exception:
+            # Without a database we cannot even bury it: let the broker redeliver it later.
+            log.exception("could not dead-letter %s", task_name)
+            raise

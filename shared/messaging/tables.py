@@ -1,0 +1,48 @@
+"""The messaging tables every service keeps in its own database.
+
+Each service's Alembic migrations create these beside its own tables (the services'
+``env.py`` target both metadatas), so the outbox commits with the change it describes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, Uuid
+
+from shared.db.types import JSONType, UTCDateTime
+
+metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    metadata,
+    # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", Uuid, nullable=False, unique=True),
+    Column("event_type", String(100), nullable=False),
+    Column("envelope", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+)
+Index("ix_outbox_unpublished", outbox.c.seq, postgresql_where=outbox.c.published_at.is_(None))
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("message_id", Uuid, primary_key=True),
+    Column("task_name", String(120), nullable=False),
+    Column("result", JSONType, nullable=True),
+    Column("processed_at", UTCDateTime, nullable=False, index=True),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", Uuid, nullable=False, index=True),
+    Column("task_name", String(120), nullable=False),
+    Column("envelope", JSONType, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+)
