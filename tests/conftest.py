@@ -1,0 +1,145 @@
+"""Session-wide fixtures: real PostgreSQL and Redis, migrated databases, the running stack.
+
+Where the backing services come from, in order:
+1. ``PETTYCASH_TEST_POSTGRES_URL`` / ``PETTYCASH_TEST_REDIS_URL`` when set (``make test``
+   sets them to this machine's local services);
+2. containers started by testcontainers when a Docker engine answers;
+3. PostgreSQL and Redis on 127.0.0.1 at their default ports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shared.config import DATABASES, Settings, load_settings
+from shared.db.engine import Database
+from shared.db.migrate import upgrade
+from tests.support import Api, Stack, free_port
+
+DB_PREFIX = "pettycash_test_"
+REDIS_DB = 15
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def backing() -> Iterator[dict[str, str]]:
+    """Base URLs of the PostgreSQL server and the Redis server the tests run on."""
+    pg = os.environ.get("PETTYCASH_TEST_POSTGRES_URL")
+    rd = os.environ.get("PETTYCASH_TEST_REDIS_URL")
+    with ExitStack() as stack:
+        if not (pg and rd) and _docker_available():
+            from testcontainers.postgres import PostgresContainer
+            from testcontainers.redis import RedisContainer
+
+            postgres = stack.enter_context(PostgresContainer("postgres:16", driver="psycopg"))
+            redis_c = stack.enter_context(RedisContainer("redis:7"))
+            pg = pg or postgres.get_connection_url()
+            rd = rd or f"redis://{redis_c.get_container_host_ip()}:{redis_c.get_exposed_port(6379)}"
+        yield {
+            "postgres": pg or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+            "redis": (rd or "redis://127.0.0.1:6379").rstrip("/"),
+        }
+
+
+def _recreate_database(server_url: str, name: str) -> None:
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
+    """The environment every process of the test stack gets."""
+    server = make_url(backing["postgres"])
+    marker = "SERVICEMARKER"
+    template = server.set(database=DB_PREFIX + marker).render_as_string(hide_password=False).replace(marker, "{service}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PETTYCASH_")}
+    env.update(
+        PETTYCASH_ENV="test",
+        PETTYCASH_VAR_DIR=str(tmp_var),
+        PETTYCASH_DATABASE_URL=template,
+        PETTYCASH_BROKER_URL=f"{backing['redis']}/{REDIS_DB}",
+        PETTYCASH_GATEWAY_PORT=str(free_port()),
+        PETTYCASH_VISIBILITY_TIMEOUT="5",
+        PETTYCASH_RETRY_BACKOFF_SECONDS="0.05",
+        PETTYCASH_WORKER_CONCURRENCY="4",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str], backing: dict[str, str]) -> Settings:
+    """Fresh, migrated databases and an empty Redis database; the settings that point at them."""
+    server = backing["postgres"]
+    for name in DATABASES:
+        _recreate_database(server, DB_PREFIX + name)
+    cfg = load_settings(test_env)
+    for name in DATABASES:
+        upgrade(f"services.{name}", cfg.database_url(name))
+    redis.Redis.from_url(cfg.broker_url).flushdb()
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def dbs(settings: Settings) -> Iterator[dict[str, Database]]:
+    """Direct handles on every database, for test setup and as the oracle of assertions."""
+    handles = {name: Database(settings.database_url(name)) for name in DATABASES}
+    yield handles
+    for db in handles.values():
+        db.dispose()
+
+
+@pytest.fixture(scope="session")
+def tokens(dbs: dict[str, Database]) -> dict[str, str]:
+    """Bearer tokens of the demo users, by username."""
+    from services.gateway import identity
+
+    with dbs["gateway"].uow() as uow:
+        created = identity.seed_demo(uow.session)
+        uow.commit()
+    assert created, "the test gateway database should start empty"
+    return created
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings, test_env: dict[str, str], tmp_var: Path, tokens: dict[str, str]) -> Iterator[Stack]:
+    """The whole system: four workers, the relay and the gateway, as separate processes."""
+    log_dir = tmp_var / "logs"
+    log_dir.mkdir(exist_ok=True)
+    running = Stack(dict(test_env), log_dir).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def api(stack: Stack) -> Api:
+    return Api(stack.base_url)
+

@@ -1,0 +1,181 @@
+"""Test plumbing: the real backing services, the real processes, and an HTTP client.
+
+Nothing here fakes the system under test: databases are PostgreSQL, the broker is Redis,
+and every worker, relay and gateway is a separate ``python -m pettycash`` process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll until ``predicate`` returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Proc:
+    """A ``python -m pettycash`` child process in its own process group, logging to a file."""
+
+    name: str
+    args: list[str]
+    env: Mapping[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "pettycash", *self.args],
+            env=dict(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+        log.close()
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, marker: str, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            return marker in self.log()
+
+        wait_for(ready, timeout, 0.1, f"{self.name} to log {marker!r}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.signal(signal.SIGKILL)
+        self.process.wait()
+
+
+WORKER_READY = "ready."
+
+
+def start_worker(service: str, env: Mapping[str, str], log_dir: Path, suffix: str = "") -> Proc:
+    proc = Proc(f"worker-{service}{suffix}", ["worker", service], env, log_dir / f"worker-{service}{suffix}.log")
+    return proc.start()
+
+
+@dataclass
+class Stack:
+    """Every role of the system, started as separate processes on PostgreSQL and Redis."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PETTYCASH_GATEWAY_PORT']}"
+
+    def start(self, services: tuple[str, ...] = ("requisition", "approval", "payment", "ledger")) -> Stack:
+        for service in services:
+            self.procs.append(start_worker(service, self.env, self.log_dir))
+        self.procs.append(Proc("relay", ["relay"], self.env, self.log_dir / "relay.log").start())
+        gateway = Proc("gateway", ["gateway", "--workers", "1", "--threads", "16"], self.env, self.log_dir / "gateway.log")
+        self.procs.append(gateway.start())
+        for proc in self.procs:
+            if proc.name.startswith("worker-"):
+                proc.wait_ready(WORKER_READY)
+        wait_for(lambda: _http_ok(f"{self.base_url}/healthz"), 30, 0.1, "the gateway")
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class Api:
+    """A thin HTTP client for the gateway, one bearer token per call."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.http.request(method, self.base_url + path, headers=headers, timeout=30, **kwargs)
+
+    def post(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, token, **kwargs)
+
+    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, token, **kwargs)
+
+
+def requisition_body(**overrides: Any) -> dict[str, Any]:
+    """A valid requisition body with a unique purpose (a random reference for lookups)."""
+    body: dict[str, Any] = {
+        "branch": "NBO-CBD",
+        "amount": {"minor_units": 125_000, "currency": "KES"},
+        "category": "fuel",
+        "purpose": f"Generator diesel {uuid.uuid4().hex[:12]}",
+        "payee": {"name": "Shell Moi Avenue", "method": "cash"},
+    }
+    body.update(overrides)
+    return body
+
+
+def scalar(db: Any, sql: str, **params: Any) -> Any:
+    """One value from a read-only query against a service's database (a test oracle)."""
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
