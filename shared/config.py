@@ -117,8 +117,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     else:
         # Retries are scheduled well below this, so a message is only redelivered when the
         # worker holding it is gone (Celery's Redis guide: ETA/countdown < visibility).
+        visibility = _int(environ, "PETTYCASH_VISIBILITY_TIMEOUT", 300)
         transport_options = {
-            "visibility_timeout": _int(environ, "PETTYCASH_VISIBILITY_TIMEOUT", 300),
+            "visibility_timeout": visibility,
+            # Sweep for messages of dead workers often enough that a redelivery takes about
+            # one visibility timeout, not kombu's default of ten sweeps of ten seconds.
+            "unacked_restore_interval": max(1, min(10, visibility // 2)),
+            "unacked_restore_throttle": 1,
         }
         default_backend = broker_url
     result_backend = environ.get("PETTYCASH_RESULT_BACKEND", "") or default_backend

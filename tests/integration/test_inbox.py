@@ -1,0 +1,70 @@
+"""The inbox: a message delivered twice has one effect."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from shared.config import Settings
+from shared.contracts import catalog
+from shared.contracts.envelope import Envelope
+from shared.messaging.app import make_celery, send_command
+from tests.support import Api, Stack, requisition_body, scalar, wait_for
+
+
+def _outbox_envelope(dbs: Any, event: str, requisition_id: str) -> dict[str, Any]:
+    with dbs["requisition"].engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = conn.execute(text("SELECT envelope FROM outbox WHERE event_type = :t"), {"t": event}).scalars()
+        return next(e for e in rows if e["payload"]["requisition_id"] == requisition_id)
+
+
+def test_a_redelivered_event_opens_one_approval_case(
+    api: Api, tokens: dict[str, str], dbs: Any, stack: Stack, settings: Settings
+) -> None:
+    created = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body())
+    requisition_id = created.json()["id"]
+    wait_for(lambda: api.get(created.headers["Location"], tokens["alice"]).json()["status"] == "pending_approval")
+
+    # The very message the outbox published, delivered twice more.
+    envelope = _outbox_envelope(dbs, "RequisitionSubmitted", requisition_id)
+    app: Celery = make_celery(settings, "test")
+    for _ in range(2):
+        app.send_task(catalog.handle_event_task("approval"), args=[envelope], queue="approval")
+    worker_log = next(p for p in stack.procs if p.name == "worker-approval")
+    wait_for(lambda: worker_log.log().count(f"duplicate approval.handle_event {envelope['message_id']}") == 2, 10)
+
+    assert scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id) == 1
+    assert scalar(dbs["approval"], "SELECT count(*) FROM inbox WHERE message_id = :m", m=envelope["message_id"]) == 1
+    assert scalar(dbs["approval"], "SELECT count(*) FROM outbox WHERE event_type = 'ApprovalCaseOpened'") == scalar(
+        dbs["approval"], "SELECT count(*) FROM approval_cases"
+    )
+    history = scalar(dbs["requisition"], "SELECT count(*) FROM requisition_history WHERE requisition_id = :r", r=requisition_id)
+    assert history == 2  # submitted, routed: nothing twice
+
+
+def test_a_command_sent_twice_creates_one_requisition_and_answers_the_same(
+    dbs: Any, stack: Stack, settings: Settings
+) -> None:
+    with dbs["gateway"].engine.connect() as conn:
+        from sqlalchemy import text
+
+        branch = conn.execute(text("SELECT id, region_id FROM branches WHERE code = 'NBO-CBD'")).one()
+        alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
+    body = requisition_body()
+    del body["branch"]
+    payload = dict(body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch")
+    actor = {"user_id": str(alice), "username": "alice", "roles": ["staff"], "branch_ids": [str(branch.id)], "region_ids": []}
+    envelope = Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
+    app = make_celery(settings, "test")
+
+    first = app.AsyncResult(send_command(app, catalog.SUBMIT_REQUISITION, envelope)).get(timeout=10)
+    again = app.send_task(catalog.SUBMIT_REQUISITION.name, args=[envelope], queue="requisition", task_id=str(uuid.uuid4()))
+    second = again.get(timeout=10)
+
+    assert first["status"] == 201
+    assert second == first
+    assert scalar(dbs["requisition"], "SELECT count(*) FROM requisitions WHERE purpose = :p", p=body["purpose"]) == 1
