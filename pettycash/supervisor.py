@@ -7,6 +7,7 @@ supervisor die without cleaning up (PR_SET_PDEATHSIG), so no orphan outlives a r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -25,10 +26,9 @@ PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    try:
+    # Not Linux (no libc.so.6): the supervisor's own stop path still applies.
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not Linux: the supervisor's own stop path still applies
-        pass
 
 
 @dataclass
@@ -62,10 +62,8 @@ def stop_all(children: list[Child]) -> None:
             _signal_group(child.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for child in children:
         # Kill the group even if its leader exited: its own children may linger.
         _signal_group(child.process.pid, signal.SIGKILL)
@@ -74,10 +72,8 @@ def stop_all(children: list[Child]) -> None:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def is_up(url: str) -> bool:

@@ -9,7 +9,9 @@ with URLs set, the same code runs on PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +88,18 @@ def _fault_sleep(raw: str) -> dict[str, float]:
     return faults
 
 
+def _local_secret(env: str, var_dir: Path) -> str:
+    """Outside production, a random key kept in the var dir, so no secret lives in code."""
+    if env == "production":
+        raise ConfigError("PETTYCASH_SECRET_KEY is required in production")
+    path = var_dir / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with suppress(FileExistsError), os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment (``os.environ`` unless given)."""
     environ = os.environ if environ is None else environ
@@ -128,11 +142,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         default_backend = broker_url
     result_backend = environ.get("PETTYCASH_RESULT_BACKEND", "") or default_backend
 
-    secret_key = environ.get("PETTYCASH_SECRET_KEY", "")
-    if not secret_key:
-        if env == "production":
-            raise ConfigError("PETTYCASH_SECRET_KEY is required in production")
-        secret_key = "development-only-secret"
+    secret_key = environ.get("PETTYCASH_SECRET_KEY", "") or _local_secret(env, var_dir)
 
     return Settings(
         env=env,

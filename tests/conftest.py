@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -79,7 +78,9 @@ def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
     """The environment every process of the test stack gets."""
     server = make_url(backing["postgres"])
     marker = "SERVICEMARKER"
-    template = server.set(database=DB_PREFIX + marker).render_as_string(hide_password=False).replace(marker, "{service}")
+    template = (
+        server.set(database=DB_PREFIX + marker).render_as_string(hide_password=False).replace(marker, "{service}")
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETTYCASH_")}
     env.update(
         PETTYCASH_ENV="test",
@@ -139,7 +140,6 @@ def stack(settings: Settings, test_env: dict[str, str], tmp_var: Path, tokens: d
     running.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def api(stack: Stack) -> Api:
     return Api(stack.base_url)
-

@@ -6,6 +6,7 @@ and every worker, relay and gateway is a separate ``python -m pettycash`` proces
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -29,7 +30,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """Poll until ``predicate`` returns something truthy; fail the test after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -53,7 +56,7 @@ class Proc:
 
     def start(self) -> Proc:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "pettycash", *self.args],
             env=dict(self.env),
             stdout=log,
@@ -78,20 +81,16 @@ class Proc:
 
     def signal(self, sig: signal.Signals) -> None:
         assert self.process is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None:
             return
         if self.process.poll() is None:
             self.signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self.signal(signal.SIGKILL)
         self.process.wait()
 
@@ -120,7 +119,9 @@ class Stack:
         for service in services:
             self.procs.append(start_worker(service, self.env, self.log_dir))
         self.procs.append(Proc("relay", ["relay"], self.env, self.log_dir / "relay.log").start())
-        gateway = Proc("gateway", ["gateway", "--workers", "1", "--threads", "16"], self.env, self.log_dir / "gateway.log")
+        gateway = Proc(
+            "gateway", ["gateway", "--workers", "1", "--threads", "16"], self.env, self.log_dir / "gateway.log"
+        )
         self.procs.append(gateway.start())
         for proc in self.procs:
             if proc.name.startswith("worker-"):

@@ -21,9 +21,7 @@ from shared.messaging.errors import NotFound, ok_reply
 
 def open_case(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """Route a submitted requisition to its tier and announce the open case."""
-    existing = uow.session.scalar(
-        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"])
-    )
+    existing = uow.session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]))
     if existing is not None:
         return  # a second RequisitionSubmitted for the same requisition opens nothing
     amount = payload["amount"]

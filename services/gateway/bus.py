@@ -32,8 +32,14 @@ class Bus:
             value: dict[str, Any] = result.result
             return value
         if result.state == "FAILURE":
-            return {"status": 500, "problem": {"type": "internal-error", "title": "internal error",
-                                               "detail": "The service could not complete the request."}}
+            return {
+                "status": 500,
+                "problem": {
+                    "type": "internal-error",
+                    "title": "internal error",
+                    "detail": "The service could not complete the request.",
+                },
+            }
         return None
 
     def wait(self, message_ids: list[str], timeout: float) -> list[dict[str, Any] | None]:
@@ -52,7 +58,9 @@ class Bus:
                 return replies
             time.sleep(self.poll_seconds)
 
-    def call(self, spec: TaskSpec, payload: dict[str, Any], actor: dict[str, Any], timeout: float) -> tuple[str, dict[str, Any] | None]:
+    def call(
+        self, spec: TaskSpec, payload: dict[str, Any], actor: dict[str, Any], timeout: float
+    ) -> tuple[str, dict[str, Any] | None]:
         """Send and wait: the message id and its reply (None if it did not come in time)."""
         message_id = self.send(spec, payload, actor)
         return message_id, self.wait([message_id], timeout)[0]

@@ -15,7 +15,7 @@ from services.gateway.models import ApiToken, Branch, Membership, Region, User, 
 from shared.contracts.roles import ROLES
 from shared.db.types import utcnow
 
-TOKEN_PREFIX = "pc_"
+TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
 
 
 def hash_token(token: str) -> str:

@@ -24,9 +24,7 @@ from shared.messaging.errors import Conflict, Forbidden, NotFound, ok_reply
 def _next_voucher_seq(session: Session, branch_id: str) -> int:
     """Bump the branch's counter in this transaction: a rollback returns the number (gap-free)."""
     dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
-    session.execute(
-        dialect_insert(VoucherSequence).values(branch_id=branch_id, last_no=0).on_conflict_do_nothing()
-    )
+    session.execute(dialect_insert(VoucherSequence).values(branch_id=branch_id, last_no=0).on_conflict_do_nothing())
     seq = session.execute(
         update(VoucherSequence)
         .where(VoucherSequence.branch_id == branch_id)
@@ -36,7 +34,9 @@ def _next_voucher_seq(session: Session, branch_id: str) -> int:
     return int(seq)
 
 
-def _record(session: Session, req: Requisition, envelope: Envelope, action: str, before: str | None, comment: str = "") -> None:
+def _record(
+    session: Session, req: Requisition, envelope: Envelope, action: str, *, before: str | None, comment: str = ""
+) -> None:
     session.add(
         HistoryEntry(
             requisition_id=req.id,
@@ -87,7 +87,9 @@ def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
     )
     session.add(req)
     session.flush()
-    _record(session, req, envelope, "submitted", None, payload["urgency_reason"] if payload["urgent"] else "")
+    _record(
+        session, req, envelope, "submitted", before=None, comment=payload["urgency_reason"] if payload["urgent"] else ""
+    )
     uow.emit(
         envelope.caused(
             REQUISITION_SUBMITTED.name,
@@ -119,9 +121,7 @@ def get_requisition(session: Session, envelope: Envelope, payload: dict[str, Any
     """One requisition with its history, if the actor's scope covers its branch."""
     req = _load_visible(session, payload["id"], envelope.actor)
     history = list(
-        session.scalars(
-            select(HistoryEntry).where(HistoryEntry.requisition_id == req.id).order_by(HistoryEntry.id)
-        )
+        session.scalars(select(HistoryEntry).where(HistoryEntry.requisition_id == req.id).order_by(HistoryEntry.id))
     )
     return ok_reply(200, requisition_body(req, history))
 
@@ -139,4 +139,4 @@ def on_approval_case_opened(uow: UnitOfWork, envelope: Envelope, payload: dict[s
     req.approval_case_id = payload["case_id"]
     req.tier = payload["tier"]
     req.updated_at = utcnow()
-    _record(uow.session, req, envelope, "routed", before, f"tier {payload['tier']}")
+    _record(uow.session, req, envelope, "routed", before=before, comment=f"tier {payload['tier']}")

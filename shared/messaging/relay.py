@@ -49,8 +49,7 @@ def relay_loop(settings: Settings, service: str, stop: threading.Event, batch_si
 def run_relays(settings: Settings, services: Iterable[str], stop: threading.Event) -> None:
     """Relay several services' outboxes from one process, one thread each."""
     threads = [
-        threading.Thread(target=relay_loop, args=(settings, s, stop), name=f"relay-{s}", daemon=True)
-        for s in services
+        threading.Thread(target=relay_loop, args=(settings, s, stop), name=f"relay-{s}", daemon=True) for s in services
     ]
     for thread in threads:
         thread.start()

@@ -52,7 +52,7 @@ class PermanentMessageError(Exception):
 
 def backoff_seconds(base: float, retries: int, cap: float = 60.0) -> float:
     """Exponential backoff with full jitter (AWS architecture blog), capped."""
-    return random.uniform(0, min(cap, base * 2**retries))
+    return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not a secret
 
 
 class ServiceRuntime:
@@ -223,7 +223,9 @@ class ServiceRuntime:
             except Exception as exc:
                 if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
                     delay = backoff_seconds(runtime.settings.retry_backoff_seconds, self.request.retries)
-                    log.warning("%s transient failure, retry %d in %.2fs: %s", name, self.request.retries + 1, delay, exc)
+                    log.warning(
+                        "%s transient failure, retry %d in %.2fs: %s", name, self.request.retries + 1, delay, exc
+                    )
                     raise self.retry(exc=exc, countdown=delay) from exc
                 log.exception("%s failed for good; dead-lettered", name)
                 runtime._bury(name, raw, f"{type(exc).__name__}: {exc}", self.request.retries + 1)

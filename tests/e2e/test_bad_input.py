@@ -26,7 +26,11 @@ BAD_BODIES = {
     "malformed json": ('{"branch": "NBO-CBD", "amount": ', "invalid-request", None),
     "not an object": ("[1, 2, 3]", "invalid-request", None),
     "unknown field": (_with(approved_by="me"), "invalid-request", "approved_by"),
-    "unknown nested field": (_with(amount={"minor_units": 100, "currency": "KES", "fx": 1}), "invalid-request", "amount"),
+    "unknown nested field": (
+        _with(amount={"minor_units": 100, "currency": "KES", "fx": 1}),
+        "invalid-request",
+        "amount",
+    ),
     "negative amount": (_with(amount={"minor_units": -500, "currency": "KES"}), "invalid-request", "amount"),
     "zero amount": (_with(amount={"minor_units": 0, "currency": "KES"}), "invalid-request", "amount"),
     "fractional amount": (_with(amount={"minor_units": 12.5, "currency": "KES"}), "invalid-request", "amount"),
@@ -55,9 +59,7 @@ def test_bad_body_is_refused_with_a_problem_and_nothing_stored(
     raw, problem_type, field = BAD_BODIES[case]
     before = scalar(dbs["requisition"], "SELECT count(*) FROM requisitions")
 
-    response = api.post(
-        "/api/v1/requisitions", tokens["alice"], data=raw, headers={"Content-Type": "application/json"}
-    )
+    response = api.post("/api/v1/requisitions", tokens["alice"], data=raw, headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400, response.text
     assert response.headers["Content-Type"] == PROBLEM

@@ -34,12 +34,18 @@ def test_submitted_requisition_reaches_the_approval_service(api: Api, tokens: di
     assert shown["approval"]["tier"] == "T1"  # KES 1,250.00 is within T1 (up to 10,000)
     assert [h["action"] for h in shown["history"]] == ["submitted", "routed"]
     # The approval service's own table holds exactly one case for it.
-    cases = scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :id", id=requisition["id"])
+    cases = scalar(
+        dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :id", id=requisition["id"]
+    )
     assert cases == 1
 
 
 def test_tier_follows_the_amount(api: Api, tokens: dict[str, str]) -> None:
-    big = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body(amount={"minor_units": 30_000_00, "currency": "KES"}))
+    big = api.post(
+        "/api/v1/requisitions",
+        tokens["alice"],
+        json=requisition_body(amount={"minor_units": 30_000_00, "currency": "KES"}),
+    )
     assert big.status_code == 201, big.text
     shown = wait_for(lambda: _routed(api, tokens["alice"], big.headers["Location"]), 10, what="routing")
     assert shown["approval"]["tier"] == "T2"

@@ -18,8 +18,14 @@ from tests.support import ROOT, Stack, scalar, wait_for
 
 
 def _pettycash(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "pettycash", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    done = subprocess.run(
+        [sys.executable, "-m", "pettycash", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -51,11 +57,15 @@ def test_a_poison_message_is_dead_lettered_and_listed(
     make_celery(settings, "test").send_task(catalog.handle_event_task("approval"), args=[poison], queue="approval")
 
     wait_for(
-        lambda: scalar(dbs["approval"], "SELECT count(*) FROM dead_letters WHERE message_id = :m", m=poison["message_id"]),
+        lambda: scalar(
+            dbs["approval"], "SELECT count(*) FROM dead_letters WHERE message_id = :m", m=poison["message_id"]
+        ),
         10,
         what="the dead letter",
     )
-    listed = [json.loads(line) for line in _pettycash(test_env, "deadletters", "list", "--service", "approval").splitlines()]
+    listed = [
+        json.loads(line) for line in _pettycash(test_env, "deadletters", "list", "--service", "approval").splitlines()
+    ]
     mine = [d for d in listed if d["message_id"] == poison["message_id"]]
     assert len(mine) == 1
     assert mine[0]["task_name"] == "approval.handle_event"
@@ -85,15 +95,24 @@ def test_a_replayed_dead_letter_takes_effect_once(stack: Stack, dbs: Any, test_e
     out = _pettycash(test_env, "deadletters", "replay", "--service", "approval", str(dead_id))
     assert f"replayed {dead_id}" in out
     wait_for(
-        lambda: scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id),
+        lambda: scalar(
+            dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id
+        ),
         10,
         what="the replayed event's effect",
     )
     # A second replay of the same dead letter is refused: it was replayed already.
-    again = subprocess.run(  # noqa: S603
+    again = subprocess.run(
         [sys.executable, "-m", "pettycash", "deadletters", "replay", "--service", "approval", str(dead_id)],
-        env=test_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=test_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert again.returncode != 0
     assert "no unreplayed dead letter" in again.stderr
-    assert scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id) == 1
+    assert (
+        scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id) == 1
+    )

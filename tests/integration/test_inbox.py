@@ -37,12 +37,16 @@ def test_a_redelivered_event_opens_one_approval_case(
     worker_log = next(p for p in stack.procs if p.name == "worker-approval")
     wait_for(lambda: worker_log.log().count(f"duplicate approval.handle_event {envelope['message_id']}") == 2, 10)
 
-    assert scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id) == 1
+    assert (
+        scalar(dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :r", r=requisition_id) == 1
+    )
     assert scalar(dbs["approval"], "SELECT count(*) FROM inbox WHERE message_id = :m", m=envelope["message_id"]) == 1
     assert scalar(dbs["approval"], "SELECT count(*) FROM outbox WHERE event_type = 'ApprovalCaseOpened'") == scalar(
         dbs["approval"], "SELECT count(*) FROM approval_cases"
     )
-    history = scalar(dbs["requisition"], "SELECT count(*) FROM requisition_history WHERE requisition_id = :r", r=requisition_id)
+    history = scalar(
+        dbs["requisition"], "SELECT count(*) FROM requisition_history WHERE requisition_id = :r", r=requisition_id
+    )
     assert history == 2  # submitted, routed: nothing twice
 
 
@@ -56,13 +60,23 @@ def test_a_command_sent_twice_creates_one_requisition_and_answers_the_same(
         alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
     body = requisition_body()
     del body["branch"]
-    payload = dict(body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch")
-    actor = {"user_id": str(alice), "username": "alice", "roles": ["staff"], "branch_ids": [str(branch.id)], "region_ids": []}
+    payload = dict(
+        body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch"
+    )
+    actor = {
+        "user_id": str(alice),
+        "username": "alice",
+        "roles": ["staff"],
+        "branch_ids": [str(branch.id)],
+        "region_ids": [],
+    }
     envelope = Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
     app = make_celery(settings, "test")
 
     first = app.AsyncResult(send_command(app, catalog.SUBMIT_REQUISITION, envelope)).get(timeout=10)
-    again = app.send_task(catalog.SUBMIT_REQUISITION.name, args=[envelope], queue="requisition", task_id=str(uuid.uuid4()))
+    again = app.send_task(
+        catalog.SUBMIT_REQUISITION.name, args=[envelope], queue="requisition", task_id=str(uuid.uuid4())
+    )
     second = again.get(timeout=10)
 
     assert first["status"] == 201

@@ -25,8 +25,16 @@ def _submit_envelope(dbs: Any) -> dict[str, Any]:
         alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
     body = requisition_body()
     del body["branch"]
-    payload = dict(body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch")
-    actor = {"user_id": str(alice), "username": "alice", "roles": ["staff"], "branch_ids": [str(branch.id)], "region_ids": []}
+    payload = dict(
+        body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch"
+    )
+    actor = {
+        "user_id": str(alice),
+        "username": "alice",
+        "roles": ["staff"],
+        "branch_ids": [str(branch.id)],
+        "region_ids": [],
+    }
     return Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
 
 
