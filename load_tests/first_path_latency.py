@@ -18,12 +18,13 @@ import uuid
 from datetime import UTC, datetime
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import Uuid, column, select, table
 
 from shared.config import load_settings
 from shared.db.engine import Database
+from shared.db.types import UTCDateTime
 
-OPENED_AT = text("SELECT opened_at FROM approval_cases WHERE requisition_id = :r")
+CASES = table("approval_cases", column("requisition_id", Uuid()), column("opened_at", UTCDateTime()))
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -63,16 +64,12 @@ def main() -> None:
         opened = None
         while opened is None and time.monotonic() < deadline:
             with approval.engine.connect() as conn:
-                opened = conn.execute(
-                    text("SELECT opened_at FROM approval_cases WHERE requisition_id = :r"),
-                    {"r": uuid.UUID(requisition_id)},
-                ).scalar()
+                query = select(CASES.c.opened_at).where(CASES.c.requisition_id == uuid.UUID(requisition_id))
+                opened = conn.execute(query).scalar()
             if opened is None:
                 time.sleep(0.005)
         if opened is None:
             raise SystemExit(f"no approval case for {requisition_id} after 30 s")
-        if opened.tzinfo is None:
-            opened = opened.replace(tzinfo=UTC)
         lags.append((opened - sent_at).total_seconds() * 1000)
 
     mode = "embedded" if settings.embedded else "redis+postgresql"

@@ -35,6 +35,8 @@ def make_celery(settings: Settings, name: str) -> Celery:
         "worker_hijack_root_logger": False,
         "enable_utc": True,
     }
+    if settings.embedded:
+        conf["broker_transport"] = "shared.messaging.fs_transport:Transport"
     if settings.result_backend.startswith("db+sqlite"):
         conf["database_engine_options"] = {"connect_args": {"timeout": 30}}
         conf["database_create_tables_at_setup"] = True
