@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from pettycash.components import build_runtime, migrate_all
-from shared.config import SERVICES, load_settings
+from shared.config import DATABASES, SERVICES, load_settings
 from shared.contracts.roles import ROLES
 
 
@@ -83,9 +83,9 @@ def worker(service: str, concurrency: int | None, pool: str) -> None:
 
 
 @main.command()
-@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+@click.argument("services", nargs=-1, type=click.Choice(DATABASES))
 def relay(services: tuple[str, ...]) -> None:
-    """Publish committed outbox events (all services' unless named)."""
+    """Publish committed outbox messages (every database's unless named)."""
     from shared.messaging.relay import run_relays
 
     stop = threading.Event()
@@ -95,7 +95,7 @@ def relay(services: tuple[str, ...]) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    run_relays(load_settings(), services or SERVICES, stop)
+    run_relays(load_settings(), services or DATABASES, stop)
 
 
 @main.command()

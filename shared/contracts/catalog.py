@@ -12,9 +12,11 @@ from typing import Literal
 
 from marshmallow import Schema
 
+from shared.contracts import ledger as lg
 from shared.contracts import payloads as p
+from shared.contracts import payment as pm
 
-Kind = Literal["command", "query", "maintenance"]
+Kind = Literal["command", "query", "maintenance", "job"]
 
 
 @dataclass(frozen=True)
@@ -58,18 +60,76 @@ def prune_messages_task(service: str) -> str:
     return f"{service}.prune_messages"
 
 
+# -- requisition ---------------------------------------------------------------------
 SUBMIT_REQUISITION = TaskSpec("requisition.submit_requisition", "command", p.SubmitRequisitionPayload)
+UPDATE_REQUISITION = TaskSpec("requisition.update_requisition", "command", p.DraftEditPayload)
+SUBMIT_DRAFT = TaskSpec("requisition.submit_draft", "command", p.RequisitionActionPayload)
+CANCEL_REQUISITION = TaskSpec("requisition.cancel_requisition", "command", p.RequisitionActionPayload)
+ATTACH_RECEIPT = TaskSpec("requisition.attach_receipt", "command", p.AttachReceiptPayload)
+SET_CAPS = TaskSpec("requisition.set_caps", "command", p.SetCapsPayload)
 GET_REQUISITION = TaskSpec("requisition.get_requisition", "query", p.ByIdPayload)
+LIST_REQUISITIONS = TaskSpec("requisition.list_requisitions", "query", p.ListRequisitionsPayload)
+GET_CAPS = TaskSpec("requisition.get_caps", "query", p.NoPayload)
+LIST_ALERTS = TaskSpec("requisition.list_alerts", "query", p.InboxPayload)
+EXPIRE_REQUISITIONS = TaskSpec("requisition.expire_requisitions", "maintenance", p.MaintenancePayload)
+
+# -- approval ------------------------------------------------------------------------
+RECORD_DECISION = TaskSpec("approval.record_decision", "command", p.DecisionPayload)
+SET_POLICY = TaskSpec("approval.set_policy", "command", p.PolicySchema)
 GET_APPROVAL_CASE = TaskSpec("approval.get_approval_case", "query", p.ByIdPayload)
+LIST_INBOX = TaskSpec("approval.list_inbox", "query", p.InboxPayload)
+GET_POLICY = TaskSpec("approval.get_policy", "query", p.NoPayload)
+ESCALATE_OVERDUE = TaskSpec("approval.escalate_overdue", "maintenance", p.MaintenancePayload)
 
-TASKS: tuple[TaskSpec, ...] = (SUBMIT_REQUISITION, GET_REQUISITION, GET_APPROVAL_CASE)
+# -- ledger --------------------------------------------------------------------------
+OPEN_FLOAT = TaskSpec("ledger.open_float", "command", lg.OpenFloatPayload)
+REQUEST_REPLENISHMENT = TaskSpec("ledger.request_replenishment", "command", lg.RequestReplenishmentPayload)
+DECIDE_REPLENISHMENT = TaskSpec("ledger.decide_replenishment", "command", lg.DecideReplenishmentPayload)
+GET_FLOAT_STATUS = TaskSpec("ledger.get_float_status", "query", lg.BranchPayload)
+LIST_FLOATS = TaskSpec("ledger.list_floats", "query", p.NoPayload)
+GET_TRIAL_BALANCE = TaskSpec("ledger.get_trial_balance", "query", p.NoPayload)
 
+# -- payment -------------------------------------------------------------------------
+ENROLL_OTP = TaskSpec("payment.enroll_otp", "command", p.NoPayload)
+ACTIVATE_OTP = TaskSpec("payment.activate_otp", "command", pm.OtpCodePayload)
+EXECUTE_PAYMENT = TaskSpec("payment.execute_payment", "command", pm.ExecutePaymentPayload)
+DISBURSE_PAYMENT = TaskSpec("payment.disburse_payment", "job", pm.PaymentIdPayload)
+GET_PAYMENT = TaskSpec("payment.get_payment", "query", pm.RequisitionRefPayload)
+RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.MaintenancePayload)
+
+TASKS: tuple[TaskSpec, ...] = tuple(v for v in list(globals().values()) if isinstance(v, TaskSpec))
+
+# -- events --------------------------------------------------------------------------
 REQUISITION_SUBMITTED = EventSpec("RequisitionSubmitted", p.RequisitionSubmittedPayload, ("approval",))
 APPROVAL_CASE_OPENED = EventSpec("ApprovalCaseOpened", p.ApprovalCaseOpenedPayload, ("requisition",))
+APPROVAL_STEP_COMPLETED = EventSpec("ApprovalStepCompleted", p.ApprovalStepCompletedPayload, ("requisition",))
+REQUISITION_APPROVED = EventSpec(
+    "RequisitionApproved", p.RequisitionApprovedPayload, ("requisition", "ledger", "payment")
+)
+REQUISITION_REJECTED = EventSpec("RequisitionRejected", p.RequisitionRejectedPayload, ("requisition",))
+CHANGES_REQUESTED = EventSpec("ChangesRequested", p.ChangesRequestedPayload, ("requisition",))
+URGENCY_REVERTED = EventSpec("UrgencyReverted", p.UrgencyRevertedPayload, ("requisition",))
+APPROVAL_ESCALATED = EventSpec("ApprovalEscalated", p.ApprovalEscalatedPayload, ("requisition",))
+REQUISITION_CANCELLED = EventSpec("RequisitionCancelled", p.RequisitionClosedPayload, ("approval", "ledger", "payment"))
+REQUISITION_EXPIRED = EventSpec("RequisitionExpired", p.RequisitionClosedPayload, ("approval",))
+USER_DIRECTORY_UPDATED = EventSpec("UserDirectoryUpdated", p.UserDirectoryUpdatedPayload, ("approval",))
+ALERT_RAISED = EventSpec("AlertRaised", p.AlertRaisedPayload, ("requisition",))
+FUNDS_RESERVED = EventSpec("FundsReserved", lg.FundsReservedPayload, ("requisition", "payment"))
+FUNDS_AWAITED = EventSpec("FundsAwaited", lg.FundsAwaitedPayload, ("requisition",))
+PAYMENT_STARTED = EventSpec("PaymentStarted", pm.PaymentStartedPayload, ("requisition",))
+PAYMENT_COMPLETED = EventSpec("PaymentCompleted", pm.PaymentCompletedPayload, ("requisition", "ledger"))
+PAYMENT_FAILED = EventSpec("PaymentFailed", pm.PaymentFailedPayload, ("requisition", "ledger"))
 
-EVENTS: dict[str, EventSpec] = {e.name: e for e in (REQUISITION_SUBMITTED, APPROVAL_CASE_OPENED)}
+EVENTS: dict[str, EventSpec] = {e.name: e for e in list(globals().values()) if isinstance(e, EventSpec)}
 
 TASKS_BY_NAME: dict[str, TaskSpec] = {t.name: t for t in TASKS}
+
+# Periodic tasks and their period in seconds (Celery beat sends them with a system envelope).
+SCHEDULE: tuple[tuple[TaskSpec, float], ...] = (
+    (ESCALATE_OVERDUE, 60.0),
+    (EXPIRE_REQUISITIONS, 300.0),
+    (RECONCILE_PAYMENTS, 30.0),
+)
 
 
 def task_routes() -> dict[str, dict[str, str]]:

@@ -70,7 +70,7 @@ class ByIdPayload(Schema):
 
 
 class RequisitionSubmittedPayload(Schema):
-    """Event: a requisition entered the approval process."""
+    """Event: a requisition entered (or, after changes, re-entered) the approval process."""
 
     requisition_id = fields.UUID(required=True)
     voucher_no = fields.String(required=True)
@@ -78,9 +78,14 @@ class RequisitionSubmittedPayload(Schema):
     region_id = fields.String(required=True)
     origin = fields.String(required=True, validate=validate.OneOf(ORIGINS))
     requester_id = fields.String(required=True)
+    requester_name = fields.String(load_default="")
     amount = fields.Nested(MoneySchema, required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     urgent = fields.Boolean(required=True)
+    urgency_reason = fields.String(load_default="")
+    payee = fields.Nested(PayeeSchema, load_default=None, allow_none=True)
+    reused_receipts = fields.List(fields.String(), load_default=list)
+    revision = fields.Integer(load_default=1)
 
 
 class ApprovalCaseOpenedPayload(Schema):
@@ -90,6 +95,184 @@ class ApprovalCaseOpenedPayload(Schema):
     case_id = fields.UUID(required=True)
     tier = fields.String(required=True)
     policy_version = fields.Integer(required=True)
+    fast_track = fields.Boolean(load_default=False)
+    chain = fields.List(fields.String(), load_default=list)
+    escalations = fields.List(fields.String(), load_default=list)
+
+
+class DeciderMixin(Schema):
+    requisition_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    approver_id = fields.String(required=True)
+    approver_name = fields.String(required=True)
+    comment = fields.String(load_default="")
+
+
+class ApprovalStepCompletedPayload(DeciderMixin):
+    """Event: one approver in the chain approved (or confirmed an urgency)."""
+
+    step = fields.Integer(required=True)
+    role = fields.String(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(("approved", "urgency_confirmed")))
+
+
+class RequisitionApprovedPayload(DeciderMixin):
+    """Event: the last step approved; money may be reserved and paid."""
+
+    voucher_no = fields.String(required=True)
+    branch_id = fields.String(required=True)
+    region_id = fields.String(required=True)
+    requester_id = fields.String(required=True)
+    approver_ids = fields.List(fields.String(), required=True)
+    amount = fields.Nested(MoneySchema, required=True)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    payee = fields.Nested(PayeeSchema, load_default=None, allow_none=True)
+    approved_at = fields.AwareDateTime(required=True)
+
+
+class RequisitionRejectedPayload(DeciderMixin):
+    """Event: an approver rejected; the comment is the mandatory reason."""
+
+
+class ChangesRequestedPayload(DeciderMixin):
+    """Event: an approver sent the requisition back; it expires at the deadline."""
+
+    deadline = fields.AwareDateTime(required=True)
+
+
+class UrgencyRevertedPayload(DeciderMixin):
+    """Event: the final approver declined the fast track; the normal chain applies."""
+
+    chain = fields.List(fields.String(), load_default=list)
+
+
+class ApprovalEscalatedPayload(Schema):
+    """Event: a step went to someone else (no eligible holder, or its SLA ran out)."""
+
+    requisition_id = fields.UUID(required=True)
+    case_id = fields.UUID(required=True)
+    step = fields.Integer(required=True)
+    role = fields.String(required=True)
+    escalated_to = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class RequisitionClosedPayload(Schema):
+    """Events RequisitionCancelled and RequisitionExpired."""
+
+    requisition_id = fields.UUID(required=True)
+    branch_id = fields.String(required=True)
+    actor_id = fields.String(required=True)
+    reason = fields.String(load_default="")
+
+
+class UserDirectoryUpdatedPayload(Schema):
+    """Event: the gateway created or changed a user; other services keep a read model."""
+
+    user_id = fields.String(required=True)
+    username = fields.String(required=True)
+    full_name = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+    branch_ids = fields.List(fields.String(), required=True)
+    region_ids = fields.List(fields.String(), required=True)
+    active = fields.Boolean(required=True)
+
+
+class AlertRaisedPayload(Schema):
+    """Event: something needs a person's attention (awaiting funds, a failed payment...)."""
+
+    kind = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
+    message = fields.String(required=True)
+    requisition_id = fields.UUID(load_default=None, allow_none=True)
+    branch_id = fields.String(load_default=None, allow_none=True)
+    source = fields.String(required=True)
+
+
+class MaintenancePayload(Schema):
+    """Periodic tasks; ``as_of`` lets tests inject the clock (beat sends none: now)."""
+
+    as_of = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class DraftEditPayload(RequisitionFieldsSchema):
+    """Command ``requisition.update_requisition``: new values for an editable requisition."""
+
+    id = fields.UUID(required=True)
+
+
+class RequisitionActionPayload(Schema):
+    """Commands that act on one requisition with an optional comment."""
+
+    id = fields.UUID(required=True)
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class AttachReceiptPayload(Schema):
+    """Command ``requisition.attach_receipt``: the gateway stored the bytes by their SHA-256."""
+
+    id = fields.UUID(required=True)
+    sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    filename = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    content_type = fields.String(required=True, validate=validate.OneOf(("application/pdf", "image/png", "image/jpeg")))
+    size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class ListRequisitionsPayload(Schema):
+    """Query ``requisition.list_requisitions``."""
+
+    scope = fields.String(load_default="mine", validate=validate.OneOf(("mine", "branch", "all")))
+    branch_id = fields.String(load_default=None, allow_none=True)
+    status = fields.String(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class CapSchema(Schema):
+    """A cap on requisitions: per requisition of a category, or per branch per month."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(("category_per_requisition", "branch_monthly")))
+    category = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CATEGORIES))
+    branch_id = fields.String(load_default=None, allow_none=True)
+    limit = fields.Nested(MoneySchema, required=True)
+
+
+class SetCapsPayload(Schema):
+    caps = fields.List(fields.Nested(CapSchema), required=True)
+
+
+class DecisionPayload(Schema):
+    """Command ``approval.record_decision``."""
+
+    requisition_id = fields.UUID(required=True)
+    decision = fields.String(
+        required=True,
+        validate=validate.OneOf(("approve", "reject", "request_changes", "confirm_urgency", "revert_urgency")),
+    )
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+    deadline_hours = fields.Integer(load_default=72, validate=validate.Range(min=1, max=24 * 30))
+
+
+class TierPolicySchema(Schema):
+    origin = fields.String(required=True, validate=validate.OneOf(ORIGINS))
+    name = fields.String(required=True, validate=validate.Regexp(r"^T[1-9]$"))
+    up_to_major = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1))
+    chain = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=8))
+
+
+class PolicySchema(Schema):
+    """The approval policy: tiers by origin and amount, approver limits, SLAs."""
+
+    tiers = fields.List(fields.Nested(TierPolicySchema), required=True, validate=validate.Length(min=2))
+    limits = fields.Dict(
+        keys=fields.String(), values=fields.Integer(allow_none=True, validate=validate.Range(min=1)), required=True
+    )
+    sla_hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 30))
+    urgent_sla_hours = fields.Integer(load_default=2, validate=validate.Range(min=1, max=24 * 30))
+
+
+class InboxPayload(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class NoPayload(Schema):

@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 
 from shared.config import Settings
-from shared.contracts.catalog import EVENTS, TaskSpec, handle_event_task, queue_of, task_routes
+from shared.contracts.catalog import EVENTS, TASKS_BY_NAME, TaskSpec, handle_event_task, queue_of, task_routes
 
 
 def make_celery(settings: Settings, name: str) -> Celery:
@@ -53,9 +53,13 @@ def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any]) -> str:
 
 
 def event_publisher(app: Celery) -> Any:
-    """A function that fans an event envelope out to every subscriber's queue."""
+    """A function that sends an outbox message: an event to every subscriber, a task to its queue."""
 
     def publish(envelope: dict[str, Any]) -> None:
+        task = TASKS_BY_NAME.get(envelope["type"])
+        if task is not None:  # a command a service sends itself or another, after its commit
+            send_command(app, task, envelope)
+            return
         spec = EVENTS[envelope["type"]]
         for subscriber in spec.subscribers:
             app.send_task(

@@ -7,7 +7,7 @@ from typing import Any
 from celery import Celery
 
 from shared.config import SERVICES, Settings
-from shared.contracts.catalog import prune_messages_task, queue_of
+from shared.contracts.catalog import SCHEDULE, prune_messages_task, queue_of
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.messaging.app import make_celery
 
@@ -22,6 +22,13 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "schedule": 3600.0,
             "args": [Envelope(type=name, payload={}, actor=SYSTEM_ACTOR).to_dict()],
             "options": {"queue": queue_of(service)},
+        }
+    for spec, seconds in SCHEDULE:
+        schedule[spec.name] = {
+            "task": spec.name,
+            "schedule": seconds,
+            "args": [Envelope(type=spec.name, payload={}, actor=SYSTEM_ACTOR).to_dict()],
+            "options": {"queue": spec.queue},
         }
     return schedule
 

@@ -50,6 +50,19 @@ class PermanentMessageError(Exception):
     """The message itself is unusable (malformed, unknown type): retrying cannot help."""
 
 
+class RetryLater(Exception):
+    """Raised by a job to be run again after ``countdown`` seconds (its own retry policy)."""
+
+    def __init__(self, countdown: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+JobHandler = Callable[[Database, Envelope, dict[str, Any]], dict[str, Any]]
+MaintenanceHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], dict[str, Any]]
+RefusalHandler = Callable[[UnitOfWork, Envelope, dict[str, Any], DomainError], None]
+
+
 def backoff_seconds(base: float, retries: int, cap: float = 60.0) -> float:
     """Exponential backoff with full jitter (AWS architecture blog), capped."""
     return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not a secret
@@ -79,14 +92,22 @@ class ServiceRuntime:
 
     # -- registration -------------------------------------------------------------
 
-    def command(self, spec: TaskSpec) -> Callable[[CommandHandler], CommandHandler]:
-        """Register a command handler: one transaction, inbox-deduplicated, replies stored."""
+    def command(
+        self, spec: TaskSpec, on_refusal: RefusalHandler | None = None
+    ) -> Callable[[CommandHandler], CommandHandler]:
+        """Register a command handler: one transaction, inbox-deduplicated, replies stored.
+
+        ``on_refusal`` runs when the handler raises a :class:`DomainError`, after its effects
+        were rolled back and in the transaction that records the refusal (an audit trail of
+        refused attempts).
+        """
         self._check_spec(spec, "command")
 
         def register(handler: CommandHandler) -> CommandHandler:
             def body(envelope: Envelope) -> dict[str, Any]:
                 payload = self._load_payload(spec.payload, envelope)
-                return self._once(spec.name, envelope, lambda uow: handler(uow, envelope, payload))
+                refused = (lambda uow, exc: on_refusal(uow, envelope, payload, exc)) if on_refusal else None
+                return self._once(spec.name, envelope, lambda uow: handler(uow, envelope, payload), refused)
 
             self._task(spec.name, body, ignore_result=False)
             return handler
@@ -107,6 +128,47 @@ class ServiceRuntime:
                         return exc.reply()
 
             self._task(spec.name, body, ignore_result=False)
+            return handler
+
+        return register
+
+    def maintenance(self, spec: TaskSpec) -> Callable[[MaintenanceHandler], MaintenanceHandler]:
+        """Register a periodic task: one transaction, no inbox (running it twice is harmless)."""
+        self._check_spec(spec, "maintenance")
+
+        def register(handler: MaintenanceHandler) -> MaintenanceHandler:
+            def body(envelope: Envelope) -> dict[str, Any]:
+                payload = self._load_payload(spec.payload, envelope)
+                with self.db.uow() as uow:
+                    result = handler(uow, envelope, payload)
+                    uow.commit()
+                    emitted = bool(uow.emitted)
+                if emitted:
+                    self.flush_outbox()
+                return result
+
+            self._task(spec.name, body, ignore_result=True)
+            return handler
+
+        return register
+
+    def job(self, spec: TaskSpec) -> Callable[[JobHandler], JobHandler]:
+        """Register a job that manages its own transactions and retries (raise RetryLater).
+
+        A job must be idempotent by its own state (the payment state machine, for one): it
+        may run again after a crash, and it records its progress as it goes.
+        """
+        self._check_spec(spec, "job")
+
+        def register(handler: JobHandler) -> JobHandler:
+            def body(envelope: Envelope) -> dict[str, Any]:
+                payload = self._load_payload(spec.payload, envelope)
+                try:
+                    return handler(self.db, envelope, payload)
+                finally:
+                    self.flush_outbox()
+
+            self._task(spec.name, body, ignore_result=True)
             return handler
 
         return register
@@ -151,7 +213,7 @@ class ServiceRuntime:
 
         self._task(handle_event_task(self.service), body, ignore_result=True)
 
-    def _register_prune_task(self) -> None:
+    def _register_prune_task(self) -> None:  # the one maintenance task every service has
         def body(_envelope: Envelope) -> dict[str, Any]:
             with self.db.uow() as uow:
                 handled = inbox.prune(uow.session, INBOX_RETENTION)
@@ -161,7 +223,13 @@ class ServiceRuntime:
 
         self._task(prune_messages_task(self.service), body, ignore_result=True)
 
-    def _once(self, task_name: str, envelope: Envelope, effect: Callable[[UnitOfWork], dict[str, Any]]) -> Any:
+    def _once(
+        self,
+        task_name: str,
+        envelope: Envelope,
+        effect: Callable[[UnitOfWork], dict[str, Any]],
+        on_refusal: Callable[[UnitOfWork, DomainError], None] | None = None,
+    ) -> Any:
         """Run ``effect`` at most once per message id, with the inbox row in its transaction."""
         with self.db.uow() as uow:
             try:
@@ -183,6 +251,8 @@ class ServiceRuntime:
                 # redelivery gets the same answer.
                 uow.rollback()
                 reply = exc.reply()
+                if on_refusal is not None:
+                    on_refusal(uow, exc)
                 try:
                     inbox.record(uow.session, envelope.message_id, task_name, reply)
                 except IntegrityError:
@@ -217,6 +287,9 @@ class ServiceRuntime:
             try:
                 envelope = load_envelope(raw)
                 return body(envelope)
+            except RetryLater as exc:
+                log.info("%s retry in %.2fs: %s", name, exc.countdown, exc)
+                raise self.retry(exc=exc, countdown=exc.countdown, max_retries=None) from exc
             except (ValidationError, PermanentMessageError) as exc:
                 runtime._bury(name, raw, f"permanent: {exc}", self.request.retries + 1)
                 return problem_reply(400, "malformed-message", str(exc))

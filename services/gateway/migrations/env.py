@@ -4,5 +4,6 @@ from alembic import context
 
 from services.gateway.models import metadata
 from shared.db.migrate import run_env
+from shared.messaging.tables import metadata as messaging_metadata
 
-run_env(context, [metadata])
+run_env(context, [metadata, messaging_metadata])
