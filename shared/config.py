@@ -8,6 +8,7 @@ with URLs set, the same code runs on PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Mapping
@@ -41,6 +42,12 @@ class Settings:
     gateway_port: int
     worker_concurrency: int
     secret_key: str
+    otp_encryption_key: str = ""
+    payment_max_retries: int = 3
+    payment_max_executions: int = 3
+    payment_retry_base_seconds: float = 1.0
+    provider_latency_ms: int = 0
+    provider_faults: str = ""
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
 
     @property
@@ -88,16 +95,22 @@ def _fault_sleep(raw: str) -> dict[str, float]:
     return faults
 
 
-def _local_secret(env: str, var_dir: Path) -> str:
+def _local_secret(env: str, var_dir: Path, name: str = "secret_key", make: object = None) -> str:
     """Outside production, a random key kept in the var dir, so no secret lives in code."""
     if env == "production":
-        raise ConfigError("PETTYCASH_SECRET_KEY is required in production")
-    path = var_dir / "secret_key"
+        raise ConfigError(f"PETTYCASH_{name.upper()} is required in production")
+    path = var_dir / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        value = make() if callable(make) else secrets.token_urlsafe(32)
         with suppress(FileExistsError), os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            f.write(secrets.token_urlsafe(32))
+            f.write(str(value))
     return path.read_text().strip()
+
+
+def _fernet_key() -> str:
+    """A Fernet key (32 random bytes, url-safe base64), the format the OTP secrets are sealed with."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -159,5 +172,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         gateway_port=_int(environ, "PETTYCASH_GATEWAY_PORT", 8000),
         worker_concurrency=_int(environ, "PETTYCASH_WORKER_CONCURRENCY", 2),
         secret_key=secret_key,
+        otp_encryption_key=environ.get("PETTYCASH_OTP_ENCRYPTION_KEY", "")
+        or _local_secret(env, var_dir, "otp_encryption_key", _fernet_key),
+        payment_max_retries=_int(environ, "PETTYCASH_PAYMENT_MAX_RETRIES", 3),
+        payment_max_executions=_int(environ, "PETTYCASH_PAYMENT_MAX_EXECUTIONS", 3),
+        payment_retry_base_seconds=_float(environ, "PETTYCASH_PAYMENT_RETRY_BASE_SECONDS", 1.0),
+        provider_latency_ms=_int(environ, "PETTYCASH_PROVIDER_LATENCY_MS", 0),
+        provider_faults=environ.get("PETTYCASH_PROVIDER_FAULTS", ""),
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
     )

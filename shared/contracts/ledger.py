@@ -30,6 +30,7 @@ class OpenFloatPayload(Schema):
 
     branch_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     branch_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    region_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     amount = fields.Nested(MoneySchema, required=True)
 
 
