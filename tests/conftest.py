@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from shared.config import DATABASES, Settings, load_settings
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
-from tests.support import Api, Stack, free_port
+from tests.support import Api, Stack, free_port, scalar, wait_for
 
 DB_PREFIX = "pettycash_test_"
 REDIS_DB = 15
@@ -131,11 +131,16 @@ def tokens(dbs: dict[str, Database]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings, test_env: dict[str, str], tmp_var: Path, tokens: dict[str, str]) -> Iterator[Stack]:
+def stack(
+    settings: Settings, test_env: dict[str, str], tmp_var: Path, tokens: dict[str, str], dbs: dict[str, Database]
+) -> Iterator[Stack]:
     """The whole system: four workers, the relay and the gateway, as separate processes."""
     log_dir = tmp_var / "logs"
     log_dir.mkdir(exist_ok=True)
     running = Stack(dict(test_env), log_dir).start()
+    # The approval service routes by its directory of users; wait until it has them all.
+    users = scalar(dbs["gateway"], "SELECT count(*) FROM users")
+    wait_for(lambda: scalar(dbs["approval"], "SELECT count(*) FROM approvers") >= users, 30, what="the directory")
     yield running
     running.stop()
 

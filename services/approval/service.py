@@ -3,58 +3,455 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.approval import domain
-from services.approval.models import ApprovalCase
-from services.approval.schemas import case_body
-from shared.contracts.catalog import APPROVAL_CASE_OPENED
-from shared.contracts.envelope import Envelope
+from services.approval.domain import CaseFacts, Person, Policy
+from services.approval.models import ApprovalCase, ApprovalStep, Approver, DecisionAttempt, PolicyVersion
+from services.approval.schemas import case_body, inbox_item
+from shared.contracts import catalog
+from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
+from shared.contracts.money import Money
 from shared.contracts.roles import can_see_branch
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
-from shared.messaging.errors import NotFound, ok_reply
+from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+
+# -- policy ---------------------------------------------------------------------------
 
 
-def open_case(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
-    """Route a submitted requisition to its tier and announce the open case."""
-    existing = uow.session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]))
-    if existing is not None:
-        return  # a second RequisitionSubmitted for the same requisition opens nothing
-    amount = payload["amount"]
-    tier = domain.tier_for(payload["origin"], amount)
-    case = ApprovalCase(
-        id=uuid.uuid4(),
-        requisition_id=payload["requisition_id"],
-        voucher_no=payload["voucher_no"],
-        branch_id=payload["branch_id"],
-        region_id=payload["region_id"],
-        origin=payload["origin"],
-        requester_id=payload["requester_id"],
-        amount_minor=amount.minor_units,
-        currency=amount.currency,
-        category=payload["category"],
-        urgent=payload["urgent"],
-        tier=tier.name,
-        policy_version=domain.DEFAULT_POLICY_VERSION,
-        status="open",
-        opened_at=utcnow(),
+def current_policy(session: Session) -> Policy:
+    """The policy in force (the newest version); version 1 is the built-in default."""
+    row = session.scalar(select(PolicyVersion).order_by(PolicyVersion.version.desc()).limit(1))
+    if row is None:
+        return domain.DEFAULT_POLICY
+    return domain.policy_from_dict(row.version, row.policy)
+
+
+def policy_version(session: Session, version: int) -> Policy:
+    """A policy by version: a case is decided under the version it was routed with."""
+    if version == domain.DEFAULT_POLICY.version:
+        row = session.get(PolicyVersion, version)
+        return domain.DEFAULT_POLICY if row is None else domain.policy_from_dict(version, row.policy)
+    row = session.get(PolicyVersion, version)
+    if row is None:
+        raise Conflict(f"policy version {version} is unknown")
+    return domain.policy_from_dict(version, row.policy)
+
+
+def set_policy(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Store a new policy version (admin only); cases keep the version they were routed under."""
+    if "admin" not in envelope.actor["roles"]:
+        raise Forbidden("Only an admin may change the approval policy.", code="admin-only")
+    session = uow.session
+    latest = session.scalar(select(PolicyVersion.version).order_by(PolicyVersion.version.desc()).limit(1))
+    version = (latest or domain.DEFAULT_POLICY.version) + 1
+    if latest is None:  # keep the default on record, so version 1 stays readable
+        session.add(
+            PolicyVersion(version=1, policy=domain.DEFAULT_POLICY.to_dict(), created_at=utcnow(), created_by="system")
+        )
+    try:
+        policy = domain.policy_from_dict(version, payload)
+    except domain.PolicyError as exc:
+        raise DomainError(str(exc), code="invalid-policy") from exc
+    session.add(
+        PolicyVersion(
+            version=version, policy=policy.to_dict(), created_at=utcnow(), created_by=envelope.actor["username"]
+        )
     )
-    uow.session.add(case)
+    return ok_reply(201, {"version": version, **policy.to_dict()})
+
+
+def get_policy(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """The policy in force."""
+    policy = current_policy(session)
+    return ok_reply(200, {"version": policy.version, **policy.to_dict()})
+
+
+# -- the directory --------------------------------------------------------------------
+
+
+def on_user_directory_updated(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Keep the read model of who holds which role where."""
+    row = uow.session.get(Approver, payload["user_id"], with_for_update=True)
+    if row is None:
+        row = Approver(user_id=payload["user_id"])
+        uow.session.add(row)
+    row.username = payload["username"]
+    row.full_name = payload["full_name"]
+    row.roles = sorted(payload["roles"])
+    row.branch_ids = sorted(payload["branch_ids"])
+    row.region_ids = sorted(payload["region_ids"])
+    row.active = payload["active"]
+    row.updated_at = utcnow()
+
+
+def _people(session: Session) -> list[Person]:
+    return domain.people_from(session.scalars(select(Approver).where(Approver.active.is_(True))).all())
+
+
+def _actor_person(actor: dict[str, Any]) -> Person:
+    return Person(
+        actor["user_id"],
+        actor["username"],
+        frozenset(actor.get("roles", ())),
+        frozenset(actor.get("branch_ids", ())),
+        frozenset(actor.get("region_ids", ())),
+    )
+
+
+# -- routing --------------------------------------------------------------------------
+
+
+def _facts(case: ApprovalCase) -> CaseFacts:
+    deciders = frozenset(
+        s.decided_by for s in case.steps if s.revision == case.revision and s.decided_by and s.status == "done"
+    )
+    return CaseFacts(
+        case.requester_id, case.branch_id, case.region_id, Money(case.currency, case.amount_minor), deciders
+    )
+
+
+def _plan_steps(case: ApprovalCase, chain: tuple[str, ...], kind: str) -> None:
+    for seq, role in enumerate(chain, start=1):
+        case.steps.append(
+            ApprovalStep(revision=case.revision, seq=seq, role=role, kind=kind, status="waiting", comment="")
+        )
+
+
+def _escalate(
+    uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, step: ApprovalStep, *, to: str, why: str
+) -> None:
+    step.escalation_reason = why
     uow.emit(
         envelope.caused(
-            APPROVAL_CASE_OPENED.name,
+            catalog.APPROVAL_ESCALATED.name,
+            {
+                "requisition_id": str(case.requisition_id),
+                "case_id": str(case.id),
+                "step": step.seq,
+                "role": step.role,
+                "escalated_to": to,
+                "reason": why,
+            },
+        )
+    )
+
+
+def _advance(uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, policy: Policy, now: datetime) -> bool:
+    """Activate the next step that someone can take; returns False when the chain is done.
+
+    A step whose role has no eligible holder (out of scope, the requester, already in the
+    chain, or a limit below the amount) escalates to the next step's approver; when no step
+    is left, to an admin. Each escalation is recorded and announced.
+    """
+    waiting = [s for s in case.steps if s.revision == case.revision and s.status == "waiting"]
+    people = _people(uow.session)
+    facts = _facts(case)
+    for index, step in enumerate(waiting):
+        if domain.eligible(people, step.role, facts, policy):
+            break
+        if index + 1 < len(waiting):
+            step.status = "skipped"
+            nxt = waiting[index + 1].role
+            why = f"no eligible {step.role} for this requisition; escalated to {nxt}"
+            _escalate(uow, envelope, case, step, to=nxt, why=why)
+            continue
+        step.admin_may_act = True
+        _escalate(
+            uow,
+            envelope,
+            case,
+            step,
+            to="admin",
+            why=f"no eligible {step.role} for this requisition; escalated to admin",
+        )
+        break
+    else:
+        return False
+    step.status = "active"
+    step.activated_at = now
+    step.due_at = domain.due(now, case.urgent, policy)
+    return True
+
+
+def on_requisition_submitted(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Route a (re)submitted requisition: pick the tier, build the chain, activate step one."""
+    session = uow.session
+    case = session.scalar(
+        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
+    )
+    revision = payload["revision"]
+    if case is not None and case.revision >= revision:
+        return  # this submission was routed already
+    amount: Money = payload["amount"]
+    policy = current_policy(session)
+    tier = policy.tier_for(payload["origin"], amount)
+    now = utcnow()
+    if case is None:
+        case = ApprovalCase(id=uuid.uuid4(), requisition_id=payload["requisition_id"], steps=[])
+        session.add(case)
+    else:
+        for step in case.steps:
+            if step.status in ("waiting", "active"):
+                step.status = "void"
+    case.voucher_no = payload["voucher_no"]
+    case.branch_id = payload["branch_id"]
+    case.region_id = payload["region_id"]
+    case.origin = payload["origin"]
+    case.requester_id = payload["requester_id"]
+    case.requester_name = payload["requester_name"]
+    case.amount_minor = amount.minor_units
+    case.currency = amount.currency
+    case.category = payload["category"]
+    case.urgent = payload["urgent"]
+    case.urgency_reason = payload["urgency_reason"]
+    case.payee = dict(payload["payee"]) if payload["payee"] else None
+    case.reused_receipts = list(payload["reused_receipts"])
+    case.tier = tier.name
+    case.policy_version = policy.version
+    case.revision = revision
+    case.status = "open"
+    case.opened_at = now
+    case.closed_at = None
+    case.fast_track = domain.fast_track_allowed(case.urgent, tier, policy)
+    if case.fast_track:
+        _plan_steps(case, (tier.chain[-1],), "urgency_confirmation")
+    else:
+        _plan_steps(case, tier.chain, "approve")
+    session.flush()
+    _advance(uow, envelope, case, policy, now)
+    uow.emit(
+        envelope.caused(
+            catalog.APPROVAL_CASE_OPENED.name,
             {
                 "requisition_id": str(case.requisition_id),
                 "case_id": str(case.id),
                 "tier": case.tier,
                 "policy_version": case.policy_version,
+                "fast_track": case.fast_track,
+                "chain": [s.role for s in case.steps if s.revision == case.revision],
+                "escalations": [
+                    s.escalation_reason for s in case.steps if s.revision == case.revision and s.escalation_reason
+                ],
             },
         )
     )
+
+
+# -- decisions ------------------------------------------------------------------------
+
+
+def _open_case(session: Session, requisition_id: uuid.UUID, actor: dict[str, Any]) -> ApprovalCase:
+    case = session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == requisition_id).with_for_update())
+    if case is None or (not can_see_branch(actor, case.branch_id, case.region_id) and "admin" not in actor["roles"]):
+        raise NotFound("No approval case for this requisition.")
+    if case.status != "open":
+        raise Conflict(f"The approval case is {case.status}; nothing waits for a decision.", code="case-closed")
+    return case
+
+
+def _decider_payload(case: ApprovalCase, envelope: Envelope, comment: str) -> dict[str, Any]:
+    return {
+        "requisition_id": str(case.requisition_id),
+        "case_id": str(case.id),
+        "approver_id": envelope.actor["user_id"],
+        "approver_name": envelope.actor["username"],
+        "comment": comment,
+    }
+
+
+def record_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Approve, reject, request changes, confirm or revert an urgency, under the invariants."""
+    session = uow.session
+    case = _open_case(session, payload["requisition_id"], envelope.actor)
+    policy = policy_version(session, case.policy_version)
+    step = next((s for s in case.steps if s.revision == case.revision and s.status == "active"), None)
+    if step is None:
+        raise Conflict("No step of this case is waiting for a decision.", code="no-active-step")
+    decision, comment = payload["decision"], payload["comment"].strip()
+    acting, refusal = domain.check_decider(
+        _actor_person(envelope.actor), step.role, step.admin_may_act or step.sla_escalated, _facts(case), policy
+    )
+    if refusal is not None:
+        raise DomainError(refusal.detail, code=refusal.rule, status=refusal.status)
+    urgency_step = step.kind == "urgency_confirmation"
+    if decision in ("confirm_urgency", "revert_urgency") and not urgency_step:
+        raise Conflict("This step is not an urgency confirmation.", code="not-an-urgency-step")
+    if decision == "approve" and urgency_step:
+        raise Conflict("Confirm or revert the urgency of this request.", code="urgency-step")
+    if decision in ("reject", "request_changes") and not comment:
+        raise DomainError("A reason is required.", code="reason-required")
+
+    now = utcnow()
+    step.decided_by = envelope.actor["user_id"]
+    step.decided_by_name = envelope.actor["username"]
+    step.acted_as = acting
+    step.decision = decision
+    step.decided_at = now
+    step.comment = comment
+    step.status = "done"
+    _attempt(session, envelope, payload, outcome="accepted")
+    base = _decider_payload(case, envelope, comment)
+
+    if decision == "reject":
+        _close(case, "rejected", now)
+        uow.emit(envelope.caused(catalog.REQUISITION_REJECTED.name, base))
+    elif decision == "request_changes":
+        _close(case, "changes_requested", now)
+        deadline = now + timedelta(hours=payload["deadline_hours"])
+        uow.emit(envelope.caused(catalog.CHANGES_REQUESTED.name, {**base, "deadline": deadline.isoformat()}))
+    elif decision == "revert_urgency":
+        _revert_urgency(uow, envelope, case, step, policy, now)
+        uow.emit(envelope.caused(catalog.URGENCY_REVERTED.name, {**base, "chain": [s.role for s in _live(case)]}))
+    else:  # approve or confirm_urgency
+        _approve_step(uow, envelope, case, step, policy, now, acting=acting, base=base)
+    return ok_reply(200, case_body(case))
+
+
+def _live(case: ApprovalCase) -> list[ApprovalStep]:
+    return [s for s in case.steps if s.revision == case.revision and s.status in ("waiting", "active")]
+
+
+def _revert_urgency(
+    uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, step: ApprovalStep, policy: Policy, now: datetime
+) -> None:
+    """Back to the tier's normal chain. The reverter declined the fast track only; they may
+    still approve in the normal chain, so their urgency step is not a decision on the money."""
+    case.fast_track = False
+    tier = next(t for t in policy.tiers[case.origin] if t.name == case.tier)
+    existing = len([s for s in case.steps if s.revision == case.revision])
+    for seq, role in enumerate(tier.chain, start=existing + 1):
+        case.steps.append(
+            ApprovalStep(revision=case.revision, seq=seq, role=role, kind="approve", status="waiting", comment="")
+        )
+    step.status = "void"
+    uow.session.flush()
+    _advance(uow, envelope, case, policy, now)
+
+
+def _approve_step(
+    uow: UnitOfWork,
+    envelope: Envelope,
+    case: ApprovalCase,
+    step: ApprovalStep,
+    policy: Policy,
+    now: datetime,
+    *,
+    acting: str,
+    base: dict[str, Any],
+) -> None:
+    """One approval (or urgency confirmation); the last one approves the requisition."""
+    urgency_step = step.kind == "urgency_confirmation"
+    uow.emit(
+        envelope.caused(
+            catalog.APPROVAL_STEP_COMPLETED.name,
+            {**base, "step": step.seq, "role": acting, "decision": "urgency_confirmed" if urgency_step else "approved"},
+        )
+    )
+    uow.session.flush()
+    if _advance(uow, envelope, case, policy, now):
+        return
+    _close(case, "approved", now)
+    approvers = [s.decided_by for s in case.steps if s.revision == case.revision and s.status == "done"]
+    uow.emit(
+        envelope.caused(
+            catalog.REQUISITION_APPROVED.name,
+            {
+                **base,
+                "voucher_no": case.voucher_no,
+                "branch_id": case.branch_id,
+                "region_id": case.region_id,
+                "requester_id": case.requester_id,
+                "approver_ids": approvers,
+                "amount": {"minor_units": case.amount_minor, "currency": case.currency},
+                "category": case.category,
+                "payee": case.payee,
+                "approved_at": now.isoformat(),
+            },
+        )
+    )
+
+
+def _close(case: ApprovalCase, status: str, now: datetime) -> None:
+    case.status = status
+    case.closed_at = now
+    for step in case.steps:
+        if step.revision == case.revision and step.status in ("waiting", "active"):
+            step.status = "void"
+
+
+def _attempt(
+    session: Session, envelope: Envelope, payload: dict[str, Any], outcome: str, rule: str, detail: str
+) -> None:
+    session.add(
+        DecisionAttempt(
+            requisition_id=payload["requisition_id"],
+            actor_id=envelope.actor["user_id"],
+            actor_name=envelope.actor["username"],
+            decision=payload["decision"],
+            outcome=outcome,
+            rule=rule,
+            detail=detail,
+            at=utcnow(),
+        )
+    )
+
+
+def record_refused_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Every refused attempt is kept, with the rule that refused it."""
+    _attempt(uow.session, envelope, payload, outcome="refused", rule=exc.code, detail=exc.detail)
+
+
+# -- closing and timers ---------------------------------------------------------------
+
+
+def on_requisition_closed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """A cancelled or expired requisition closes its case; nothing waits any more."""
+    case = uow.session.scalar(
+        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
+    )
+    if case is None or case.status in ("approved", "rejected", "cancelled", "expired"):
+        return
+    _close(case, "expired" if envelope.type == catalog.REQUISITION_EXPIRED.name else "cancelled", utcnow())
+
+
+def on_receipt_attached(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Flag, for approvers, a receipt that was already used on another requisition."""
+    case = uow.session.scalar(
+        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
+    )
+    if case is not None and payload["reused_in"]:
+        case.reused_receipts = sorted({*(case.reused_receipts or []), *payload["reused_in"]})
+
+
+def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Steps past their SLA escalate: an admin may now act too, and an event says so."""
+    now = payload["as_of"] or utcnow()
+    overdue = uow.session.scalars(
+        select(ApprovalStep)
+        .where(ApprovalStep.status == "active", ApprovalStep.sla_escalated.is_(False), ApprovalStep.due_at < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    system = envelope if envelope.actor.get("user_id") == "system" else envelope.caused(envelope.type, {}, SYSTEM_ACTOR)
+    for step in overdue:
+        case = uow.session.get(ApprovalCase, step.case_id)
+        assert case is not None
+        step.sla_escalated = True
+        hours = (
+            round((step.due_at - step.activated_at).total_seconds() / 3600) if step.due_at and step.activated_at else 0
+        )
+        _escalate(
+            uow, system, case, step, to="admin", why=f"step {step.seq} ({step.role}) overdue: SLA of {hours}h exceeded"
+        )
+    return {"escalated": len(overdue)}
+
+
+# -- queries --------------------------------------------------------------------------
 
 
 def get_approval_case(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
@@ -63,3 +460,26 @@ def get_approval_case(session: Session, envelope: Envelope, payload: dict[str, A
     if case is None or not can_see_branch(envelope.actor, case.branch_id, case.region_id):
         raise NotFound("No approval case for this requisition.")
     return ok_reply(200, case_body(case))
+
+
+def list_inbox(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Open cases whose active step this actor may decide now."""
+    actor = _actor_person(envelope.actor)
+    rows = session.execute(
+        select(ApprovalCase, ApprovalStep)
+        .join(ApprovalStep, ApprovalStep.case_id == ApprovalCase.id)
+        .where(ApprovalCase.status == "open", ApprovalStep.status == "active")
+        .order_by(ApprovalStep.due_at)
+    ).all()
+    items = []
+    policies: dict[int, Policy] = {}
+    for case, step in rows:
+        policy = policies.setdefault(case.policy_version, policy_version(session, case.policy_version))
+        _, refusal = domain.check_decider(
+            actor, step.role, step.admin_may_act or step.sla_escalated, _facts(case), policy
+        )
+        if refusal is None:
+            items.append(inbox_item(case, step))
+        if len(items) >= payload["limit"]:
+            break
+    return ok_reply(200, {"items": items})

@@ -9,5 +9,14 @@ from shared.messaging.runtime import ServiceRuntime
 
 def register(runtime: ServiceRuntime) -> None:
     """Register this service's commands, queries and event handlers on its runtime."""
+    runtime.command(catalog.RECORD_DECISION, on_refusal=service.record_refused_decision)(service.record_decision)
+    runtime.command(catalog.SET_POLICY)(service.set_policy)
     runtime.query(catalog.GET_APPROVAL_CASE)(service.get_approval_case)
-    runtime.on_event(catalog.REQUISITION_SUBMITTED.name)(service.open_case)
+    runtime.query(catalog.LIST_INBOX)(service.list_inbox)
+    runtime.query(catalog.GET_POLICY)(service.get_policy)
+    runtime.maintenance(catalog.ESCALATE_OVERDUE)(service.escalate_overdue)
+    runtime.on_event(catalog.REQUISITION_SUBMITTED.name)(service.on_requisition_submitted)
+    runtime.on_event(catalog.USER_DIRECTORY_UPDATED.name)(service.on_user_directory_updated)
+    runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_closed)
+    runtime.on_event(catalog.REQUISITION_EXPIRED.name)(service.on_requisition_closed)
+    runtime.on_event(catalog.RECEIPT_ATTACHED.name)(service.on_receipt_attached)

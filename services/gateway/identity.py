@@ -12,8 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.gateway.models import ApiToken, Branch, Membership, Region, User, UserRole
+from shared.contracts.catalog import USER_DIRECTORY_UPDATED
+from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.contracts.roles import ROLES
 from shared.db.types import utcnow
+from shared.messaging.outbox import add_to_outbox
 
 TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
 
@@ -67,7 +70,15 @@ def create_user(session: Session, username: str, full_name: str, roles: list[str
     user.memberships = [Membership(branch_id=b.id) for b in branches]
     session.add(user)
     session.flush()
+    announce(session, user)
     return user
+
+
+def announce(session: Session, user: User) -> None:
+    """Tell the other services who this user is now (they keep read models, e.g. approvers)."""
+    session.refresh(user)
+    payload = {**actor_of(user), "full_name": user.full_name, "active": user.is_active}
+    add_to_outbox(session, Envelope(type=USER_DIRECTORY_UPDATED.name, payload=payload, actor=SYSTEM_ACTOR))
 
 
 def branch_by_code(session: Session, code: str) -> Branch | None:

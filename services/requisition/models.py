@@ -22,8 +22,9 @@ class Requisition(Base):
     __table_args__ = (UniqueConstraint("branch_id", "voucher_seq", name="uq_requisitions_branch_voucher"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    voucher_no: Mapped[str] = mapped_column(String(48), unique=True)
-    voucher_seq: Mapped[int] = mapped_column(Integer)
+    # Drafts have no voucher yet: numbers are issued at first submission, so they stay gap-free.
+    voucher_no: Mapped[str | None] = mapped_column(String(48), unique=True, nullable=True)
+    voucher_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
     branch_id: Mapped[str] = mapped_column(String(64), index=True)
     branch_code: Mapped[str] = mapped_column(String(32))
     region_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -40,6 +41,9 @@ class Requisition(Base):
     urgent: Mapped[bool] = mapped_column(Boolean)
     urgency_reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32), index=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    changes_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     approval_case_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     tier: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -70,3 +74,48 @@ class HistoryEntry(Base):
     to_status: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[uuid.UUID] = mapped_column()
+
+
+class Receipt(Base):
+    """A receipt file attached to a requisition; the bytes live in the blob store by SHA-256."""
+
+    __tablename__ = "receipts"
+    __table_args__ = (UniqueConstraint("requisition_id", "sha256", name="uq_receipt_once_per_requisition"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    requisition_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("requisitions.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Cap(Base):
+    """A cap checked at submission: per requisition of a category, or per branch per month."""
+
+    __tablename__ = "caps"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    limit_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class Alert(Base):
+    """An alert raised by any service about money that needs a person's attention."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    requisition_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source: Mapped[str] = mapped_column(String(32))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)

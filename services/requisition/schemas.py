@@ -1,14 +1,16 @@
-"""How this service presents a requisition in its replies (private to the service)."""
+"""How this service presents requisitions in its replies (private to the service)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.requisition.models import HistoryEntry, Requisition
+from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition
 
 
-def requisition_body(req: Requisition, history: list[HistoryEntry] | None = None) -> dict[str, Any]:
-    """The JSON body of one requisition, with its history when given."""
+def requisition_body(
+    req: Requisition, history: list[HistoryEntry] | None = None, receipts: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON body of one requisition, with its history and receipts when given."""
     body: dict[str, Any] = {
         "id": str(req.id),
         "voucher_no": req.voucher_no,
@@ -24,8 +26,10 @@ def requisition_body(req: Requisition, history: list[HistoryEntry] | None = None
         "urgent": req.urgent,
         "urgency_reason": req.urgency_reason,
         "status": req.status,
+        "revision": req.revision,
         "tier": req.tier,
         "approval_case_id": str(req.approval_case_id) if req.approval_case_id else None,
+        "changes_deadline": req.changes_deadline.isoformat() if req.changes_deadline else None,
         "created_at": req.created_at.isoformat(),
         "updated_at": req.updated_at.isoformat(),
     }
@@ -42,4 +46,40 @@ def requisition_body(req: Requisition, history: list[HistoryEntry] | None = None
             }
             for h in history
         ]
+    if receipts is not None:
+        body["receipts"] = receipts
     return body
+
+
+def receipt_body(receipt: Receipt, reused_in: list[str]) -> dict[str, Any]:
+    """A receipt, flagged when the same file is attached to other requisitions."""
+    return {
+        "sha256": receipt.sha256,
+        "filename": receipt.filename,
+        "content_type": receipt.content_type,
+        "size": receipt.size,
+        "uploaded_at": receipt.uploaded_at.isoformat(),
+        "reused": bool(reused_in),
+        "reused_in": reused_in,
+    }
+
+
+def cap_body(cap: Cap) -> dict[str, Any]:
+    return {
+        "kind": cap.kind,
+        "category": cap.category,
+        "branch_id": cap.branch_id,
+        "limit": {"minor_units": cap.limit_minor, "currency": cap.currency},
+    }
+
+
+def alert_body(alert: Alert) -> dict[str, Any]:
+    return {
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "message": alert.message,
+        "requisition_id": str(alert.requisition_id) if alert.requisition_id else None,
+        "branch_id": alert.branch_id,
+        "source": alert.source,
+        "raised_at": alert.raised_at.isoformat(),
+    }

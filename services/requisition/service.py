@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.requisition import domain
 from services.requisition.domain import Status
-from services.requisition.models import HistoryEntry, Requisition, VoucherSequence
-from services.requisition.schemas import requisition_body
-from shared.contracts.catalog import REQUISITION_SUBMITTED
+from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition, VoucherSequence
+from services.requisition.schemas import alert_body, cap_body, receipt_body, requisition_body
+from shared.contracts import catalog
 from shared.contracts.envelope import Envelope
-from shared.contracts.roles import can_see_branch, is_member
+from shared.contracts.money import Money
+from shared.contracts.roles import GLOBAL_ROLES, can_see_branch, is_member
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
-from shared.messaging.errors import Conflict, Forbidden, NotFound, ok_reply
+from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+from shared.messaging.runtime import RetryLater
+
+# -- helpers --------------------------------------------------------------------------
 
 
 def _next_voucher_seq(session: Session, branch_id: str) -> int:
-    """Bump the branch's counter in this transaction: a rollback returns the number (gap-free)."""
+    """Bump the branch's counter in this transaction: a rollback returns the number (gap-free).
+
+    The row lock it takes also serialises submissions per branch, which the monthly cap needs.
+    """
     dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
     session.execute(dialect_insert(VoucherSequence).values(branch_id=branch_id, last_no=0).on_conflict_do_nothing())
     seq = session.execute(
@@ -52,47 +60,126 @@ def _record(
     )
 
 
-def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Store a submitted requisition with its voucher number and announce it."""
-    actor = envelope.actor
-    if not is_member(actor, payload["branch_id"]):
-        raise Forbidden("You can only request money for a branch you belong to.", code="not-a-branch-member")
+def _move(
+    session: Session, req: Requisition, target: Status, envelope: Envelope, action: str, comment: str = ""
+) -> None:
+    """Apply a transition the machine allows (409 with the reason otherwise) and record it."""
+    before = req.status
+    try:
+        req.status = domain.transition(req.status, target)
+    except domain.InvalidTransition as exc:
+        raise Conflict(str(exc), code="invalid-transition", current=before, target=str(target)) from exc
+    req.updated_at = utcnow()
+    _record(session, req, envelope, action, before=before, comment=comment)
+
+
+def _follow(
+    uow: UnitOfWork, requisition_id: Any, target: Status, envelope: Envelope, action: str, comment: str = ""
+) -> Requisition | None:
+    """Apply the status an event from another service implies.
+
+    Events from different services race: one that needs an earlier event first is retried
+    shortly; one that comes after the requisition moved on (cancelled meanwhile) changes
+    nothing but the history.
+    """
+    req = uow.session.get(Requisition, requisition_id, with_for_update=True)
+    if req is None:
+        raise RetryLater(0.2, f"requisition {requisition_id} not visible yet")
+    if target in domain.TRANSITIONS[Status(req.status)]:
+        _move(uow.session, req, target, envelope, action, comment)
+        return req
+    if domain.arrived_early(req.status, target):
+        raise RetryLater(0.2, f"{envelope.type} for a requisition still {req.status}")
+    _record(uow.session, req, envelope, f"{action} (ignored: {req.status})", before=req.status, comment=comment)
+    return None
+
+
+def _own(session: Session, requisition_id: Any, actor: dict[str, Any]) -> Requisition:
+    req = session.get(Requisition, requisition_id, with_for_update=True)
+    if req is None or (
+        not can_see_branch(actor, req.branch_id, req.region_id) and req.requester_id != actor["user_id"]
+    ):
+        raise NotFound("No such requisition.")
+    return req
+
+
+def _require_requester(req: Requisition, actor: dict[str, Any], what: str) -> None:
+    if req.requester_id != actor["user_id"]:
+        raise Forbidden(f"Only the requester may {what} a requisition.", code="requester-only")
+
+
+def _apply_fields(req: Requisition, payload: dict[str, Any]) -> None:
+    money: Money = payload["amount"]
+    payee = payload["payee"]
+    req.amount_minor = money.minor_units
+    req.currency = money.currency
+    req.category = payload["category"]
+    req.purpose = payload["purpose"]
+    req.payee_name = payee["name"]
+    req.payee_method = payee["method"]
+    req.payee_account_ref = payee.get("account_ref", "")
+    req.urgent = payload["urgent"]
+    req.urgency_reason = payload["urgency_reason"] if payload["urgent"] else ""
+
+
+def _caps(session: Session) -> list[domain.CapRule]:
+    return [
+        domain.CapRule(c.kind, c.category, c.branch_id, Money(c.currency, c.limit_minor))
+        for c in session.scalars(select(Cap).order_by(Cap.id))
+    ]
+
+
+def _month_total(session: Session, req: Requisition, now: datetime) -> int:
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    total = session.scalar(
+        select(func.coalesce(func.sum(Requisition.amount_minor), 0)).where(
+            Requisition.branch_id == req.branch_id,
+            Requisition.currency == req.currency,
+            Requisition.submitted_at >= start,
+            Requisition.id != req.id,
+            Requisition.status.not_in([str(s) for s in domain.NOT_COMMITTED]),
+        )
+    )
+    return int(total or 0)
+
+
+def _reused_in(session: Session, req: Requisition, sha256: str) -> list[str]:
+    """Voucher numbers (or ids, for drafts) of other requisitions that carry the same file."""
+    rows = session.execute(
+        select(Requisition.voucher_no, Requisition.id)
+        .join(Receipt, Receipt.requisition_id == Requisition.id)
+        .where(Receipt.sha256 == sha256, Requisition.id != req.id)
+    ).all()
+    return sorted(v or str(i) for v, i in rows)
+
+
+def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str) -> None:
+    """Number it, check the caps, and hand it to the approval service."""
     session = uow.session
     now = utcnow()
-    seq = _next_voucher_seq(session, payload["branch_id"])
-    money = payload["amount"]
-    payee = payload["payee"]
-    req = Requisition(
-        id=uuid.uuid4(),
-        voucher_no=domain.voucher_number(payload["branch_code"], seq),
-        voucher_seq=seq,
-        branch_id=payload["branch_id"],
-        branch_code=payload["branch_code"],
-        region_id=payload["region_id"],
-        origin=payload["origin"],
-        requester_id=actor["user_id"],
-        requester_name=actor["username"],
-        amount_minor=money.minor_units,
-        currency=money.currency,
-        category=payload["category"],
-        purpose=payload["purpose"],
-        payee_name=payee["name"],
-        payee_method=payee["method"],
-        payee_account_ref=payee.get("account_ref", ""),
-        urgent=payload["urgent"],
-        urgency_reason=payload["urgency_reason"],
-        status=Status.SUBMITTED,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(req)
-    session.flush()
-    _record(
-        session, req, envelope, "submitted", before=None, comment=payload["urgency_reason"] if payload["urgent"] else ""
+    if req.voucher_no is None:
+        req.voucher_seq = _next_voucher_seq(session, req.branch_id)
+        req.voucher_no = domain.voucher_number(req.branch_code, req.voucher_seq)
+    else:  # a resubmission keeps its number; it still takes the branch lock for the cap check
+        session.execute(select(VoucherSequence).where(VoucherSequence.branch_id == req.branch_id).with_for_update())
+    amount = Money(req.currency, req.amount_minor)
+    broken = domain.broken_cap(_caps(session), req.branch_id, req.category, amount, _month_total(session, req, now))
+    if broken:
+        raise DomainError(broken, code="cap-exceeded")
+    req.revision += 1
+    req.submitted_at = now
+    req.changes_deadline = None
+    _move(session, req, Status.SUBMITTED, envelope, action, req.urgency_reason if req.urgent else "")
+    reused = sorted(
+        {
+            v
+            for r in session.scalars(select(Receipt).where(Receipt.requisition_id == req.id))
+            for v in _reused_in(session, req, r.sha256)
+        }
     )
     uow.emit(
         envelope.caused(
-            REQUISITION_SUBMITTED.name,
+            catalog.REQUISITION_SUBMITTED.name,
             {
                 "requisition_id": str(req.id),
                 "voucher_no": req.voucher_no,
@@ -100,43 +187,371 @@ def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
                 "region_id": req.region_id,
                 "origin": req.origin,
                 "requester_id": req.requester_id,
-                "amount": money.to_dict(),
+                "requester_name": req.requester_name,
+                "amount": amount.to_dict(),
                 "category": req.category,
                 "urgent": req.urgent,
+                "urgency_reason": req.urgency_reason,
+                "payee": {"name": req.payee_name, "method": req.payee_method, "account_ref": req.payee_account_ref},
+                "reused_receipts": reused,
+                "revision": req.revision,
             },
         )
     )
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Create a requisition and submit it (or keep it as a draft when ``draft`` is set)."""
+    actor = envelope.actor
+    if not is_member(actor, payload["branch_id"]):
+        raise Forbidden("You can only request money for a branch you belong to.", code="not-a-branch-member")
+    session = uow.session
+    now = utcnow()
+    req = Requisition(
+        id=uuid.uuid4(),
+        branch_id=payload["branch_id"],
+        branch_code=payload["branch_code"],
+        region_id=payload["region_id"],
+        origin=payload["origin"],
+        requester_id=actor["user_id"],
+        requester_name=actor["username"],
+        status=Status.DRAFT,
+        revision=0,
+        created_at=now,
+        updated_at=now,
+    )
+    _apply_fields(req, payload)
+    session.add(req)
+    session.flush()
+    _record(session, req, envelope, "created", before=None)
+    if not payload.get("draft"):
+        _submit(uow, req, envelope, "submitted")
     return ok_reply(201, requisition_body(req))
+
+
+def update_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Edit a draft, or a requisition sent back for changes (requester only)."""
+    req = _own(uow.session, payload["id"], envelope.actor)
+    _require_requester(req, envelope.actor, "edit")
+    if Status(req.status) not in domain.EDITABLE:
+        raise Conflict(f"A requisition that is {req.status} cannot be edited.", code="not-editable", current=req.status)
+    _apply_fields(req, payload)
+    req.updated_at = utcnow()
+    _record(uow.session, req, envelope, "edited", before=req.status)
+    return ok_reply(200, requisition_body(req))
+
+
+def submit_draft(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Submit a draft, or resubmit after changes were requested (requester only)."""
+    req = _own(uow.session, payload["id"], envelope.actor)
+    _require_requester(req, envelope.actor, "submit")
+    if Status(req.status) not in domain.SUBMITTABLE:
+        raise Conflict(
+            f"A requisition that is {req.status} cannot be submitted.", code="invalid-transition", current=req.status
+        )
+    if req.changes_deadline is not None and req.changes_deadline < utcnow():
+        raise Conflict("The deadline for changes has passed.", code="changes-deadline-passed")
+    _submit(uow, req, envelope, "resubmitted" if req.revision else "submitted")
+    return ok_reply(200, requisition_body(req))
+
+
+def cancel_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Withdraw before a decision (requester), or cancel before payment (finance, CFO, admin)."""
+    actor = envelope.actor
+    req = _own(uow.session, payload["id"], actor)
+    status = Status(req.status)
+    office = bool(set(actor["roles"]) & domain.OFFICE_ROLES)
+    may = (req.requester_id == actor["user_id"] and status in domain.CANCELLABLE_BY_REQUESTER) or (
+        office and status in domain.CANCELLABLE_BY_OFFICE
+    )
+    if not may and req.requester_id != actor["user_id"] and not office:
+        raise Forbidden("Only the requester, finance or an admin may cancel.", code="cannot-cancel")
+    if not may:
+        raise Conflict(
+            f"A requisition that is {req.status} cannot be cancelled.", code="invalid-transition", current=req.status
+        )
+    _move(uow.session, req, Status.CANCELLED, envelope, "cancelled", payload["comment"])
+    uow.emit(
+        envelope.caused(
+            catalog.REQUISITION_CANCELLED.name,
+            {
+                "requisition_id": str(req.id),
+                "branch_id": req.branch_id,
+                "actor_id": actor["user_id"],
+                "reason": payload["comment"],
+            },
+        )
+    )
+    return ok_reply(200, requisition_body(req))
+
+
+def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Attach a stored receipt; a file already used on another requisition is flagged."""
+    session = uow.session
+    req = _own(session, payload["id"], envelope.actor)
+    _require_requester(req, envelope.actor, "attach receipts to")
+    if Status(req.status) not in domain.RECEIPTS_ALLOWED:
+        raise Conflict(f"Receipts cannot be added to a requisition that is {req.status}.", code="receipts-closed")
+    duplicate = session.scalar(
+        select(Receipt).where(Receipt.requisition_id == req.id, Receipt.sha256 == payload["sha256"])
+    )
+    if duplicate is not None:
+        raise Conflict("This file is already attached to this requisition.", code="receipt-already-attached")
+    receipt = Receipt(
+        requisition_id=req.id,
+        sha256=payload["sha256"],
+        filename=payload["filename"],
+        content_type=payload["content_type"],
+        size=payload["size"],
+        uploaded_by=envelope.actor["user_id"],
+        uploaded_at=utcnow(),
+    )
+    session.add(receipt)
+    session.flush()
+    reused_in = _reused_in(session, req, receipt.sha256)
+    _record(session, req, envelope, "receipt-attached", before=req.status, comment=receipt.filename)
+    if req.status != Status.DRAFT:
+        uow.emit(
+            envelope.caused(
+                catalog.RECEIPT_ATTACHED.name,
+                {"requisition_id": str(req.id), "sha256": receipt.sha256, "reused_in": reused_in},
+            )
+        )
+    return ok_reply(201, receipt_body(receipt, reused_in))
+
+
+def set_caps(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Replace the caps (admin only)."""
+    if "admin" not in envelope.actor["roles"]:
+        raise Forbidden("Only an admin may set caps.", code="admin-only")
+    session = uow.session
+    for cap in session.scalars(select(Cap)):
+        session.delete(cap)
+    for raw in payload["caps"]:
+        if raw["kind"] == "category_per_requisition" and not raw.get("category"):
+            raise DomainError("A category cap names its category.", code="invalid-cap")
+        limit: Money = raw["limit"]
+        session.add(
+            Cap(
+                kind=raw["kind"],
+                category=raw.get("category"),
+                branch_id=raw.get("branch_id"),
+                currency=limit.currency,
+                limit_minor=limit.minor_units,
+            )
+        )
+    session.flush()
+    return ok_reply(200, {"caps": [cap_body(c) for c in session.scalars(select(Cap).order_by(Cap.id))]})
+
+
+def expire_requisitions(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Requisitions sent back for changes and not resubmitted by their deadline expire."""
+    now = payload["as_of"] or utcnow()
+    overdue = uow.session.scalars(
+        select(Requisition)
+        .where(Requisition.status == Status.CHANGES_REQUESTED, Requisition.changes_deadline < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for req in overdue:
+        _move(uow.session, req, Status.EXPIRED, envelope, "expired", "the deadline for changes passed")
+        uow.emit(
+            envelope.caused(
+                catalog.REQUISITION_EXPIRED.name,
+                {
+                    "requisition_id": str(req.id),
+                    "branch_id": req.branch_id,
+                    "actor_id": "system",
+                    "reason": "deadline passed",
+                },
+            )
+        )
+    return {"expired": len(overdue)}
+
+
+# -- queries --------------------------------------------------------------------------
 
 
 def _load_visible(session: Session, requisition_id: uuid.UUID, actor: dict[str, Any]) -> Requisition:
     req = session.get(Requisition, requisition_id)
     # Out of scope looks exactly like absent: no probing for other branches' ids.
-    if req is None or not can_see_branch(actor, req.branch_id, req.region_id):
+    if req is None or (
+        not can_see_branch(actor, req.branch_id, req.region_id) and req.requester_id != actor["user_id"]
+    ):
         raise NotFound("No such requisition.")
     return req
 
 
 def get_requisition(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """One requisition with its history, if the actor's scope covers its branch."""
+    """One requisition with its history and receipts, if the actor's scope covers its branch."""
     req = _load_visible(session, payload["id"], envelope.actor)
     history = list(
         session.scalars(select(HistoryEntry).where(HistoryEntry.requisition_id == req.id).order_by(HistoryEntry.id))
     )
-    return ok_reply(200, requisition_body(req, history))
+    receipts = [
+        receipt_body(r, _reused_in(session, req, r.sha256))
+        for r in session.scalars(select(Receipt).where(Receipt.requisition_id == req.id).order_by(Receipt.id))
+    ]
+    return ok_reply(200, requisition_body(req, history, receipts))
+
+
+def list_requisitions(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Mine, my branch's (one or all of them), or everything my scope covers; newest first."""
+    actor = envelope.actor
+    query = select(Requisition).order_by(Requisition.created_at.desc(), Requisition.id)
+    scope = payload["scope"]
+    if scope == "mine":
+        query = query.where(Requisition.requester_id == actor["user_id"])
+    elif scope == "branch":
+        branches = [payload["branch_id"]] if payload["branch_id"] else list(actor.get("branch_ids", []))
+        query = query.where(Requisition.branch_id.in_(branches))
+    if payload["branch_id"] and scope != "branch":
+        query = query.where(Requisition.branch_id == payload["branch_id"])
+    if payload["status"]:
+        query = query.where(Requisition.status == payload["status"])
+    if not set(actor.get("roles", ())) & GLOBAL_ROLES and scope != "mine":
+        # Fail closed: only rows the actor's memberships (or region, for regional roles) cover.
+        covered = [Requisition.branch_id.in_(list(actor.get("branch_ids", [])))]
+        if "regional_manager" in actor.get("roles", ()):
+            covered.append(Requisition.region_id.in_(list(actor.get("region_ids", []))))
+        query = query.where(or_(*covered))
+    rows = session.scalars(query.limit(payload["limit"]).offset(payload["offset"])).all()
+    items = [
+        requisition_body(r)
+        for r in rows
+        if can_see_branch(actor, r.branch_id, r.region_id) or r.requester_id == actor["user_id"]
+    ]
+    return ok_reply(200, {"items": items, "limit": payload["limit"], "offset": payload["offset"]})
+
+
+def get_caps(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """The caps in force."""
+    return ok_reply(200, {"caps": [cap_body(c) for c in session.scalars(select(Cap).order_by(Cap.id))]})
+
+
+def list_alerts(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Alerts, newest first, that the actor's scope covers."""
+    actor = envelope.actor
+    rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(payload["limit"] * 4)).all()
+    global_view = bool(set(actor.get("roles", ())) & GLOBAL_ROLES)
+    items = [alert_body(a) for a in rows if global_view or (a.branch_id and a.branch_id in actor.get("branch_ids", ()))]
+    return ok_reply(200, {"items": items[: payload["limit"]]})
+
+
+# -- events from the other services ---------------------------------------------------
 
 
 def on_approval_case_opened(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
-    """The approval service routed the requisition: it now waits for approvers."""
+    """Routed: it waits for its approvers (or for the final approver's urgency confirmation)."""
+    target = Status.PENDING_URGENCY_CONFIRMATION if payload["fast_track"] else Status.PENDING_APPROVAL
+    comment = f"tier {payload['tier']}, chain {' > '.join(payload['chain'])}"
+    if payload["escalations"]:
+        comment += "; " + "; ".join(payload["escalations"])
+    req = _follow(uow, payload["requisition_id"], target, envelope, "routed", comment)
+    if req is not None:
+        req.approval_case_id = payload["case_id"]
+        req.tier = payload["tier"]
+
+
+def on_step_completed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """History only: who approved which step, when, with what comment."""
     req = uow.session.get(Requisition, payload["requisition_id"], with_for_update=True)
     if req is None:
-        raise Conflict(f"requisition {payload['requisition_id']} is unknown here")
-    before = req.status
-    try:
-        req.status = domain.transition(req.status, Status.PENDING_APPROVAL)
-    except domain.InvalidTransition:
-        return  # already moved on (cancelled meanwhile): the event changes nothing
-    req.approval_case_id = payload["case_id"]
-    req.tier = payload["tier"]
-    req.updated_at = utcnow()
-    _record(uow.session, req, envelope, "routed", before=before, comment=f"tier {payload['tier']}")
+        raise RetryLater(0.2, "requisition not visible yet")
+    action = f"{payload['decision']} as {payload['role']} (step {payload['step']})"
+    _record(uow.session, req, envelope, action, before=req.status, comment=payload["comment"])
+
+
+def on_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(uow, payload["requisition_id"], Status.APPROVED, envelope, "approved", payload["comment"])
+
+
+def on_rejected(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(uow, payload["requisition_id"], Status.REJECTED, envelope, "rejected", payload["comment"])
+
+
+def on_changes_requested(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    req = _follow(
+        uow, payload["requisition_id"], Status.CHANGES_REQUESTED, envelope, "changes-requested", payload["comment"]
+    )
+    if req is not None:
+        req.changes_deadline = payload["deadline"]
+
+
+def on_urgency_reverted(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    comment = f"{payload['comment']} (chain {' > '.join(payload['chain'])})".strip()
+    _follow(uow, payload["requisition_id"], Status.PENDING_APPROVAL, envelope, "urgency-reverted", comment)
+
+
+def on_escalated(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    req = uow.session.get(Requisition, payload["requisition_id"], with_for_update=True)
+    if req is None:
+        raise RetryLater(0.2, "requisition not visible yet")
+    _record(
+        uow.session,
+        req,
+        envelope,
+        f"escalated to {payload['escalated_to']}",
+        before=req.status,
+        comment=payload["reason"],
+    )
+
+
+def on_funds_reserved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(uow, payload["requisition_id"], Status.RESERVED, envelope, "funds-reserved")
+
+
+def on_funds_awaited(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(uow, payload["requisition_id"], Status.AWAITING_FUNDS, envelope, "awaiting-funds")
+
+
+def on_payment_started(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(
+        uow,
+        payload["requisition_id"],
+        Status.PAYMENT_PROCESSING,
+        envelope,
+        "payment-started",
+        f"by {payload['executor_name']}",
+    )
+
+
+def on_payment_completed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    _follow(
+        uow,
+        payload["requisition_id"],
+        Status.PAID,
+        envelope,
+        "paid",
+        f"{payload['provider']} ref {payload['provider_reference']}",
+    )
+
+
+def on_payment_failed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    left = payload["executions_left"]
+    _follow(
+        uow,
+        payload["requisition_id"],
+        Status.PAYMENT_FAILED,
+        envelope,
+        "payment-failed",
+        f"{payload['reason']} ({left} execution(s) left)",
+    )
+
+
+def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Keep alerts where finance and treasury can list them."""
+    uow.session.add(
+        Alert(
+            message_id=uuid.UUID(envelope.message_id),
+            kind=payload["kind"],
+            severity=payload["severity"],
+            message=payload["message"],
+            requisition_id=payload["requisition_id"],
+            branch_id=payload["branch_id"],
+            source=payload["source"],
+            raised_at=utcnow(),
+        )
+    )

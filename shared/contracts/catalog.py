@@ -112,6 +112,7 @@ URGENCY_REVERTED = EventSpec("UrgencyReverted", p.UrgencyRevertedPayload, ("requ
 APPROVAL_ESCALATED = EventSpec("ApprovalEscalated", p.ApprovalEscalatedPayload, ("requisition",))
 REQUISITION_CANCELLED = EventSpec("RequisitionCancelled", p.RequisitionClosedPayload, ("approval", "ledger", "payment"))
 REQUISITION_EXPIRED = EventSpec("RequisitionExpired", p.RequisitionClosedPayload, ("approval",))
+RECEIPT_ATTACHED = EventSpec("ReceiptAttached", p.ReceiptAttachedPayload, ("approval",))
 USER_DIRECTORY_UPDATED = EventSpec("UserDirectoryUpdated", p.UserDirectoryUpdatedPayload, ("approval",))
 ALERT_RAISED = EventSpec("AlertRaised", p.AlertRaisedPayload, ("requisition",))
 FUNDS_RESERVED = EventSpec("FundsReserved", lg.FundsReservedPayload, ("requisition", "payment"))

@@ -61,6 +61,7 @@ class SubmitRequisitionPayload(RequisitionFieldsSchema):
     branch_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     region_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     origin = fields.String(required=True, validate=validate.OneOf(ORIGINS))
+    draft = fields.Boolean(load_default=False)
 
 
 class ByIdPayload(Schema):
@@ -155,6 +156,14 @@ class ApprovalEscalatedPayload(Schema):
     role = fields.String(required=True)
     escalated_to = fields.String(required=True)
     reason = fields.String(required=True)
+
+
+class ReceiptAttachedPayload(Schema):
+    """Event: a receipt was attached after submission; ``reused_in`` names other vouchers using it."""
+
+    requisition_id = fields.UUID(required=True)
+    sha256 = fields.String(required=True)
+    reused_in = fields.List(fields.String(), required=True)
 
 
 class RequisitionClosedPayload(Schema):

@@ -44,6 +44,8 @@ QueryHandler = Callable[[Session, Envelope, dict[str, Any]], dict[str, Any]]
 EventHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], None]
 
 INBOX_RETENTION = timedelta(days=30)
+# A message that asks to be retried later this many times is stuck, not early: bury it.
+MAX_RETRY_LATER = 300
 
 
 class PermanentMessageError(Exception):
@@ -288,6 +290,11 @@ class ServiceRuntime:
                 envelope = load_envelope(raw)
                 return body(envelope)
             except RetryLater as exc:
+                if self.request.retries >= MAX_RETRY_LATER:
+                    runtime._bury(
+                        name, raw, f"gave up after {self.request.retries} retries: {exc}", self.request.retries
+                    )
+                    return problem_reply(500, "internal-error", "The service could not complete the request.")
                 log.info("%s retry in %.2fs: %s", name, exc.countdown, exc)
                 raise self.retry(exc=exc, countdown=exc.countdown, max_retries=None) from exc
             except (ValidationError, PermanentMessageError) as exc:

@@ -32,7 +32,7 @@ def test_submitted_requisition_reaches_the_approval_service(api: Api, tokens: di
     assert shown["status"] == "pending_approval"
     assert shown["approval"]["status"] == "open"
     assert shown["approval"]["tier"] == "T1"  # KES 1,250.00 is within T1 (up to 10,000)
-    assert [h["action"] for h in shown["history"]] == ["submitted", "routed"]
+    assert [h["action"] for h in shown["history"]] == ["created", "submitted", "routed"]
     # The approval service's own table holds exactly one case for it.
     cases = scalar(
         dbs["approval"], "SELECT count(*) FROM approval_cases WHERE requisition_id = :id", id=requisition["id"]

@@ -1,0 +1,115 @@
+"""Approvers' API: the inbox, decisions on a requisition, and the approval policy."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+
+from services.gateway.api import Blueprint
+from services.gateway.api.replies import command, query, require_role
+from services.gateway.auth import current_actor
+from services.gateway.schemas import (
+    ApprovalCaseSchema,
+    ChangesSchema,
+    CommentSchema,
+    InboxSchema,
+    PolicySchema,
+    ProblemSchema,
+    ReasonSchema,
+)
+from shared.contracts import catalog
+
+blp = Blueprint("approvals", __name__, url_prefix="/api/v1", description="Approvals")
+
+
+def _decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any) -> Response:
+    payload = {"requisition_id": str(requisition_id), "decision": decision, "comment": comment, **extra}
+    return command(catalog.RECORD_DECISION, payload)
+
+
+DECISION_ERRORS = (
+    (403, "Self-approval, an unexpected approver, or someone already in the chain"),
+    (404, "No approval case in your scope"),
+    (409, "Nothing waits for this decision"),
+    (422, "The approver's limit is below the amount, or a reason is missing"),
+)
+
+
+def _decision_docs(view: Any) -> Any:
+    for status, description in DECISION_ERRORS:
+        view = blp.alt_response(status, schema=ProblemSchema, description=description)(view)
+    return blp.response(200, ApprovalCaseSchema)(view)
+
+
+@blp.route("/requisitions/<uuid:requisition_id>/approve")
+class Approve(MethodView):
+    @blp.arguments(CommentSchema)
+    @_decision_docs
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+        """Approve the step that waits for you."""
+        return _decide(requisition_id, "approve", data["comment"])
+
+
+@blp.route("/requisitions/<uuid:requisition_id>/reject")
+class Reject(MethodView):
+    @blp.arguments(ReasonSchema)
+    @_decision_docs
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+        """Reject, with a reason."""
+        return _decide(requisition_id, "reject", data["reason"])
+
+
+@blp.route("/requisitions/<uuid:requisition_id>/request-changes")
+class RequestChanges(MethodView):
+    @blp.arguments(ChangesSchema)
+    @_decision_docs
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+        """Send it back to the requester, who must resubmit before the deadline."""
+        return _decide(requisition_id, "request_changes", data["comment"], deadline_hours=data["deadline_hours"])
+
+
+@blp.route("/requisitions/<uuid:requisition_id>/confirm-urgency")
+class ConfirmUrgency(MethodView):
+    @blp.arguments(CommentSchema)
+    @_decision_docs
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+        """As the tier's final approver, confirm the urgency (and approve)."""
+        return _decide(requisition_id, "confirm_urgency", data["comment"])
+
+
+@blp.route("/requisitions/<uuid:requisition_id>/revert-urgency")
+class RevertUrgency(MethodView):
+    @blp.arguments(CommentSchema)
+    @_decision_docs
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+        """Decline the fast track: the requisition goes through the tier's normal chain."""
+        return _decide(requisition_id, "revert_urgency", data["comment"])
+
+
+@blp.route("/approvals/inbox")
+class Inbox(MethodView):
+    @blp.response(200, InboxSchema)
+    def get(self) -> Response:
+        """What waits for your decision, the most overdue first."""
+        current_actor()
+        return query(catalog.LIST_INBOX, {"limit": 100})
+
+
+@blp.route("/approval-policy")
+class ApprovalPolicy(MethodView):
+    @blp.response(200, PolicySchema)
+    def get(self) -> Response:
+        """The approval policy in force (tiers, chains, approver limits, SLAs)."""
+        require_role("admin", "finance", "cfo", "auditor")
+        return query(catalog.GET_POLICY, {})
+
+    @blp.arguments(PolicySchema)
+    @blp.response(201, PolicySchema)
+    @blp.alt_response(422, schema=ProblemSchema, description="The policy is inconsistent")
+    def put(self, data: dict[str, Any]) -> Response:
+        """Replace the policy (admin): a new version; open cases keep theirs."""
+        require_role("admin")
+        return command(catalog.SET_POLICY, PolicySchema().dump(data), resource="policy")
