@@ -386,7 +386,7 @@ def _close(case: ApprovalCase, status: str, now: datetime) -> None:
 
 
 def _attempt(
-    session: Session, envelope: Envelope, payload: dict[str, Any], outcome: str, rule: str, detail: str
+    session: Session, envelope: Envelope, payload: dict[str, Any], *, outcome: str, rule: str = "", detail: str = ""
 ) -> None:
     session.add(
         DecisionAttempt(

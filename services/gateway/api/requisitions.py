@@ -51,9 +51,10 @@ class Requisitions(MethodView):
         if args.get("branch"):
             with ctx().db.uow() as uow:
                 branch = identity.branch_by_code(uow.session, args["branch"])
-            if branch is None:
+                branch_id = None if branch is None else str(branch.id)
+            if branch_id is None:
                 return problems.problem(422, "unknown-branch", "No branch has that code.")
-            payload["branch_id"] = str(branch.id)
+            payload["branch_id"] = branch_id
         return query(catalog.LIST_REQUISITIONS, payload)
 
     @blp.arguments(RequisitionCreateSchema)
