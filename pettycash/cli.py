@@ -161,3 +161,54 @@ def deadletters_replay(service: str, dead_letter_id: int) -> None:
         runtime.app.send_task(taken["task_name"], args=[taken["envelope"]], queue=service)
         uow.commit()
     click.echo(f"replayed {dead_letter_id} ({taken['task_name']})")
+
+
+@main.group()
+def policy() -> None:
+    """The approval policy (tiers, chains, approver limits, SLAs)."""
+
+
+def _approval_use_case(use_case: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run an approval use case in-process as the operator (no worker needed)."""
+    from shared.contracts.envelope import Envelope
+
+    runtime = build_runtime("approval", load_settings())
+    actor = {"user_id": "cli", "username": "cli-operator", "roles": ["admin"], "branch_ids": [], "region_ids": []}
+    envelope = Envelope(type="cli", payload=payload, actor=actor)
+    with runtime.db.uow() as uow:
+        reply: dict[str, Any] = use_case(uow, envelope, payload)
+        uow.commit()
+    return reply
+
+
+@policy.command("show")
+def policy_show() -> None:
+    """Print the policy in force as JSON."""
+    from services.approval import service
+
+    runtime = build_runtime("approval", load_settings())
+    with runtime.db.uow() as uow:
+        current = service.current_policy(uow.session)
+    click.echo(json.dumps({"version": current.version, **current.to_dict()}, indent=2))
+
+
+@policy.command("set")
+@click.argument("path", type=click.File("r"))
+def policy_set(path: Any) -> None:
+    """Store a new policy version from a JSON file (the shape `policy show` prints)."""
+    from marshmallow import ValidationError
+
+    from services.approval import service
+    from shared.contracts.payloads import PolicySchema
+    from shared.messaging.errors import DomainError
+
+    raw = json.load(path)
+    raw.pop("version", None)
+    try:
+        payload = PolicySchema().load(raw)
+        reply = _approval_use_case(service.set_policy, payload)
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid policy: {exc.messages}") from exc
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"policy version {reply['body']['version']} in force")
