@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from services.payment import service
+from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
 
 def register(runtime: ServiceRuntime) -> None:
-    """Register this service's commands, queries and event handlers on its runtime."""
-    # The payment use cases arrive with issue 4; the worker already serves its queue,
-    # its inbox, outbox, dead letters and maintenance task.
+    """Register this service's commands, queries, job, maintenance task and event handlers."""
+    # Built (and checked: OTP key, fault rules) before the worker serves anything.
+    config = service.PaymentConfig.from_settings(runtime.settings)
+    runtime.command(catalog.ENROLL_OTP)(partial(service.enroll_otp, config=config))
+    runtime.command(catalog.ACTIVATE_OTP, on_refusal=service.record_refused_activation)(
+        partial(service.activate_otp, config=config)
+    )
+    runtime.command(catalog.EXECUTE_PAYMENT, on_refusal=service.record_refused_execution)(
+        partial(service.execute_payment, config=config)
+    )
+    runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
+    runtime.query(catalog.GET_PAYMENT)(partial(service.get_payment, config=config))
+    runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
+    runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
+    runtime.on_event(catalog.FUNDS_RESERVED.name)(service.on_funds_reserved)
+    runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_cancelled)

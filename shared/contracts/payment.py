@@ -1,10 +1,18 @@
-"""Payloads of the payment service's commands, queries and events."""
+"""Payloads of the payment service's commands, queries and events, and the enrolment seal."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
 from marshmallow import Schema, fields, validate
 
 from shared.contracts.money import MoneySchema
+
+# How long a sealed enrolment stays readable: long enough for the gateway to answer the
+# request that asked for it, short enough that a stored reply is useless later.
+ENROLMENT_SEAL_TTL_SECONDS = 600
 
 
 class PaymentStartedPayload(Schema):
@@ -14,6 +22,7 @@ class PaymentStartedPayload(Schema):
     payment_id = fields.UUID(required=True)
     executor_id = fields.String(required=True)
     executor_name = fields.String(required=True)
+    execution = fields.Integer(load_default=1, metadata={"description": "1 for the first execution, 2 for a retry..."})
 
 
 class PaymentCompletedPayload(Schema):
@@ -60,3 +69,26 @@ class RequisitionRefPayload(Schema):
     """Queries about the payment of one requisition."""
 
     requisition_id = fields.UUID(required=True)
+
+
+class SealedEnrolmentError(ValueError):
+    """A sealed enrolment that cannot be opened: wrong key, tampered with, or too old."""
+
+
+def seal_enrolment(key: str, enrolment: dict[str, Any]) -> str:
+    """Seal what ``payment.enroll_otp`` shows once (it holds the OTP secret).
+
+    A command's reply is kept in the service's inbox, in the result backend and in the
+    worker's log line; sealed, none of them holds the secret in the clear. Only a process
+    configured with ``PETTYCASH_OTP_ENCRYPTION_KEY`` (the gateway) can open it.
+    """
+    return Fernet(key.encode()).encrypt(json.dumps(enrolment).encode()).decode()
+
+
+def unseal_enrolment(key: str, token: str, ttl: int = ENROLMENT_SEAL_TTL_SECONDS) -> dict[str, Any]:
+    """Open a sealed enrolment; :class:`SealedEnrolmentError` if it is not genuine or too old."""
+    try:
+        opened: dict[str, Any] = json.loads(Fernet(key.encode()).decrypt(token.encode(), ttl=ttl))
+    except (InvalidToken, ValueError) as exc:
+        raise SealedEnrolmentError("the sealed enrolment cannot be opened") from exc
+    return opened

@@ -12,6 +12,7 @@ from services.gateway import identity, problems, receipts
 from services.gateway.api import Blueprint, ctx
 from services.gateway.api.replies import QUERY_TIMEOUT_SECONDS, command, query, reply_response
 from services.gateway.auth import current_actor
+from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
     AcceptedSchema,
     CommentSchema,
@@ -57,6 +58,7 @@ class Requisitions(MethodView):
             payload["branch_id"] = branch_id
         return query(catalog.LIST_REQUISITIONS, payload)
 
+    @idempotent
     @blp.arguments(RequisitionCreateSchema)
     @blp.response(201, RequisitionSchema)
     @blp.alt_response(202, schema=AcceptedSchema, description="Accepted; the outcome is not known yet")

@@ -1,0 +1,759 @@
+"""Payment use cases; each runs inside the unit of work its task adapter opened.
+
+The disbursement job is the exception the runtime allows for: it opens its own
+transactions, because a provider call sits between reading the payment and recording what
+the provider said, and a retry must be scheduled only after that record is committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.payment import domain
+from services.payment.domain import Outcome, PaymentState
+from services.payment.models import (
+    OtpAttempt,
+    OtpEnrolment,
+    OtpGuard,
+    OtpStepUse,
+    PayableRequisition,
+    Payment,
+    PaymentExecution,
+    ProviderAttempt,
+)
+from services.payment.providers import (
+    Disbursement,
+    PermanentProviderError,
+    ProviderSettings,
+    TransientProviderError,
+)
+from services.payment.schemas import enrolment_body, enrolment_secret_body, payment_body
+from shared.config import ConfigError, Settings
+from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_STARTED
+from shared.contracts.envelope import Envelope
+from shared.contracts.money import Money
+from shared.contracts.payment import seal_enrolment
+from shared.contracts.roles import can_see_branch
+from shared.db.engine import Database
+from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
+from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+from shared.messaging.runtime import RetryLater
+
+PENDING = "pending"
+ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class PaymentConfig:
+    """What the payment use cases need from the settings, checked once at start-up."""
+
+    otp_key: str
+    max_executions: int
+    retry: domain.RetryPolicy
+    providers: ProviderSettings
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def call_lease(self) -> timedelta:
+        """How long a job run may take over one provider call before another run may step in."""
+        return domain.PROVIDER_CALL_LEASE + 2 * timedelta(milliseconds=self.providers.latency_ms)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PaymentConfig:
+        """Build and validate the configuration; ConfigError stops the worker before it serves."""
+        try:
+            Fernet(settings.otp_encryption_key.encode())
+        except ValueError:
+            raise ConfigError("PETTYCASH_OTP_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64 bytes)") from None
+        visibility = settings.broker_transport_options.get("visibility_timeout")
+        retry = domain.RetryPolicy(
+            max_retries=settings.payment_max_retries,
+            base_seconds=settings.payment_retry_base_seconds,
+            cap_seconds=domain.retry_cap_seconds(float(visibility) if isinstance(visibility, int | float) else None),
+        )
+        return cls(
+            otp_key=settings.otp_encryption_key,
+            max_executions=settings.payment_max_executions,
+            retry=retry,
+            providers=ProviderSettings.parse(settings.provider_faults, settings.provider_latency_ms),
+        )
+
+
+class OtpRefused(DomainError):
+    """A wrong or already spent payment code: the refusal recorder counts it towards the lockout."""
+
+    counts_as_failure = True
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _seal(key: str, secret: str) -> str:
+    return Fernet(key.encode()).encrypt(secret.encode()).decode()
+
+
+def _unseal(key: str, sealed: str) -> str:
+    try:
+        return Fernet(key.encode()).decrypt(sealed.encode()).decode()
+    except InvalidToken:
+        # The key changed without re-sealing: refuse plainly rather than fail every code.
+        raise Conflict(
+            "Your authenticator can no longer be read (the OTP key changed); it must be reset.",
+            code="otp-unreadable",
+        ) from None
+
+
+def _dialect_insert(session: Session) -> Any:
+    return postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def _require_treasury(actor: dict[str, Any]) -> None:
+    if not domain.is_treasury(actor):
+        raise Forbidden("Only treasury executes payments and enrols an authenticator for it.", code="treasury-only")
+
+
+def _guard(session: Session, user_id: str) -> domain.Guard:
+    row = session.get(OtpGuard, user_id)
+    return domain.Guard() if row is None else domain.Guard(row.failures, row.locked_until)
+
+
+def _locked_out(guard: domain.Guard, now: datetime, detail: str, *, counts: bool) -> DomainError:
+    assert guard.locked_until is not None
+    error_type = OtpRefused if counts else DomainError
+    return error_type(
+        detail,
+        code="otp-locked-out",
+        status=429,
+        retry_after=guard.retry_after_seconds(now),
+        locked_until=guard.locked_until.isoformat(),
+    )
+
+
+def _record_attempt(
+    session: Session,
+    envelope: Envelope,
+    action: str,
+    requisition_id: uuid.UUID | None,
+    result: str,
+    reason: str,
+    detail: str = "",
+    step: int | None = None,
+) -> None:
+    session.add(
+        OtpAttempt(
+            user_id=envelope.actor["user_id"],
+            username=envelope.actor["username"],
+            action=action,
+            requisition_id=requisition_id,
+            result=result,
+            reason=reason,
+            detail=detail,
+            time_step=step,
+            message_id=uuid.UUID(envelope.message_id),
+            at=utcnow(),
+        )
+    )
+
+
+def _spend_step(
+    session: Session, config: PaymentConfig, enrolment: OtpEnrolment, code: str, now: datetime, **use: Any
+) -> domain.OtpCheck:
+    """Check a code and, if good, spend its time step; the check says why not otherwise."""
+    secret = _unseal(config.otp_key, enrolment.sealed_secret)
+    window = list(domain.window_steps(now))
+    used = set(
+        session.scalars(
+            select(OtpStepUse.time_step).where(
+                OtpStepUse.user_id == enrolment.user_id, OtpStepUse.time_step.in_(window)
+            )
+        )
+    )
+    check = domain.check_code(secret, code, now, used)
+    if not check.accepted:
+        return check
+    try:
+        # The primary key (user_id, time_step) is the guard against a concurrent twin: the
+        # second insert waits for the first transaction and fails when it commits.
+        with session.begin_nested():
+            session.add(OtpStepUse(user_id=enrolment.user_id, time_step=check.step, used_at=now, **use))
+    except IntegrityError:
+        return domain.OtpCheck(None, domain.OtpRejection.REUSED)
+    return check
+
+
+# -- OTP enrolment --------------------------------------------------------------------
+
+
+def enroll_otp(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Give a treasury user a fresh TOTP secret, shown once (sealed for the gateway), to activate."""
+    actor = envelope.actor
+    _require_treasury(actor)
+    session = uow.session
+    session.execute(
+        _dialect_insert(session)(OtpEnrolment)
+        .values(
+            user_id=actor["user_id"],
+            username=actor["username"],
+            sealed_secret="",
+            status=PENDING,
+            created_at=config.clock(),
+        )
+        .on_conflict_do_nothing()
+    )
+    enrolment = session.get(OtpEnrolment, actor["user_id"], with_for_update=True, populate_existing=True)
+    assert enrolment is not None
+    if enrolment.status == ACTIVE:
+        raise Conflict(
+            "You already have an active authenticator; an administrator must reset it first.",
+            code="otp-already-enrolled",
+        )
+    # A pending enrolment is replaced: its secret was shown once and may have been lost.
+    secret = domain.new_otp_secret()
+    enrolment.sealed_secret = _seal(config.otp_key, secret)
+    enrolment.username = actor["username"]
+    enrolment.status = PENDING
+    enrolment.created_at = config.clock()
+    enrolment.activated_at = None
+    body = enrolment_body(enrolment)
+    body["sealed"] = seal_enrolment(
+        config.otp_key, enrolment_secret_body(domain.provisioning_uri(secret, actor["username"]))
+    )
+    return ok_reply(201, body)
+
+
+def activate_otp(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Activate a pending enrolment with a first valid code (proof the authenticator works)."""
+    actor = envelope.actor
+    _require_treasury(actor)
+    session = uow.session
+    enrolment = session.get(OtpEnrolment, actor["user_id"], with_for_update=True)
+    if enrolment is None or not enrolment.sealed_secret:
+        raise Conflict("Enrol an authenticator first.", code="otp-not-enrolled")
+    if enrolment.status == ACTIVE:
+        raise Conflict("Your authenticator is already active.", code="otp-already-active")
+    now = config.clock()
+    check = _spend_step(session, config, enrolment, payload["code"], now, purpose="activation")
+    if not check.accepted:
+        reused = check.rejection == domain.OtpRejection.REUSED
+        raise DomainError(
+            "That code was already used; wait for the next one." if reused else "That code is not valid.",
+            code=str(check.rejection),
+            status=409 if reused else 422,
+        )
+    enrolment.status = ACTIVE
+    enrolment.activated_at = now
+    _record_attempt(session, envelope, "activate", None, "accepted", "ok", step=check.step)
+    return ok_reply(200, enrolment_body(enrolment))
+
+
+def record_refused_activation(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Keep a refused activation in the audit trail (the refusal itself rolled back)."""
+    _record_attempt(uow.session, envelope, "activate", None, "refused", exc.code, exc.detail)
+
+
+# -- execution ------------------------------------------------------------------------
+
+
+def execute_payment(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Start paying a reserved requisition: who may, with a fresh code, then hand it to the job."""
+    actor = envelope.actor
+    user_id = actor["user_id"]
+    session = uow.session
+    now = config.clock()
+    _require_treasury(actor)
+    guard = _guard(session, user_id)
+    if guard.locked(now):
+        raise _locked_out(guard, now, "Too many wrong codes: payments are locked for you for now.", counts=False)
+
+    requisition_id = payload["requisition_id"]
+    # Locked for the whole use case: two executions of one requisition run one after the other.
+    req = session.get(PayableRequisition, requisition_id, with_for_update=True)
+    if req is None or req.approved_at is None:
+        raise NotFound("No approved requisition with this id.")
+    if req.cancelled_at is not None:
+        raise Conflict("The requisition was cancelled; it cannot be paid.", code="requisition-cancelled")
+    if req.reserved_at is None:
+        raise Conflict("The funds are not reserved yet; it cannot be paid before.", code="funds-not-reserved")
+    if req.payee_method is None or req.amount_minor is None or req.currency is None:
+        raise Conflict("The approval did not name a payee; it cannot be paid.", code="payee-unknown")
+    breach = domain.segregation_breach(user_id, req.requester_id or "", req.approver_ids or ())
+    if breach is not None:
+        who = "requested" if breach == domain.Segregation.REQUESTER else "approved"
+        raise Forbidden(
+            f"Segregation of duties: you {who} this requisition, so someone else in treasury must pay it.",
+            code="segregation-of-duties",
+            rule=str(breach),
+        )
+
+    payment = session.get(Payment, domain.payment_id_for(requisition_id), with_for_update=True)
+    block = domain.execution_block(
+        payment.state if payment else None, payment.executions if payment else 0, config.max_executions
+    )
+    if block == domain.ExecutionBlock.LIMIT_REACHED:
+        raise DomainError(
+            f"This payment failed {config.max_executions} times; it cannot be executed again.", code=str(block)
+        )
+    if block is not None:
+        raise Conflict(
+            "The payment is already under way." if block == domain.ExecutionBlock.IN_PROGRESS else "Already paid.",
+            code=str(block),
+        )
+
+    enrolment = session.get(OtpEnrolment, user_id)
+    if enrolment is None or enrolment.status != ACTIVE:
+        raise Conflict("Enrol and activate an authenticator before paying.", code="otp-not-enrolled")
+    check = _spend_step(
+        session, config, enrolment, payload["otp"], now, purpose="payment", requisition_id=requisition_id
+    )
+    if not check.accepted:
+        after = guard.after_failure(now)
+        if after.locked(now):
+            raise _locked_out(
+                after,
+                now,
+                f"Wrong code, {domain.MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for you for "
+                f"{int(domain.LOCKOUT.total_seconds() // 60)} minutes.",
+                counts=True,
+            )
+        reused = check.rejection == domain.OtpRejection.REUSED
+        raise OtpRefused(
+            "That code was already used; wait for the next one." if reused else "That code is not valid.",
+            code=str(check.rejection),
+            status=409 if reused else 422,
+            attempts_left=after.attempts_left,
+        )
+
+    if guard.failures:
+        session.execute(
+            OtpGuard.__table__.update().where(OtpGuard.user_id == user_id).values(failures=0, updated_at=now)
+        )
+    _record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=check.step)
+    payment = _start_execution(session, req, payment, actor, now)
+    uow.emit(
+        envelope.caused(
+            PAYMENT_STARTED.name,
+            {
+                "requisition_id": str(requisition_id),
+                "payment_id": str(payment.id),
+                "executor_id": user_id,
+                "executor_name": actor["username"],
+                "execution": payment.executions,
+            },
+        )
+    )
+    # The job is sent through the outbox: it runs only once this transaction has committed.
+    uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(payment.id)}))
+    return ok_reply(201, payment_body(payment, config.max_executions))
+
+
+def _start_execution(
+    session: Session, req: PayableRequisition, payment: Payment | None, actor: dict[str, Any], now: datetime
+) -> Payment:
+    if payment is None:
+        # execute_payment checked these; the asserts narrow the types.
+        assert req.amount_minor is not None
+        assert req.currency is not None
+        assert req.payee_method is not None
+        payment = Payment(
+            id=domain.payment_id_for(req.requisition_id),
+            requisition_id=req.requisition_id,
+            branch_id=req.branch_id or "",
+            region_id=req.region_id or "",
+            amount_minor=req.amount_minor,
+            currency=req.currency,
+            payee_name=req.payee_name or "",
+            payee_method=req.payee_method,
+            payee_account_ref=req.payee_account_ref or "",
+            state=PaymentState.PROCESSING,
+            executions=0,
+            attempts=0,
+            executor_id=actor["user_id"],
+            executor_name=actor["username"],
+            redrives=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(payment)
+    else:
+        payment.state = domain.transition(payment.state, PaymentState.PROCESSING)
+    payment.executions += 1
+    payment.attempts = 0
+    payment.executor_id = actor["user_id"]
+    payment.executor_name = actor["username"]
+    payment.last_error = None
+    payment.next_attempt_at = None
+    payment.call_claim = None
+    payment.call_claimed_until = None
+    payment.updated_at = now
+    session.add(
+        PaymentExecution(
+            payment_id=payment.id,
+            number=payment.executions,
+            executor_id=actor["user_id"],
+            executor_name=actor["username"],
+            started_at=now,
+            outcome=PaymentState.PROCESSING,
+            reason="",
+        )
+    )
+    session.flush()
+    return payment
+
+
+def record_refused_execution(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Keep a refused execution in the audit trail and count a wrong or spent code.
+
+    Runs after the refused command rolled back, in the transaction that records the
+    refusal, so neither the attempt nor the failure count is lost with it.
+    """
+    session = uow.session
+    _record_attempt(session, envelope, "execute", payload.get("requisition_id"), "refused", exc.code, exc.detail)
+    if not getattr(exc, "counts_as_failure", False):
+        return
+    user_id = envelope.actor["user_id"]
+    now = utcnow()
+    session.execute(
+        _dialect_insert(session)(OtpGuard)
+        .values(user_id=user_id, failures=0, locked_until=None, updated_at=now)
+        .on_conflict_do_nothing()
+    )
+    # Row-locked read-modify-write: concurrent wrong codes each count.
+    row = session.get(OtpGuard, user_id, with_for_update=True, populate_existing=True)
+    assert row is not None
+    after = domain.Guard(row.failures, row.locked_until).after_failure(now)
+    row.failures = after.failures
+    row.locked_until = after.locked_until
+    row.updated_at = now
+
+
+# -- disbursement ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CallClaim:
+    """A job run's lease on the next provider call of a payment."""
+
+    token: uuid.UUID
+    order: Disbursement
+    payee_method: str
+
+
+def disburse_payment(
+    db: Database, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Call the provider for a processing payment; record the outcome; retry, complete or fail.
+
+    Three short transactions, none open during the provider call (the provider commits on
+    its own, and on SQLite a second writer would wait on ours): claim the call, make it,
+    record what it came to. Safe to run more than once for one payment (a redelivery, a
+    re-drive): a run that finds the call claimed, or the next retry not due, waits for it;
+    one that finds the payment no longer processing does nothing; and the provider never
+    pays one payment id twice.
+    """
+    payment_id = payload["payment_id"]
+    claim = _claim_call(db, envelope, payment_id, config)
+    if not isinstance(claim, _CallClaim):
+        return claim
+    provider = config.providers.for_payee(claim.payee_method, claim.order.account_ref, db)
+    reference = ""
+    try:
+        reference = provider.disburse(claim.order).reference
+        outcome, detail = Outcome.PAID, reference
+    except TransientProviderError as exc:
+        outcome, detail = Outcome.TRANSIENT, str(exc)
+    except PermanentProviderError as exc:
+        outcome, detail = Outcome.PERMANENT, str(exc)
+    retry_in, state = _record_call(db, envelope, claim, provider.name, outcome, detail, reference, config)
+    if retry_in is not None:
+        raise RetryLater(retry_in, f"payment {payment_id}: next provider call")
+    return {"payment_id": str(payment_id), "state": state}
+
+
+def _claim_call(
+    db: Database, envelope: Envelope, payment_id: uuid.UUID, config: PaymentConfig
+) -> _CallClaim | dict[str, Any]:
+    """Lease the next provider call, or say why there is none to make (RetryLater: not yet)."""
+    with db.uow() as uow:
+        session = uow.session
+        payment = session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
+        if payment is None:
+            return {"payment_id": str(payment_id), "skipped": "unknown payment"}
+        if payment.state != PaymentState.PROCESSING:
+            return {"payment_id": str(payment_id), "state": payment.state}
+        now = config.clock()
+        if payment.next_attempt_at is not None and payment.next_attempt_at > now:
+            # Early (a duplicate message): wait for the retry's time rather than spend a retry.
+            raise RetryLater((payment.next_attempt_at - now).total_seconds(), "retry not due yet")
+        if payment.call_claimed_until is not None and payment.call_claimed_until > now:
+            # Another run is calling the provider; if it died, its lease runs out and we go.
+            # Look again soon, within the retry cap, so no countdown nears the visibility timeout.
+            wait = min((payment.call_claimed_until - now).total_seconds(), config.retry.cap_seconds)
+            raise RetryLater(wait, "provider call in flight")
+        req = session.get(PayableRequisition, payment.requisition_id)
+        if req is not None and req.cancelled_at is not None and payment.attempts == 0:
+            # Cancelled while the execution was on its way and the provider was not called
+            # yet: stop here, so the ledger's voided hold is never paid out.
+            _fail_execution(uow, envelope, payment, config, "The requisition was cancelled.", final=True)
+            uow.commit()
+            return {"payment_id": str(payment_id), "state": payment.state}
+        claim = _CallClaim(
+            token=uuid.uuid4(),
+            order=Disbursement(
+                payment_id=payment.id,
+                amount=Money(payment.currency, payment.amount_minor),
+                payee_name=payment.payee_name,
+                account_ref=payment.payee_account_ref,
+            ),
+            payee_method=payment.payee_method,
+        )
+        payment.call_claim = claim.token
+        payment.call_claimed_until = now + config.call_lease
+        payment.updated_at = now
+        uow.commit()
+        return claim
+
+
+def _record_call(
+    db: Database,
+    envelope: Envelope,
+    claim: _CallClaim,
+    provider: str,
+    outcome: Outcome,
+    detail: str,
+    reference: str,
+    config: PaymentConfig,
+) -> tuple[float | None, str]:
+    """Record a provider call and what follows from it; returns the retry delay (if any) and the state."""
+    with db.uow() as uow:
+        session = uow.session
+        payment = session.scalar(select(Payment).where(Payment.id == claim.order.payment_id).with_for_update())
+        assert payment is not None
+        now = config.clock()
+        mine = payment.call_claim == claim.token and payment.state == PaymentState.PROCESSING
+        if mine:
+            payment.attempts += 1
+            payment.call_claim = None
+            payment.call_claimed_until = None
+        session.add(
+            ProviderAttempt(
+                payment_id=payment.id,
+                execution=payment.executions,
+                number=payment.attempts,
+                provider=provider,
+                outcome=outcome,
+                detail=detail if mine else f"{detail} (late: this call's lease had run out)",
+                at=now,
+            )
+        )
+        payment.provider = provider
+        payment.updated_at = now
+        retry_in = None
+        if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
+            # Money went out: record it even from a call whose lease ran out, since a later
+            # call with the same key gets this very payment back and finds it completed.
+            _complete(uow, envelope, payment, reference, now)
+        elif mine:
+            step = config.retry.next_step(outcome, payment.attempts)
+            if step == domain.Next.RETRY:
+                retry_in = config.retry.delay(payment.attempts)
+                payment.last_error = detail
+                payment.next_attempt_at = now + timedelta(seconds=retry_in)
+            else:
+                if outcome == Outcome.TRANSIENT:
+                    detail = f"{detail} (gave up after {payment.attempts} calls)"
+                _fail_execution(uow, envelope, payment, config, detail)
+        uow.commit()
+        return retry_in, str(payment.state)
+
+
+def _current_execution(session: Session, payment: Payment) -> PaymentExecution | None:
+    return session.scalar(
+        select(PaymentExecution).where(
+            PaymentExecution.payment_id == payment.id, PaymentExecution.number == payment.executions
+        )
+    )
+
+
+def _complete(uow: UnitOfWork, envelope: Envelope, payment: Payment, reference: str, now: datetime) -> None:
+    payment.state = domain.transition(payment.state, PaymentState.COMPLETED)
+    payment.provider_reference = reference
+    payment.completed_at = now
+    payment.last_error = None
+    payment.next_attempt_at = None
+    payment.call_claim = None
+    payment.call_claimed_until = None
+    execution = _current_execution(uow.session, payment)
+    if execution is not None:
+        execution.outcome = PaymentState.COMPLETED
+        execution.finished_at = now
+    uow.emit(
+        envelope.caused(
+            PAYMENT_COMPLETED.name,
+            {
+                "requisition_id": str(payment.requisition_id),
+                "payment_id": str(payment.id),
+                "amount": {"minor_units": payment.amount_minor, "currency": payment.currency},
+                "provider": payment.provider or "",
+                "provider_reference": reference,
+                "executor_id": payment.executor_id,
+            },
+        )
+    )
+
+
+def _fail_execution(
+    uow: UnitOfWork, envelope: Envelope, payment: Payment, config: PaymentConfig, reason: str, *, final: bool = False
+) -> None:
+    now = config.clock()
+    payment.state = domain.transition(payment.state, PaymentState.FAILED)
+    payment.last_error = reason
+    payment.next_attempt_at = None
+    payment.updated_at = now
+    execution = _current_execution(uow.session, payment)
+    if execution is not None:
+        execution.outcome = PaymentState.FAILED
+        execution.finished_at = now
+        execution.reason = reason
+    left = 0 if final else domain.executions_left(payment.executions, config.max_executions)
+    uow.emit(
+        envelope.caused(
+            PAYMENT_FAILED.name,
+            {
+                "requisition_id": str(payment.requisition_id),
+                "payment_id": str(payment.id),
+                "reason": reason,
+                "final": left == 0,
+                "executions_left": left,
+            },
+        )
+    )
+    then = "No execution is left; the hold is released." if left == 0 else f"Treasury may retry ({left} left)."
+    uow.emit(
+        envelope.caused(
+            ALERT_RAISED.name,
+            {
+                "kind": "payment_failed",
+                "severity": "critical",
+                "message": f"Payment {payment.id} failed (execution {payment.executions}): {reason}. {then}",
+                "requisition_id": str(payment.requisition_id),
+                "branch_id": payment.branch_id,
+                "source": "payment",
+            },
+        )
+    )
+
+
+# -- the reconciler -------------------------------------------------------------------
+
+RECONCILE_BATCH = 100
+
+
+def reconcile_payments(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send the disbursement job again for payments stuck in ``processing`` (a worker died, a message was lost)."""
+    as_of = payload.get("as_of") or utcnow()
+    stuck = list(
+        uow.session.scalars(
+            select(Payment)
+            .where(Payment.state == PaymentState.PROCESSING, Payment.updated_at < domain.stuck_before(as_of))
+            .order_by(Payment.updated_at)
+            .limit(RECONCILE_BATCH)
+            # A payment a job holds right now is making progress: not stuck.
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for payment in stuck:
+        payment.redrives += 1
+        payment.updated_at = utcnow()
+        payment.next_attempt_at = None
+        uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(payment.id)}))
+    return {"redriven": [str(p.id) for p in stuck]}
+
+
+# -- queries --------------------------------------------------------------------------
+
+
+def get_payment(
+    session: Session, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """The payment of a requisition with its executions and provider calls, within the actor's scope."""
+    payment = session.scalar(select(Payment).where(Payment.requisition_id == payload["requisition_id"]))
+    # Out of scope looks exactly like absent: no probing for other branches' payments.
+    if payment is None or not can_see_branch(envelope.actor, payment.branch_id, payment.region_id):
+        raise NotFound("No payment for this requisition.")
+    executions = list(
+        session.scalars(
+            select(PaymentExecution).where(PaymentExecution.payment_id == payment.id).order_by(PaymentExecution.number)
+        )
+    )
+    attempts = list(
+        session.scalars(
+            select(ProviderAttempt).where(ProviderAttempt.payment_id == payment.id).order_by(ProviderAttempt.id)
+        )
+    )
+    return ok_reply(200, payment_body(payment, config.max_executions, executions, attempts))
+
+
+# -- the read model -------------------------------------------------------------------
+
+
+def _payable(session: Session, requisition_id: uuid.UUID) -> PayableRequisition:
+    """The read-model row of a requisition, created empty if no event about it came before."""
+    session.execute(
+        _dialect_insert(session)(PayableRequisition).values(requisition_id=requisition_id).on_conflict_do_nothing()
+    )
+    row = session.get(PayableRequisition, requisition_id, with_for_update=True, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def on_requisition_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Keep what paying needs: who asked and approved (segregation), the amount, the payee."""
+    row = _payable(uow.session, payload["requisition_id"])
+    amount: Money = payload["amount"]
+    payee = payload.get("payee") or {}
+    row.voucher_no = payload["voucher_no"]
+    row.branch_id = payload["branch_id"]
+    row.region_id = payload["region_id"]
+    row.requester_id = payload["requester_id"]
+    row.approver_ids = sorted(set(payload["approver_ids"]) | {payload["approver_id"]})
+    row.amount_minor = amount.minor_units
+    row.currency = amount.currency
+    row.payee_name = payee.get("name")
+    row.payee_method = payee.get("method")
+    row.payee_account_ref = payee.get("account_ref", "")
+    row.approved_at = payload["approved_at"]
+
+
+def on_funds_reserved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """The ledger holds the money: the requisition may be paid."""
+    row = _payable(uow.session, payload["requisition_id"])
+    amount: Money = payload["amount"]
+    row.hold_transfer_id = payload["transfer_id"]
+    row.branch_id = row.branch_id or payload["branch_id"]
+    if row.amount_minor is None:
+        row.amount_minor, row.currency = amount.minor_units, amount.currency
+    row.reserved_at = row.reserved_at or utcnow()
+
+
+def on_requisition_cancelled(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """A cancelled requisition is never executed (again)."""
+    row = _payable(uow.session, payload["requisition_id"])
+    row.branch_id = row.branch_id or payload["branch_id"]
+    row.cancelled_at = row.cancelled_at or utcnow()
