@@ -11,7 +11,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from services.gateway import problems
-from services.gateway.api import admin, approvals, commands, health, payments, requisitions
+from services.gateway.api import admin, approvals, commands, floats, health, payments, requisitions
 from services.gateway.bus import Bus
 from shared.config import Settings, load_settings
 from shared.db.engine import Database
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(admin.blp)
     api.register_blueprint(commands.blp)
     api.register_blueprint(payments.blp)
+    api.register_blueprint(floats.blp)
     app.register_blueprint(health.bp)
     app.register_error_handler(Exception, _unhandled)
     app.after_request(_security_headers)

@@ -2,11 +2,94 @@
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.db.types import UTCDateTime
 
 metadata = MetaData()
 
 
 class Base(DeclarativeBase):
     metadata = metadata
+
+
+class Account(Base):
+    """An account of one currency. The four totals are a cache of its transfers, updated in
+    the same transaction under a row lock; ``verify_balances`` recomputes and compares."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # bank | float | expense | over_short
+    currency: Mapped[str] = mapped_column(String(3))
+    branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    branch_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    region_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    debits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Transfer(Base):
+    """An immutable movement: debit one account, credit another, same currency.
+
+    ``pending`` transfers are holds; a later ``post`` or ``void`` names the hold in
+    ``pending_id``, which is unique, so a hold is resolved exactly once, as a database fact.
+    Ids derive from the business event, so a redelivered message finds its transfer done.
+    """
+
+    __tablename__ = "transfers"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    debit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
+    credit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(16))  # funding | hold | post | void | reversal
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("transfers.id"), unique=True, nullable=True)
+    reversal_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("transfers.id"), unique=True, nullable=True)
+    requisition_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+    memo: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AwaitingFunds(Base):
+    """Approved requisitions the float could not cover yet, served in approval order."""
+
+    __tablename__ = "awaiting_funds"
+
+    requisition_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    branch_id: Mapped[str] = mapped_column(String(64), index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    approved_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Replenishment(Base):
+    """A request to move money from the bank to a float: treasury asks, finance or CFO decides."""
+
+    __tablename__ = "replenishments"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    branch_id: Mapped[str] = mapped_column(String(64), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # requested | approved | rejected
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+    transfer_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)

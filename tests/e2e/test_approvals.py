@@ -42,6 +42,16 @@ def wait_status(api: Api, token: str, rid: str, status: str, timeout: float = 15
     return dict(wait_for(reached, timeout, 0.05, f"{rid} to become {status}"))
 
 
+def wait_approved(api: Api, token: str, rid: str) -> dict[str, Any]:
+    """Approved, or already moved on by the ledger (reserved, or awaiting funds)."""
+
+    def reached() -> dict[str, Any] | None:
+        body = show(api, token, rid)
+        return body if body["status"] in ("approved", "reserved", "awaiting_funds") else None
+
+    return dict(wait_for(reached, 15, 0.05, f"{rid} to be approved"))
+
+
 def decide(api: Api, token: str, rid: str, action: str, **body: Any) -> Any:
     return api.post(f"/api/v1/requisitions/{rid}/{action}", token, json=body)
 
@@ -98,7 +108,7 @@ def test_each_tier_walks_its_chain_to_approval(
         approve(api, people[name], rid, f"fine by {name}")
         if i + 1 < len(approvers):
             wait_for(lambda n=i + 1: show(api, people["alice"], rid)["approval"]["steps"][n]["status"] == "active", 10)
-    done = wait_status(api, people["alice"], rid, "approved")
+    done = wait_approved(api, people["alice"], rid)
     steps = done["approval"]["steps"]
     assert [s["decided_by_name"] for s in steps] == approvers
     assert done["approval"]["status"] == "approved"
@@ -139,7 +149,7 @@ def test_self_approval_is_refused_and_the_step_escalates(api: Api, people: dict[
     )
     assert rule == "self-approval"
     approve(api, people["admin"], rid, "approved on escalation")
-    done = wait_status(api, people["mary"], rid, "approved")
+    done = wait_approved(api, people["mary"], rid)
     assert done["approval"]["steps"][0]["acted_as"] == "admin"
 
 
@@ -165,7 +175,7 @@ def test_the_same_person_cannot_appear_twice_in_a_chain(api: Api, people: dict[s
     assert again.status_code == 403
     assert again.json()["type"] == "approver-already-in-chain"
     approve(api, people["rita"], rid)
-    wait_status(api, people["alice"], rid, "approved")
+    wait_approved(api, people["alice"], rid)
 
 
 def test_urgent_request_is_fast_tracked_and_confirmed(api: Api, people: dict[str, str]) -> None:
@@ -177,7 +187,7 @@ def test_urgent_request_is_fast_tracked_and_confirmed(api: Api, people: dict[str
     assert wrong.status_code == 409
     assert wrong.json()["type"] == "urgency-step"
     assert decide(api, people["rita"], rid, "confirm-urgency", comment="Confirmed by phone").status_code == 200
-    done = wait_status(api, people["alice"], rid, "approved")
+    done = wait_approved(api, people["alice"], rid)
     assert done["approval"]["steps"][0]["decision"] == "confirm_urgency"
 
 
@@ -190,7 +200,7 @@ def test_urgent_request_reverted_to_the_normal_chain(api: Api, people: dict[str,
     approve(api, people["bob"], rid)
     wait_for(lambda: show(api, people["alice"], rid)["approval"]["steps"][-1]["status"] == "active", 10)
     approve(api, people["rita"], rid)  # reverting the urgency was not a decision on the money
-    wait_status(api, people["alice"], rid, "approved")
+    wait_approved(api, people["alice"], rid)
 
 
 def test_t4_is_never_fast_tracked(api: Api, people: dict[str, str]) -> None:
@@ -213,13 +223,13 @@ def test_a_role_without_holder_escalates_to_the_next_approver_then_admin(api: Ap
     assert second["status"] == "active"
     assert any(h["action"] == "escalated to regional_manager" for h in routed["history"])
     approve(api, people["rita"], t2)
-    wait_status(api, people["wes"], t2, "approved")
+    wait_approved(api, people["wes"], t2)
 
     t1 = submit(api, people["wes"], branch="NBO-WST", amount=kes(3_000))
     routed = wait_status(api, people["wes"], t1, "pending_approval")
     assert routed["approval"]["steps"][0]["admin_may_act"] is True
     approve(api, people["admin"], t1)
-    wait_status(api, people["wes"], t1, "approved")
+    wait_approved(api, people["wes"], t1)
 
 
 def test_overdue_steps_escalate_on_schedule(api: Api, people: dict[str, str], settings: Settings, dbs: Any) -> None:
@@ -240,7 +250,7 @@ def test_overdue_steps_escalate_on_schedule(api: Api, people: dict[str, str], se
     inbox = api.get("/api/v1/approvals/inbox", people["admin"]).json()["items"]
     assert any(i["requisition_id"] == rid and i["overdue"] for i in inbox)
     approve(api, people["admin"], rid, "approved after the SLA ran out")
-    wait_status(api, people["alice"], rid, "approved")
+    wait_approved(api, people["alice"], rid)
 
 
 def test_caps_refuse_with_the_limit_named(api: Api, people: dict[str, str]) -> None:
@@ -362,7 +372,7 @@ def test_changes_requested_edited_and_resubmitted(api: Api, people: dict[str, st
     routed = wait_status(api, people["alice"], rid, "pending_approval")
     assert routed["approval"]["revision"] == 2
     approve(api, people["bob"], rid)
-    wait_status(api, people["alice"], rid, "approved")
+    wait_approved(api, people["alice"], rid)
 
 
 def test_changes_not_made_by_the_deadline_expire(api: Api, people: dict[str, str], settings: Settings) -> None:

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.db.engine import Database
-from shared.messaging.app import event_publisher, make_celery
+from shared.messaging.app import make_celery
 from tests.support import Api, Stack, requisition_body, scalar, wait_for
 
 CASH = {"name": "Shell Moi Avenue", "method": "cash"}
@@ -125,23 +125,18 @@ def approved_requisition(api: Api, tokens: dict[str, str], payee: dict[str, str]
     wait_for(lambda: requisition_status(api, tokens["alice"], rid) == "pending_approval", 15, what="routing")
     approved = api.post(f"/api/v1/requisitions/{rid}/approve", tokens["bob"], json={"comment": "ok"})
     assert approved.status_code == 200, approved.text
-    wait_for(lambda: requisition_status(api, tokens["alice"], rid) == "approved", 15, what="approval")
+    # The ledger moves it on at once (reserved, or awaiting funds): any of these means approved.
+    after = {"approved", "reserved", "awaiting_funds"}
+    wait_for(lambda: requisition_status(api, tokens["alice"], rid) in after, 15, what="approval")
     return dict(api.get(f"/api/v1/requisitions/{rid}", tokens["alice"]).json())
 
 
-def publish_funds_reserved(settings: Settings, requisition: dict[str, Any]) -> None:
-    """What the ledger announces once it holds the money: to every subscriber, as its relay would."""
-    envelope = Envelope(
-        type=catalog.FUNDS_RESERVED.name,
-        payload={
-            "requisition_id": requisition["id"],
-            "branch_id": requisition["branch_id"],
-            "transfer_id": str(uuid.uuid4()),
-            "amount": requisition["amount"],
-        },
-        actor=SYSTEM_ACTOR,
+def ensure_float(api: Api, tokens: dict[str, str], branch: str = "NBO-CBD") -> None:
+    """A float deep enough for every test (the ledger serves earlier approvals first)."""
+    opened = api.post(
+        "/api/v1/floats", tokens["tom"], json={"branch": branch, "amount": {"minor_units": 10**11, "currency": "KES"}}
     )
-    event_publisher(make_celery(settings, "test-ledger"))(envelope.to_dict())
+    assert opened.status_code in (201, 409), opened.text
 
 
 def payable(db: Database, rid: str) -> bool:
@@ -158,9 +153,9 @@ def payable(db: Database, rid: str) -> bool:
 def reserved_requisition(
     api: Api, tokens: dict[str, str], settings: Settings, dbs: dict[str, Database], payee: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """A real, approved requisition whose funds are held: payable."""
+    """A real, approved requisition whose funds the ledger holds: payable."""
+    ensure_float(api, tokens)
     requisition = approved_requisition(api, tokens, payee)
-    publish_funds_reserved(settings, requisition)
     wait_for(lambda: payable(dbs["payment"], requisition["id"]), 15, what="the payment service to see it payable")
     return requisition
 

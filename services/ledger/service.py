@@ -1,0 +1,515 @@
+"""Ledger use cases; each runs inside the unit of work its task adapter opened.
+
+Every movement goes through :func:`_transfer`, which locks the accounts it touches (in id
+order, so two transfers never wait on each other crosswise), enforces the float limit on
+the locked totals, writes the immutable transfer and updates the cached totals.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.ledger import domain
+from services.ledger.domain import Totals
+from services.ledger.models import Account, AwaitingFunds, Replenishment, Transfer
+from services.ledger.schemas import account_body, float_body, replenishment_body
+from shared.contracts import catalog
+from shared.contracts.envelope import Envelope
+from shared.contracts.money import Money
+from shared.contracts.roles import can_see_branch
+from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
+from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+
+LEDGER_READERS = frozenset({"finance", "cfo", "auditor", "admin"})
+
+
+class FloatLimitExceeded(DomainError):
+    """The float would go below zero, holds included."""
+
+    status = 422
+    code = "insufficient-float"
+
+
+# -- accounts and transfers -----------------------------------------------------------
+
+
+def _totals(account: Account) -> Totals:
+    return Totals(account.debits_posted, account.credits_posted, account.debits_pending, account.credits_pending)
+
+
+def _account(
+    session: Session,
+    code: str,
+    kind: str,
+    currency: str,
+    branch: tuple[str, str, str] | None = None,
+) -> Account:
+    """The account with this code, created on first use (concurrent first uses create one)."""
+    account = session.scalar(select(Account).where(Account.code == code))
+    if account is not None:
+        return account
+    branch_id, branch_code, region_id = branch or (None, None, None)
+    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        dialect_insert(Account)
+        .values(
+            id=uuid.uuid4(),
+            code=code,
+            kind=kind,
+            currency=currency,
+            branch_id=branch_id,
+            branch_code=branch_code,
+            region_id=region_id,
+            debits_posted=0,
+            credits_posted=0,
+            debits_pending=0,
+            credits_pending=0,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["code"])
+    )
+    return session.scalars(select(Account).where(Account.code == code)).one()
+
+
+def _lock(session: Session, *ids: uuid.UUID) -> dict[uuid.UUID, Account]:
+    # populate_existing: the locked, current totals, not what this session loaded earlier.
+    rows = session.scalars(
+        select(Account)
+        .where(Account.id.in_(ids))
+        .order_by(Account.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def _transfer(
+    session: Session,
+    transfer_id: uuid.UUID,
+    debit: Account,
+    credit: Account,
+    amount: int,
+    kind: str,
+    *,
+    pending: bool = False,
+    pending_id: uuid.UUID | None = None,
+    reversal_of: uuid.UUID | None = None,
+    requisition_id: uuid.UUID | None = None,
+    memo: str = "",
+) -> Transfer:
+    """Write one transfer (or find it written), keeping the cache and the float limit."""
+    existing = session.get(Transfer, transfer_id)
+    if existing is not None:
+        return existing
+    if debit.currency != credit.currency:
+        raise DomainError("A transfer moves one currency.", code="currency-mismatch")
+    if amount <= 0:
+        raise DomainError("A transfer moves a positive amount.", code="invalid-amount")
+    accounts = _lock(session, debit.id, credit.id)
+    debit, credit = accounts[debit.id], accounts[credit.id]
+    releases_hold = kind in ("post", "void")
+    if credit.kind == "float" and not releases_hold and domain.overdraws(_totals(credit), amount):
+        available = Money(credit.currency, _totals(credit).available)
+        raise FloatLimitExceeded(f"The float has {available} available; {Money(credit.currency, amount)} is more.")
+    if kind in ("post", "void"):
+        debit.debits_pending -= amount
+        credit.credits_pending -= amount
+    if pending:
+        debit.debits_pending += amount
+        credit.credits_pending += amount
+    elif kind != "void":
+        debit.debits_posted += amount
+        credit.credits_posted += amount
+    transfer = Transfer(
+        id=transfer_id,
+        debit_account_id=debit.id,
+        credit_account_id=credit.id,
+        amount_minor=amount,
+        currency=debit.currency,
+        kind=kind,
+        pending=pending,
+        pending_id=pending_id,
+        reversal_of=reversal_of,
+        requisition_id=requisition_id,
+        memo=memo,
+        created_at=utcnow(),
+    )
+    session.add(transfer)
+    session.flush()
+    return transfer
+
+
+def _accounts_of(session: Session, transfer: Transfer) -> tuple[Account, Account]:
+    """The (debit, credit) accounts of a transfer; foreign keys guarantee both exist."""
+    return (
+        session.get_one(Account, transfer.debit_account_id),
+        session.get_one(Account, transfer.credit_account_id),
+    )
+
+
+def _resolve_hold(session: Session, requisition_id: uuid.UUID, kind: str, memo: str) -> Transfer | None:
+    """Post or void a requisition's hold, once; None if there is no hold (or it is resolved)."""
+    hold = session.get(Transfer, domain.transfer_id("hold", requisition_id))
+    if hold is None:
+        return None
+    resolved = session.scalar(select(Transfer).where(Transfer.pending_id == hold.id))
+    if resolved is not None:
+        return resolved if resolved.kind == kind else None
+    debit, credit = _accounts_of(session, hold)
+    return _transfer(
+        session,
+        domain.transfer_id(kind, requisition_id),
+        debit,
+        credit,
+        hold.amount_minor,
+        kind,
+        pending_id=hold.id,
+        requisition_id=requisition_id,
+        memo=memo,
+    )
+
+
+def reverse_transfer(uow: UnitOfWork, transfer_id: uuid.UUID, memo: str) -> Transfer:
+    """Correct a posted transfer with its mirror image; nothing is ever updated or deleted."""
+    session = uow.session
+    original = session.get(Transfer, transfer_id)
+    if original is None:
+        raise NotFound("No such transfer.")
+    if original.pending or original.kind in ("void", "reversal"):
+        raise Conflict("Only posted movements are reversed; holds are voided.", code="not-reversible")
+    credit, debit = _accounts_of(session, original)
+    return _transfer(
+        session,
+        domain.transfer_id("reversal", original.id),
+        debit,
+        credit,
+        original.amount_minor,
+        "reversal",
+        reversal_of=original.id,
+        requisition_id=original.requisition_id,
+        memo=memo,
+    )
+
+
+# -- reserving ------------------------------------------------------------------------
+
+
+def _float(session: Session, branch_id: str, currency: str) -> Account | None:
+    return session.scalar(
+        select(Account).where(Account.kind == "float", Account.branch_id == branch_id, Account.currency == currency)
+    )
+
+
+def _hold(
+    uow: UnitOfWork, envelope: Envelope, float_account: Account, requisition_id: uuid.UUID, category: str, amount: int
+) -> Transfer:
+    session = uow.session
+    branch = (float_account.branch_id or "", float_account.branch_code or "", float_account.region_id or "")
+    expense = _account(
+        session,
+        domain.expense_code(category, float_account.branch_code or "", float_account.currency),
+        "expense",
+        float_account.currency,
+        branch,
+    )
+    hold = _transfer(
+        session,
+        domain.transfer_id("hold", requisition_id),
+        expense,
+        float_account,
+        amount,
+        "hold",
+        pending=True,
+        requisition_id=requisition_id,
+        memo=f"hold for requisition {requisition_id}",
+    )
+    uow.emit(
+        envelope.caused(
+            catalog.FUNDS_RESERVED.name,
+            {
+                "requisition_id": str(requisition_id),
+                "branch_id": float_account.branch_id,
+                "transfer_id": str(hold.id),
+                "amount": {"minor_units": amount, "currency": float_account.currency},
+            },
+        )
+    )
+    return hold
+
+
+def _serve_waiting(uow: UnitOfWork, envelope: Envelope, float_account: Account) -> int:
+    """Reserve waiting requisitions in approval order while the float covers the next one."""
+    session = uow.session
+    waiting = session.scalars(
+        select(AwaitingFunds)
+        .where(AwaitingFunds.branch_id == float_account.branch_id, AwaitingFunds.currency == float_account.currency)
+        .order_by(AwaitingFunds.approved_at, AwaitingFunds.requisition_id)
+        .with_for_update()
+    ).all()
+    served = 0
+    for item in waiting:
+        _lock(session, float_account.id)
+        if _totals(float_account).available < item.amount_minor:
+            break  # strictly in approval order: a smaller, later one does not jump the queue
+        _hold(uow, envelope, float_account, item.requisition_id, item.category, item.amount_minor)
+        session.delete(item)
+        served += 1
+    return served
+
+
+def on_requisition_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Hold the amount on the branch float, or queue the requisition until funds arrive."""
+    session = uow.session
+    requisition_id: uuid.UUID = payload["requisition_id"]
+    amount: Money = payload["amount"]
+    if session.get(Transfer, domain.transfer_id("hold", requisition_id)) or session.get(AwaitingFunds, requisition_id):
+        return
+    float_account = _float(session, payload["branch_id"], amount.currency)
+    queued = session.scalar(
+        select(AwaitingFunds.requisition_id).where(AwaitingFunds.branch_id == payload["branch_id"]).limit(1)
+    )
+    if float_account is not None and queued is None:
+        _lock(session, float_account.id)
+        if _totals(float_account).available >= amount.minor_units:
+            _hold(uow, envelope, float_account, requisition_id, payload["category"], amount.minor_units)
+            return
+    available = _totals(float_account).available if float_account is not None else 0
+    session.add(
+        AwaitingFunds(
+            requisition_id=requisition_id,
+            branch_id=payload["branch_id"],
+            region_id=payload["region_id"],
+            category=payload["category"],
+            amount_minor=amount.minor_units,
+            currency=amount.currency,
+            approved_at=payload["approved_at"],
+        )
+    )
+    uow.emit(
+        envelope.caused(
+            catalog.FUNDS_AWAITED.name,
+            {
+                "requisition_id": str(requisition_id),
+                "branch_id": payload["branch_id"],
+                "amount": amount.to_dict(),
+                "available_minor": available,
+            },
+        )
+    )
+    uow.emit(
+        envelope.caused(
+            catalog.ALERT_RAISED.name,
+            {
+                "kind": "awaiting_funds",
+                "severity": "warning",
+                "message": f"{payload['voucher_no']} ({amount}) waits for funds: the float has "
+                f"{Money(amount.currency, available)} available.",
+                "requisition_id": str(requisition_id),
+                "branch_id": payload["branch_id"],
+                "source": "ledger",
+            },
+        )
+    )
+
+
+def on_payment_completed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """The money left: post the hold (debit the expense, credit the float), exactly once."""
+    posted = _resolve_hold(uow.session, payload["requisition_id"], "post", f"paid by {payload['provider']}")
+    if posted is None:
+        uow.emit(
+            envelope.caused(
+                catalog.ALERT_RAISED.name,
+                {
+                    "kind": "payment_without_hold",
+                    "severity": "critical",
+                    "message": f"Payment {payload['payment_id']} completed but no open hold could be posted.",
+                    "requisition_id": str(payload["requisition_id"]),
+                    "branch_id": None,
+                    "source": "ledger",
+                },
+            )
+        )
+
+
+def on_payment_failed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """A final failure releases the hold; a failure with executions left keeps it."""
+    if payload["final"]:
+        _release(uow, envelope, payload["requisition_id"], "payment failed for good")
+
+
+def on_requisition_cancelled(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """A cancelled requisition releases its hold, or leaves the queue of those awaiting funds."""
+    waiting = uow.session.get(AwaitingFunds, payload["requisition_id"], with_for_update=True)
+    if waiting is not None:
+        uow.session.delete(waiting)
+        return
+    _release(uow, envelope, payload["requisition_id"], "requisition cancelled")
+
+
+def _release(uow: UnitOfWork, envelope: Envelope, requisition_id: uuid.UUID, memo: str) -> None:
+    voided = _resolve_hold(uow.session, requisition_id, "void", memo)
+    if voided is not None:
+        float_account = uow.session.get(Account, voided.credit_account_id)
+        assert float_account is not None
+        _serve_waiting(uow, envelope, float_account)
+
+
+# -- floats ---------------------------------------------------------------------------
+
+
+def _require(actor: dict[str, Any], roles: set[str], what: str) -> None:
+    if not set(actor["roles"]) & roles:
+        raise Forbidden(f"Only {' or '.join(sorted(roles))} may {what}.", code="role-required")
+
+
+def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Fund a branch's float from the HQ bank account (treasury or admin), once per currency."""
+    _require(envelope.actor, {"treasury", "admin"}, "open a float")
+    session = uow.session
+    amount: Money = payload["amount"]
+    branch = (payload["branch_id"], payload["branch_code"], payload["region_id"])
+    existing = _float(session, payload["branch_id"], amount.currency)
+    if existing is not None:
+        raise Conflict(
+            "This branch already has a float in that currency; request a replenishment.", code="float-exists"
+        )
+    float_account = _account(
+        session, domain.float_code(payload["branch_code"], amount.currency), "float", amount.currency, branch
+    )
+    bank = _account(session, domain.bank_code(amount.currency), "bank", amount.currency)
+    _transfer(
+        session,
+        domain.transfer_id("open", float_account.id),
+        float_account,
+        bank,
+        amount.minor_units,
+        "funding",
+        memo=f"float opened by {envelope.actor['username']}",
+    )
+    _account(
+        session, domain.over_short_code(payload["branch_code"], amount.currency), "over_short", amount.currency, branch
+    )
+    _serve_waiting(uow, envelope, float_account)
+    return ok_reply(201, float_body(float_account))
+
+
+def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Treasury asks to move money from the bank to a float."""
+    _require(envelope.actor, {"treasury"}, "request a replenishment")
+    amount: Money = payload["amount"]
+    if _float(uow.session, payload["branch_id"], amount.currency) is None:
+        raise NotFound("This branch has no float in that currency.", code="no-float")
+    request = Replenishment(
+        id=uuid.uuid4(),
+        branch_id=payload["branch_id"],
+        amount_minor=amount.minor_units,
+        currency=amount.currency,
+        status="requested",
+        requested_by=envelope.actor["user_id"],
+        requested_at=utcnow(),
+        comment=payload["comment"],
+        decision_comment="",
+    )
+    uow.session.add(request)
+    uow.session.flush()
+    return ok_reply(201, replenishment_body(request))
+
+
+def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Finance or the CFO approves (the money moves, waiting requisitions are served) or rejects."""
+    _require(envelope.actor, {"finance", "cfo"}, "decide a replenishment")
+    session = uow.session
+    request = session.get(Replenishment, payload["id"], with_for_update=True)
+    if request is None:
+        raise NotFound("No such replenishment request.")
+    if request.requested_by == envelope.actor["user_id"]:
+        raise Forbidden("Nobody decides their own replenishment request.", code="segregation-of-duties")
+    if request.status != "requested":
+        raise Conflict(f"This request was {request.status} already.", code="already-decided")
+    request.status = "approved" if payload["approve"] else "rejected"
+    request.decided_by = envelope.actor["user_id"]
+    request.decided_at = utcnow()
+    request.decision_comment = payload["comment"]
+    if payload["approve"]:
+        float_account = _float(session, request.branch_id, request.currency)
+        assert float_account is not None
+        bank = _account(session, domain.bank_code(request.currency), "bank", request.currency)
+        transfer = _transfer(
+            session,
+            domain.transfer_id("replenish", request.id),
+            float_account,
+            bank,
+            request.amount_minor,
+            "funding",
+            memo=f"replenishment approved by {envelope.actor['username']}",
+        )
+        request.transfer_id = transfer.id
+        _serve_waiting(uow, envelope, float_account)
+    return ok_reply(200, replenishment_body(request))
+
+
+# -- queries --------------------------------------------------------------------------
+
+
+def _visible_floats(session: Session, actor: dict[str, Any]) -> list[Account]:
+    floats = session.scalars(select(Account).where(Account.kind == "float").order_by(Account.code)).all()
+    return [f for f in floats if can_see_branch(actor, f.branch_id or "", f.region_id or "")]
+
+
+def get_float_status(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """A branch's float: balance, held, available (per currency)."""
+    floats = [f for f in _visible_floats(session, envelope.actor) if f.branch_id == payload["branch_id"]]
+    if not floats:
+        raise NotFound("No float for this branch in your scope.")
+    return ok_reply(200, {"branch_id": payload["branch_id"], "floats": [float_body(f) for f in floats]})
+
+
+def list_floats(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Every float the actor's scope covers."""
+    return ok_reply(200, {"items": [float_body(f) for f in _visible_floats(session, envelope.actor)]})
+
+
+def verify_balances(session: Session) -> list[str]:
+    """Accounts whose cached totals differ from those derived from the transfers (should be none)."""
+    movements = [
+        domain.Movement(t.id, t.debit_account_id, t.credit_account_id, t.amount_minor, t.kind, t.pending, t.pending_id)
+        for t in session.scalars(select(Transfer))
+    ]
+    derived = domain.recompute(movements)
+    return [a.code for a in session.scalars(select(Account)) if _totals(a) != derived.get(a.id, Totals())]
+
+
+def get_trial_balance(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Every account's totals; debits equal credits, posted and pending; the cache checked."""
+    if not set(envelope.actor["roles"]) & LEDGER_READERS:
+        raise Forbidden("Only finance, the CFO, auditors and admins read the ledger.", code="role-required")
+    accounts = session.scalars(select(Account).order_by(Account.currency, Account.code)).all()
+    by_currency: dict[str, dict[str, int]] = {}
+    for a in accounts:
+        sums = by_currency.setdefault(
+            a.currency, {"debits_posted": 0, "credits_posted": 0, "debits_pending": 0, "credits_pending": 0}
+        )
+        for key in sums:
+            sums[key] += getattr(a, key)
+    balanced = all(
+        s["debits_posted"] == s["credits_posted"] and s["debits_pending"] == s["credits_pending"]
+        for s in by_currency.values()
+    )
+    mismatched = verify_balances(session)
+    negative_floats = [a.code for a in accounts if a.kind == "float" and _totals(a).available < 0]
+    return ok_reply(
+        200,
+        {
+            "balanced": balanced and not mismatched,
+            "totals": by_currency,
+            "cache_mismatches": mismatched,
+            "negative_floats": negative_floats,
+            "accounts": [account_body(a) for a in accounts],
+        },
+    )
