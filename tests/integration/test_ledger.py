@@ -193,7 +193,7 @@ def test_a_float_opens_once_and_roles_are_enforced_in_the_service(ledger: Databa
         run(ledger, service.open_float, again)
     with pytest.raises(DomainError, match="treasury"):
         run(ledger, service.open_float, {**again, "branch_id": "elsewhere"}, FINANCE)
-    with pytest.raises(DomainError, match="finance"):
+    with pytest.raises(DomainError, match="Only treasury may request"):
         run(
             ledger,
             service.request_replenishment,
