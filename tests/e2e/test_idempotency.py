@@ -15,7 +15,7 @@ from services.gateway.idempotency import fingerprint
 from services.gateway.models import IdempotencyRecord
 from shared.config import Settings
 from shared.db.engine import Database
-from tests.integration.test_payment_support import pay, reserved_requisition, treasurer, user_id
+from tests.payment_support import pay, reserved_requisition, treasurer, user_id
 from tests.support import Api, requisition_body, scalar
 
 PATH = "/api/v1/requisitions"

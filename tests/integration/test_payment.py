@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 
 from shared.config import Settings
 from shared.db.engine import Database
-from tests.integration.test_payment_support import (
+from tests.payment_support import (
     Person,
     bank,
     events,

@@ -12,7 +12,7 @@ from shared.config import Settings
 from shared.contracts import catalog
 from shared.db.engine import Database
 from shared.messaging.app import event_publisher, make_celery
-from tests.integration.test_payment_support import (
+from tests.payment_support import (
     Person,
     events,
     mobile,
