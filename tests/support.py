@@ -180,3 +180,35 @@ def scalar(db: Any, sql: str, **params: Any) -> Any:
 
     with db.engine.connect() as conn:
         return conn.execute(text(sql), params).scalar()
+
+
+def submit_envelope(dbs: Any) -> dict[str, Any]:
+    """A ``requisition.submit_requisition`` envelope from alice for NBO-CBD, as the gateway sends it."""
+    from sqlalchemy import text
+
+    from shared.contracts import catalog
+    from shared.contracts.envelope import Envelope
+
+    with dbs["gateway"].engine.connect() as conn:
+        branch = conn.execute(text("SELECT id, region_id FROM branches WHERE code = 'NBO-CBD'")).one()
+        alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
+    body = requisition_body()
+    del body["branch"]
+    payload = dict(
+        body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch"
+    )
+    actor = {"user_id": str(alice), "username": "alice", "roles": ["staff"], "branch_ids": [str(branch.id)]}
+    return Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
+
+
+def pettycash(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line as an operator would, and capture what it says."""
+    return subprocess.run(
+        [sys.executable, "-m", "pettycash", *args],
+        env=dict(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -14,19 +12,11 @@ from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.db.types import utcnow
 from shared.messaging.app import make_celery
 from shared.messaging.tables import dead_letters
-from tests.support import ROOT, Stack, scalar, wait_for
+from tests.support import Stack, pettycash, scalar, wait_for
 
 
 def _pettycash(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pettycash", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = pettycash(env, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -102,15 +92,7 @@ def test_a_replayed_dead_letter_takes_effect_once(stack: Stack, dbs: Any, test_e
         what="the replayed event's effect",
     )
     # A second replay of the same dead letter is refused: it was replayed already.
-    again = subprocess.run(
-        [sys.executable, "-m", "pettycash", "deadletters", "replay", "--service", "approval", str(dead_id)],
-        env=test_env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = pettycash(test_env, "deadletters", "replay", "--service", "approval", str(dead_id))
     assert again.returncode != 0
     assert "no unreplayed dead letter" in again.stderr
     assert (

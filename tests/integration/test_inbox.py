@@ -9,9 +9,8 @@ from celery import Celery
 
 from shared.config import Settings
 from shared.contracts import catalog
-from shared.contracts.envelope import Envelope
 from shared.messaging.app import make_celery, send_command
-from tests.support import Api, Stack, requisition_body, scalar, wait_for
+from tests.support import Api, Stack, requisition_body, scalar, submit_envelope, wait_for
 
 
 def _outbox_envelope(dbs: Any, event: str, requisition_id: str) -> dict[str, Any]:
@@ -55,24 +54,8 @@ def test_a_redelivered_event_opens_one_approval_case(
 def test_a_command_sent_twice_creates_one_requisition_and_answers_the_same(
     dbs: Any, stack: Stack, settings: Settings
 ) -> None:
-    with dbs["gateway"].engine.connect() as conn:
-        from sqlalchemy import text
-
-        branch = conn.execute(text("SELECT id, region_id FROM branches WHERE code = 'NBO-CBD'")).one()
-        alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
-    body = requisition_body()
-    del body["branch"]
-    payload = dict(
-        body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch"
-    )
-    actor = {
-        "user_id": str(alice),
-        "username": "alice",
-        "roles": ["staff"],
-        "branch_ids": [str(branch.id)],
-        "region_ids": [],
-    }
-    envelope = Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
+    envelope = submit_envelope(dbs)
+    purpose = envelope["payload"]["purpose"]
     app = make_celery(settings, "test")
 
     first = app.AsyncResult(send_command(app, catalog.SUBMIT_REQUISITION, envelope)).get(timeout=10)
@@ -83,4 +66,4 @@ def test_a_command_sent_twice_creates_one_requisition_and_answers_the_same(
 
     assert first["status"] == 201
     assert second == first
-    assert scalar(dbs["requisition"], "SELECT count(*) FROM requisitions WHERE purpose = :p", p=body["purpose"]) == 1
+    assert scalar(dbs["requisition"], "SELECT count(*) FROM requisitions WHERE purpose = :p", p=purpose) == 1

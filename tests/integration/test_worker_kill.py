@@ -12,30 +12,10 @@ from sqlalchemy import text
 
 from shared.config import Settings, load_settings
 from shared.contracts import catalog
-from shared.contracts.envelope import Envelope
 from shared.messaging.app import make_celery, send_command
-from tests.support import requisition_body, scalar, start_worker
+from tests.support import scalar, start_worker, submit_envelope
 
 KILL_REDIS_DB = 13
-
-
-def _submit_envelope(dbs: Any) -> dict[str, Any]:
-    with dbs["gateway"].engine.connect() as conn:
-        branch = conn.execute(text("SELECT id, region_id FROM branches WHERE code = 'NBO-CBD'")).one()
-        alice = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar_one()
-    body = requisition_body()
-    del body["branch"]
-    payload = dict(
-        body, branch_id=str(branch.id), branch_code="NBO-CBD", region_id=str(branch.region_id), origin="branch"
-    )
-    actor = {
-        "user_id": str(alice),
-        "username": "alice",
-        "roles": ["staff"],
-        "branch_ids": [str(branch.id)],
-        "region_ids": [],
-    }
-    return Envelope(type=catalog.SUBMIT_REQUISITION.name, payload=payload, actor=actor).to_dict()
 
 
 def test_sigkilled_worker_message_is_redelivered_and_processed_once(
@@ -46,7 +26,7 @@ def test_sigkilled_worker_message_is_redelivered_and_processed_once(
     redis.Redis.from_url(broker).flushdb()
     env = dict(test_env, PETTYCASH_BROKER_URL=broker, PETTYCASH_VISIBILITY_TIMEOUT="3")
     app = make_celery(load_settings(env), "test")
-    envelope = _submit_envelope(dbs)
+    envelope = submit_envelope(dbs)
     purpose = envelope["payload"]["purpose"]
 
     doomed = start_worker(
