@@ -269,7 +269,7 @@ def test_caps_refuse_with_the_limit_named(api: Api, people: dict[str, str]) -> N
         assert over.status_code == 422
         assert over.json()["type"] == "cap-exceeded"
         assert "2,000.00 KES" in over.json()["detail"]
-        submit(api, people["alice"], category="cleaning", amount=kes(2_000))
+        accepted = show(api, people["alice"], submit(api, people["alice"], category="cleaning", amount=kes(2_000)))
         # A draft is not checked; its submission is, and a refused submission leaves it a draft.
         draft = api.post(
             "/api/v1/requisitions",
@@ -281,6 +281,10 @@ def test_caps_refuse_with_the_limit_named(api: Api, people: dict[str, str]) -> N
         refused = api.post(f"/api/v1/requisitions/{draft.json()['id']}/submit", people["alice"])
         assert refused.status_code == 422
         assert show(api, people["alice"], draft.json()["id"])["status"] == "draft"
+        # Refused submissions used no voucher number: the next one follows without a gap.
+        after = show(api, people["alice"], submit(api, people["alice"], category="cleaning", amount=kes(1_000)))
+        seq = lambda body: int(body["voucher_no"].rsplit("-", 1)[1])
+        assert seq(after) == seq(accepted) + 1
     finally:
         assert api.request("PUT", "/api/v1/caps", people["admin"], json={"caps": []}).status_code == 200
 

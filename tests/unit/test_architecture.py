@@ -64,7 +64,16 @@ def test_shared_imports_no_service() -> None:
 
 
 def test_every_service_has_the_same_rooms() -> None:
-    expected = {"__init__.py", "models.py", "tasks.py", "worker.py", "migrations"}
+    expected = {
+        "__init__.py",
+        "models.py",
+        "domain.py",
+        "service.py",
+        "schemas.py",
+        "tasks.py",
+        "worker.py",
+        "migrations",
+    }
     for service in ("requisition", "approval", "payment", "ledger"):
         present = {p.name for p in (ROOT / "services" / service).iterdir()}
         assert expected <= present, (service, expected - present)
