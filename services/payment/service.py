@@ -47,7 +47,7 @@ from shared.contracts.roles import can_see_branch
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
-from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply, problem_reply
 from shared.messaging.runtime import RetryLater
 
 PENDING = "pending"
@@ -90,12 +90,6 @@ class PaymentConfig:
         )
 
 
-class OtpRefused(DomainError):
-    """A wrong or already spent payment code: the refusal recorder counts it towards the lockout."""
-
-    counts_as_failure = True
-
-
 # -- helpers --------------------------------------------------------------------------
 
 
@@ -123,21 +117,20 @@ def _require_treasury(actor: dict[str, Any]) -> None:
         raise Forbidden("Only treasury executes payments and enrols an authenticator for it.", code="treasury-only")
 
 
-def _guard(session: Session, user_id: str) -> domain.Guard:
-    row = session.get(OtpGuard, user_id)
-    return domain.Guard() if row is None else domain.Guard(row.failures, row.locked_until)
-
-
-def _locked_out(guard: domain.Guard, now: datetime, detail: str, *, counts: bool) -> DomainError:
-    assert guard.locked_until is not None
-    error_type = OtpRefused if counts else DomainError
-    return error_type(
-        detail,
-        code="otp-locked-out",
-        status=429,
-        retry_after=guard.retry_after_seconds(now),
-        locked_until=guard.locked_until.isoformat(),
+def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
+    """The user's guard row, locked: one user's payment attempts run one after the other, so a
+    burst of guesses cannot slip past the count while an earlier one is still being checked."""
+    session.execute(
+        _dialect_insert(session)(OtpGuard)
+        .values(user_id=user_id, failures=0, locked_until=None, updated_at=now)
+        .on_conflict_do_nothing()
     )
+    return session.get_one(OtpGuard, user_id, with_for_update=True, populate_existing=True)
+
+
+def _lockout_extra(guard: domain.Guard, now: datetime) -> dict[str, Any]:
+    assert guard.locked_until is not None
+    return {"retry_after": guard.retry_after_seconds(now), "locked_until": guard.locked_until.isoformat()}
 
 
 def _record_attempt(
@@ -269,6 +262,38 @@ def record_refused_activation(uow: UnitOfWork, envelope: Envelope, payload: dict
 # -- execution ------------------------------------------------------------------------
 
 
+def _refuse_code(
+    session: Session,
+    envelope: Envelope,
+    guard_row: OtpGuard,
+    check: Any,
+    now: datetime,
+    requisition_id: uuid.UUID,
+) -> dict[str, Any]:
+    """Count a wrong or spent code and answer with the problem.
+
+    The failure is an outcome with effects (the count, the audit row), committed with the
+    command's transaction while the guard row is still locked; not a refusal rolled back.
+    """
+    after = domain.Guard(guard_row.failures, guard_row.locked_until).after_failure(now)
+    guard_row.failures, guard_row.locked_until, guard_row.updated_at = after.failures, after.locked_until, now
+    if after.locked(now):
+        minutes = int(domain.LOCKOUT.total_seconds() // 60)
+        detail = f"Wrong code, {domain.MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for {minutes} minutes."
+        reply = problem_reply(429, "otp-locked-out", detail, **_lockout_extra(after, now))
+    else:
+        reused = check.rejection == domain.OtpRejection.REUSED
+        reply = problem_reply(
+            409 if reused else 422,
+            str(check.rejection),
+            "That code was already used; wait for the next one." if reused else "That code is not valid.",
+            attempts_left=after.attempts_left,
+        )
+    problem = reply["problem"]
+    _record_attempt(session, envelope, "execute", requisition_id, "refused", problem["type"], problem["detail"])
+    return reply
+
+
 def execute_payment(
     uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
 ) -> dict[str, Any]:
@@ -278,9 +303,15 @@ def execute_payment(
     session = uow.session
     now = config.clock()
     _require_treasury(actor)
-    guard = _guard(session, user_id)
+    guard_row = _locked_guard(session, user_id, now)
+    guard = domain.Guard(guard_row.failures, guard_row.locked_until)
     if guard.locked(now):
-        raise _locked_out(guard, now, "Too many wrong codes: payments are locked for you for now.", counts=False)
+        raise DomainError(
+            "Too many wrong codes: payments are locked for you for now.",
+            code="otp-locked-out",
+            status=429,
+            **_lockout_extra(guard, now),
+        )
 
     requisition_id = payload["requisition_id"]
     # Locked for the whole use case: two executions of one requisition run one after the other.
@@ -323,27 +354,11 @@ def execute_payment(
         session, config, enrolment, payload["otp"], now, purpose="payment", requisition_id=requisition_id
     )
     if not check.accepted:
-        after = guard.after_failure(now)
-        if after.locked(now):
-            raise _locked_out(
-                after,
-                now,
-                f"Wrong code, {domain.MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for you for "
-                f"{int(domain.LOCKOUT.total_seconds() // 60)} minutes.",
-                counts=True,
-            )
-        reused = check.rejection == domain.OtpRejection.REUSED
-        raise OtpRefused(
-            "That code was already used; wait for the next one." if reused else "That code is not valid.",
-            code=str(check.rejection),
-            status=409 if reused else 422,
-            attempts_left=after.attempts_left,
-        )
+        return _refuse_code(session, envelope, guard_row, check, now, requisition_id)
 
     if guard.failures:
-        session.execute(
-            OtpGuard.__table__.update().where(OtpGuard.user_id == user_id).values(failures=0, updated_at=now)
-        )
+        guard_row.failures = 0
+        guard_row.updated_at = now
     _record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=check.step)
     payment = _start_execution(session, req, payment, actor, now)
     uow.emit(
@@ -418,29 +433,12 @@ def _start_execution(
 
 
 def record_refused_execution(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
-    """Keep a refused execution in the audit trail and count a wrong or spent code.
+    """Keep a refused execution in the audit trail (wrong codes are recorded by the use case).
 
-    Runs after the refused command rolled back, in the transaction that records the
-    refusal, so neither the attempt nor the failure count is lost with it.
+    Runs after the refused command rolled back, in the transaction that records the refusal,
+    so the attempt is not lost with it.
     """
-    session = uow.session
-    _record_attempt(session, envelope, "execute", payload.get("requisition_id"), "refused", exc.code, exc.detail)
-    if not getattr(exc, "counts_as_failure", False):
-        return
-    user_id = envelope.actor["user_id"]
-    now = utcnow()
-    session.execute(
-        _dialect_insert(session)(OtpGuard)
-        .values(user_id=user_id, failures=0, locked_until=None, updated_at=now)
-        .on_conflict_do_nothing()
-    )
-    # Row-locked read-modify-write: concurrent wrong codes each count.
-    row = session.get(OtpGuard, user_id, with_for_update=True, populate_existing=True)
-    assert row is not None
-    after = domain.Guard(row.failures, row.locked_until).after_failure(now)
-    row.failures = after.failures
-    row.locked_until = after.locked_until
-    row.updated_at = now
+    _record_attempt(uow.session, envelope, "execute", payload.get("requisition_id"), "refused", exc.code, exc.detail)
 
 
 # -- disbursement ---------------------------------------------------------------------

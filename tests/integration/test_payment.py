@@ -244,6 +244,22 @@ def test_five_wrong_codes_lock_the_user_out_for_fifteen_minutes(
     assert scalar(dbs["payment"], "SELECT count(*) FROM payments WHERE requisition_id = :r", r=rid) == 0
 
 
+def test_a_burst_of_wrong_codes_cannot_slip_past_the_lockout(
+    api: Api, tokens: dict[str, str], settings: Settings, dbs: dict[str, Database]
+) -> None:
+    person, device = treasurer(api, dbs)
+    rid = known_to_payment_only(settings, dbs, user_id(dbs, "alice"), [user_id(dbs, "bob")])
+    guesses = [device.wrong_code() for _ in range(12)]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda code: pay(api, person, rid, code).status_code, guesses))
+
+    # A user's attempts are checked one after another: four wrong codes, then the lock.
+    assert sorted(answers) == [422] * 4 + [429] * 8
+    assert len(attempts(dbs, person, "refused")) == 12
+    assert scalar(dbs["payment"], "SELECT locked_until FROM otp_guards WHERE user_id = :u", u=person.user_id)
+
+
 def test_a_good_code_resets_the_count_of_wrong_ones(
     api: Api, tokens: dict[str, str], settings: Settings, dbs: dict[str, Database]
 ) -> None:
