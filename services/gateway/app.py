@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -68,9 +68,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(payments.blp)
     api.register_blueprint(floats.blp)
     app.register_blueprint(health.bp)
+    app.before_request(_refuse_nul_in_url)
     app.register_error_handler(Exception, _unhandled)
     app.after_request(_security_headers)
     return app
+
+
+def _refuse_nul_in_url() -> Response | None:
+    """A NUL in the path or the query can never name anything; say so before any lookup."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+        return problems.problem(400, "invalid-request", "The URL may not contain NUL characters.")
+    return None
 
 
 def _unhandled(exc: Exception) -> Any:

@@ -58,6 +58,10 @@ CASES = [
         400,
     ),
     ("GET", "/api/v1/requisitions?limit=100000", "alice", None, 400),
+    ("GET", "/api/v1/requisitions?status=%00", "alice", None, 400),
+    ("GET", "/api/v1/floats/NBO%00CBD", "aud", None, 400),
+    ("POST", "/api/v1/floats", "tom", {"branch": "NBO\u0000", "amount": {"minor_units": 1, "currency": "KES"}}, 400),
+    ("POST", "/api/v1/requisitions", "alice", {**requisition_body(), "purpose": "fuel\u0000"}, 400),
     ("GET", "/api/v1/requisitions?status=' OR 1=1 --", "alice", None, 200),
 ]
 
