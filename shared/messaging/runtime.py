@@ -81,6 +81,10 @@ class ServiceRuntime:
         self._db: Database | None = None
         self._db_pid = 0
         self._event_handlers: dict[str, EventHandler] = {}
+        # A countdown longer than the visibility timeout would let Redis hand the waiting
+        # message to a second worker (Celery's Redis caveats): stay well below it.
+        visibility = settings.broker_transport_options.get("visibility_timeout")
+        self.retry_cap = min(60.0, float(visibility) / 4) if isinstance(visibility, int | float) else 60.0
         self._register_event_task()
         self._register_prune_task()
 
@@ -302,7 +306,9 @@ class ServiceRuntime:
                 return problem_reply(400, "malformed-message", str(exc))
             except Exception as exc:
                 if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
-                    delay = backoff_seconds(runtime.settings.retry_backoff_seconds, self.request.retries)
+                    delay = backoff_seconds(
+                        runtime.settings.retry_backoff_seconds, self.request.retries, runtime.retry_cap
+                    )
                     log.warning(
                         "%s transient failure, retry %d in %.2fs: %s", name, self.request.retries + 1, delay, exc
                     )
