@@ -16,7 +16,7 @@ from shared.messaging.app import send_command
 class Bus:
     """Sends envelopes for the gateway and polls the result backend for replies."""
 
-    def __init__(self, app: Celery, poll_seconds: float = 0.005) -> None:
+    def __init__(self, app: Celery, poll_seconds: float = 0.002) -> None:
         self.app = app
         self.poll_seconds = poll_seconds
 

@@ -153,7 +153,13 @@ def _reused_in(session: Session, req: Requisition, sha256: str) -> list[str]:
     return sorted(v or str(i) for v, i in rows)
 
 
-def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str) -> None:
+def _reused_receipts(session: Session, req: Requisition) -> list[str]:
+    """Vouchers of other requisitions that carry any of this one's receipt files."""
+    receipts = session.scalars(select(Receipt).where(Receipt.requisition_id == req.id))
+    return sorted({v for r in receipts for v in _reused_in(session, req, r.sha256)})
+
+
+def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str, *, fresh: bool = False) -> None:
     """Number it, check the caps, and hand it to the approval service."""
     session = uow.session
     now = utcnow()
@@ -163,20 +169,17 @@ def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str) 
     else:  # a resubmission keeps its number; it still takes the branch lock for the cap check
         session.execute(select(VoucherSequence).where(VoucherSequence.branch_id == req.branch_id).with_for_update())
     amount = Money(req.currency, req.amount_minor)
-    broken = domain.broken_cap(_caps(session), req.branch_id, req.category, amount, _month_total(session, req, now))
-    if broken:
-        raise DomainError(broken, code="cap-exceeded")
+    caps = _caps(session)
+    if caps:
+        broken = domain.broken_cap(caps, req.branch_id, req.category, amount, _month_total(session, req, now))
+        if broken:
+            raise DomainError(broken, code="cap-exceeded")
     req.revision += 1
     req.submitted_at = now
     req.changes_deadline = None
     _move(session, req, Status.SUBMITTED, envelope, action, req.urgency_reason if req.urgent else "")
-    reused = sorted(
-        {
-            v
-            for r in session.scalars(select(Receipt).where(Receipt.requisition_id == req.id))
-            for v in _reused_in(session, req, r.sha256)
-        }
-    )
+    # A requisition created and submitted in this transaction has no receipts yet.
+    reused = [] if fresh else _reused_receipts(session, req)
     uow.emit(
         envelope.caused(
             catalog.REQUISITION_SUBMITTED.name,
@@ -228,7 +231,7 @@ def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
     session.flush()
     _record(session, req, envelope, "created", before=None)
     if not payload.get("draft"):
-        _submit(uow, req, envelope, "submitted")
+        _submit(uow, req, envelope, "submitted", fresh=True)
     return ok_reply(201, requisition_body(req))
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db.types import utcnow
@@ -24,6 +25,23 @@ def stored_result(session: Session, message_id: str) -> Any:
 def was_seen(result: Any) -> bool:
     """Whether :func:`stored_result` found the message."""
     return result is not _NOT_SEEN
+
+
+def claim(session: Session, message_id: str, task_name: str) -> bool:
+    """Claim a message for this transaction; False if another delivery recorded it first.
+
+    One round trip: ``INSERT ... ON CONFLICT DO NOTHING RETURNING``. On PostgreSQL a
+    concurrent delivery of the same message waits here until the first one's transaction
+    ends; SQLite's BEGIN IMMEDIATE already serialised them.
+    """
+    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
+    claimed = session.execute(
+        dialect_insert(inbox)
+        .values(message_id=uuid.UUID(message_id), task_name=task_name, result=None, processed_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(inbox.c.message_id)
+    ).first()
+    return claimed is not None
 
 
 def record(session: Session, message_id: str, task_name: str, result: Any) -> None:

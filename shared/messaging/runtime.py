@@ -238,16 +238,9 @@ class ServiceRuntime:
     ) -> Any:
         """Run ``effect`` at most once per message id, with the inbox row in its transaction."""
         with self.db.uow() as uow:
-            try:
-                seen = inbox.stored_result(uow.session, envelope.message_id)
-                if inbox.was_seen(seen):
-                    log.info("duplicate %s %s ignored", task_name, envelope.message_id)
-                    return seen
-                # Claim first: a concurrent duplicate waits here (PostgreSQL) or at BEGIN
-                # IMMEDIATE (SQLite) rather than doing the work twice.
-                inbox.record(uow.session, envelope.message_id, task_name, None)
-            except IntegrityError:
-                uow.rollback()
+            # Claim first: a concurrent duplicate waits at the claim rather than doing the work twice.
+            if not inbox.claim(uow.session, envelope.message_id, task_name):
+                log.info("duplicate %s %s ignored", task_name, envelope.message_id)
                 return inbox.stored_result(uow.session, envelope.message_id)
             try:
                 reply = effect(uow)
