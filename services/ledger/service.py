@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.ledger import domain
@@ -22,6 +21,7 @@ from shared.contracts import catalog
 from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
 from shared.contracts.roles import can_see_branch
+from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
@@ -55,9 +55,8 @@ def _account(
     if account is not None:
         return account
     branch_id, branch_code, region_id = branch or (None, None, None)
-    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
     session.execute(
-        dialect_insert(Account)
+        upsert.insert(session, Account)
         .values(
             id=uuid.uuid4(),
             code=code,

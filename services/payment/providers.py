@@ -35,12 +35,12 @@ from enum import StrEnum
 from typing import Protocol
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.payment.models import ProviderTransfer
 from shared.config import ConfigError
 from shared.contracts.money import Money
+from shared.db import upsert
 from shared.db.engine import Database
 from shared.db.types import utcnow
 
@@ -147,8 +147,7 @@ def _count_call(session: Session, provider: str, order: Disbursement) -> tuple[i
     (a duplicate job, a re-drive) queue up, and the second sees what the first did.
     """
     table = ProviderTransfer.__table__
-    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).values(
+    statement = upsert.insert(session, table).values(
         provider=provider,
         idempotency_key=order.payment_id,
         calls=1,

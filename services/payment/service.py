@@ -15,7 +15,6 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +43,7 @@ from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
 from shared.contracts.payment import seal_enrolment
 from shared.contracts.roles import can_see_branch
+from shared.db import upsert
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -108,10 +108,6 @@ def _unseal(key: str, sealed: str) -> str:
         ) from None
 
 
-def _dialect_insert(session: Session) -> Any:
-    return postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 def _require_treasury(actor: dict[str, Any]) -> None:
     if not domain.is_treasury(actor):
         raise Forbidden("Only treasury executes payments and enrols an authenticator for it.", code="treasury-only")
@@ -121,7 +117,7 @@ def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
     """The user's guard row, locked: one user's payment attempts run one after the other, so a
     burst of guesses cannot slip past the count while an earlier one is still being checked."""
     session.execute(
-        _dialect_insert(session)(OtpGuard)
+        upsert.insert(session, OtpGuard)
         .values(user_id=user_id, failures=0, locked_until=None, updated_at=now)
         .on_conflict_do_nothing()
     )
@@ -196,7 +192,7 @@ def enroll_otp(
     _require_treasury(actor)
     session = uow.session
     session.execute(
-        _dialect_insert(session)(OtpEnrolment)
+        upsert.insert(session, OtpEnrolment)
         .values(
             user_id=actor["user_id"],
             username=actor["username"],
@@ -714,7 +710,7 @@ def get_payment(
 def _payable(session: Session, requisition_id: uuid.UUID) -> PayableRequisition:
     """The read-model row of a requisition, created empty if no event about it came before."""
     session.execute(
-        _dialect_insert(session)(PayableRequisition).values(requisition_id=requisition_id).on_conflict_do_nothing()
+        upsert.insert(session, PayableRequisition).values(requisition_id=requisition_id).on_conflict_do_nothing()
     )
     row = session.get(PayableRequisition, requisition_id, with_for_update=True, populate_existing=True)
     assert row is not None

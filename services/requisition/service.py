@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.requisition import domain
@@ -18,6 +17,7 @@ from shared.contracts import catalog
 from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
 from shared.contracts.roles import GLOBAL_ROLES, can_see_branch, is_member
+from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
@@ -31,8 +31,9 @@ def _next_voucher_seq(session: Session, branch_id: str) -> int:
 
     The row lock it takes also serialises submissions per branch, which the monthly cap needs.
     """
-    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
-    session.execute(dialect_insert(VoucherSequence).values(branch_id=branch_id, last_no=0).on_conflict_do_nothing())
+    session.execute(
+        upsert.insert(session, VoucherSequence).values(branch_id=branch_id, last_no=0).on_conflict_do_nothing()
+    )
     seq = session.execute(
         update(VoucherSequence)
         .where(VoucherSequence.branch_id == branch_id)

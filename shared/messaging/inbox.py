@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from shared.db import upsert
 from shared.db.types import utcnow
 from shared.messaging.tables import inbox
 
@@ -34,9 +34,8 @@ def claim(session: Session, message_id: str, task_name: str) -> bool:
     concurrent delivery of the same message waits here until the first one's transaction
     ends; SQLite's BEGIN IMMEDIATE already serialised them.
     """
-    dialect_insert = postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert
     claimed = session.execute(
-        dialect_insert(inbox)
+        upsert.insert(session, inbox)
         .values(message_id=uuid.UUID(message_id), task_name=task_name, result=None, processed_at=utcnow())
         .on_conflict_do_nothing(index_elements=["message_id"])
         .returning(inbox.c.message_id)
