@@ -212,3 +212,14 @@ def pettycash(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess
         timeout=60,
         check=False,
     )
+
+
+def kes(major: int) -> dict[str, Any]:
+    """An amount of Kenyan shillings in its wire form (minor units)."""
+    return {"minor_units": major * 100, "currency": "KES"}
+
+
+def float_of(api: Api, token: str, branch: str) -> dict[str, int]:
+    """A branch float's balance, held and available, in minor units."""
+    body = api.get(f"/api/v1/floats/{branch}", token).json()
+    return {k: v["minor_units"] for k, v in body["floats"][0].items() if isinstance(v, dict)}

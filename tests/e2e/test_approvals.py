@@ -13,13 +13,9 @@ from shared.config import Settings
 from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.messaging.app import make_celery
-from tests.support import Api, requisition_body, scalar, wait_for
+from tests.support import Api, kes, requisition_body, scalar, wait_for
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-def kes(major: int) -> dict[str, Any]:
-    return {"minor_units": major * 100, "currency": "KES"}
 
 
 def submit(api: Api, token: str, **changes: Any) -> str:

@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.support import Api, wait_for
-
-
-def kes(major: int) -> dict[str, Any]:
-    return {"minor_units": major * 100, "currency": "KES"}
-
-
-def float_of(api: Api, token: str, branch: str) -> dict[str, int]:
-    body = api.get(f"/api/v1/floats/{branch}", token).json()
-    return {k: v["minor_units"] for k, v in body["floats"][0].items() if isinstance(v, dict)}
+from tests.support import Api, float_of, kes, wait_for
 
 
 def test_open_replenish_and_read_a_float(api: Api, tokens: dict[str, str]) -> None:
