@@ -58,6 +58,18 @@ class Bus:
                 return replies
             time.sleep(self.poll_seconds)
 
+    def ask(
+        self, queries: list[tuple[TaskSpec, dict[str, Any]]], actor: dict[str, Any], timeout: float
+    ) -> list[dict[str, Any] | None]:
+        """Send several queries at once and wait for all; their results are then dropped from
+        the backend (nobody reads a query's result twice, and Redis need not keep it an hour)."""
+        ids = [self.send(spec, payload, actor) for spec, payload in queries]
+        replies = self.wait(ids, timeout)
+        for message_id, reply in zip(ids, replies, strict=True):
+            if reply is not None:
+                AsyncResult(message_id, app=self.app).forget()
+        return replies
+
     def call(
         self, spec: TaskSpec, payload: dict[str, Any], actor: dict[str, Any], timeout: float
     ) -> tuple[str, dict[str, Any] | None]:

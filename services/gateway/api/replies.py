@@ -46,8 +46,7 @@ def query(spec: TaskSpec, payload: dict[str, Any]) -> Response:
 
 def query_reply(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any] | None:
     """The raw reply of a query, or None after the timeout."""
-    _, reply = ctx().bus.call(spec, payload, current_actor(), QUERY_TIMEOUT_SECONDS)
-    return reply
+    return ctx().bus.ask([(spec, payload)], current_actor(), QUERY_TIMEOUT_SECONDS)[0]
 
 
 def require_role(*roles: str) -> dict[str, Any]:

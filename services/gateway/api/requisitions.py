@@ -96,11 +96,9 @@ class Requisition(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="No such requisition in your scope")
     def get(self, requisition_id: uuid.UUID) -> Response:
         """A requisition, its history, its receipts and its approval case."""
-        actor = current_actor()
-        bus = ctx().bus
         payload = {"id": str(requisition_id)}
-        ids = [bus.send(catalog.GET_REQUISITION, payload, actor), bus.send(catalog.GET_APPROVAL_CASE, payload, actor)]
-        requisition, case = bus.wait(ids, QUERY_TIMEOUT_SECONDS)
+        queries = [(catalog.GET_REQUISITION, payload), (catalog.GET_APPROVAL_CASE, payload)]
+        requisition, case = ctx().bus.ask(queries, current_actor(), QUERY_TIMEOUT_SECONDS)
         if requisition is None:
             return problems.problem(504, "service-timeout", "The requisition service did not answer in time.")
         if requisition["status"] != 200:
