@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from services.approval import domain
@@ -16,7 +16,7 @@ from services.approval.schemas import case_body, inbox_item
 from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.contracts.money import Money
-from shared.contracts.roles import can_see_branch
+from shared.contracts.roles import GLOBAL_ROLES, can_see_branch
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
@@ -465,12 +465,18 @@ def get_approval_case(session: Session, envelope: Envelope, payload: dict[str, A
 def list_inbox(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Open cases whose active step this actor may decide now."""
     actor = _actor_person(envelope.actor)
-    rows = session.execute(
+    query = (
         select(ApprovalCase, ApprovalStep)
         .join(ApprovalStep, ApprovalStep.case_id == ApprovalCase.id)
         .where(ApprovalCase.status == "open", ApprovalStep.status == "active")
         .order_by(ApprovalStep.due_at)
-    ).all()
+    )
+    if not actor.roles & GLOBAL_ROLES:
+        # Branch and regional approvers: only their branches' and regions' cases can be theirs.
+        query = query.where(
+            or_(ApprovalCase.branch_id.in_(list(actor.branch_ids)), ApprovalCase.region_id.in_(list(actor.region_ids)))
+        )
+    rows = session.execute(query).all()
     items = []
     policies: dict[int, Policy] = {}
     for case, step in rows:
