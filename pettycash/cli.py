@@ -13,6 +13,7 @@ import click
 
 from pettycash.components import build_runtime, migrate_all
 from shared.config import DATABASES, SERVICES, load_settings
+from shared.contracts.catalog import query_queue_of, queue_of
 from shared.contracts.roles import ROLES
 
 
@@ -61,17 +62,27 @@ def create_user(username: str, full_name: str, roles: tuple[str, ...], branches:
 
 
 @main.command()
-@click.argument("service", type=click.Choice(SERVICES))
+@click.argument("service", type=click.Choice(DATABASES))
 @click.option("--concurrency", type=int, default=None)
 @click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads")
-def worker(service: str, concurrency: int | None, pool: str) -> None:
-    """Run one service's Celery worker on its queue."""
+@click.option(
+    "--only",
+    type=click.Choice(["events", "queries"]),
+    default=None,
+    help="Consume only the service's commands and events, or only its queries (exports); default both.",
+)
+def worker(service: str, concurrency: int | None, pool: str, only: str | None) -> None:
+    """Run one service's Celery worker on its queues (``gateway``: the projector)."""
     settings = load_settings()
     runtime = build_runtime(service, settings)
+    runtime.publish_documents()
+    queues = {"events": [queue_of(service)], "queries": [query_queue_of(service)]}.get(
+        only or "", [queue_of(service), query_queue_of(service)]
+    )
     runtime.app.worker_main(
         [
             "worker",
-            f"--queues={service}",
+            f"--queues={','.join(queues)}",
             f"--hostname={service}@%h",
             f"--pool={pool}",
             f"--concurrency={concurrency or settings.worker_concurrency}",

@@ -6,15 +6,15 @@ import importlib
 from collections.abc import Callable
 from typing import cast
 
-from shared.config import DATABASES, SERVICES, Settings
+from shared.config import DATABASES, Settings
 from shared.db.migrate import upgrade
 from shared.messaging.runtime import ServiceRuntime
 
 
 def build_runtime(service: str, settings: Settings) -> ServiceRuntime:
     """A service's runtime with its tasks registered."""
-    if service not in SERVICES:
-        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    if service not in DATABASES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(DATABASES)}")
     module = importlib.import_module(f"services.{service}.worker")
     build = cast(Callable[[Settings], ServiceRuntime], module.build)
     return build(settings)

@@ -41,6 +41,7 @@ def roles(settings: Settings) -> list[tuple[str, list[str]]]:
     """Every process of the stack: (name, pettycash arguments)."""
     procs: list[tuple[str, list[str]]] = [("gateway", ["gateway"])]
     procs += [(f"worker-{s}", ["worker", s]) for s in SERVICES]
+    procs += [("projector", ["worker", "gateway"])]
     procs += [("relay", ["relay"]), ("beat", ["beat"])]
     return procs
 

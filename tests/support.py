@@ -115,7 +115,8 @@ class Stack:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.env['PETTYCASH_GATEWAY_PORT']}"
 
-    def start(self, services: tuple[str, ...] = ("requisition", "approval", "payment", "ledger")) -> Stack:
+    def start(self, services: tuple[str, ...] = ("requisition", "approval", "payment", "ledger", "gateway")) -> Stack:
+        """Start a worker per service (``gateway``: the projector), the relay and the gateway."""
         for service in services:
             self.procs.append(start_worker(service, self.env, self.log_dir))
         self.procs.append(Proc("relay", ["relay"], self.env, self.log_dir / "relay.log").start())

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.approval import domain
@@ -16,7 +17,7 @@ from services.approval.schemas import case_body, inbox_item
 from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.contracts.money import Money
-from shared.contracts.roles import GLOBAL_ROLES, can_see_branch
+from shared.contracts.roles import can_see_branch
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
@@ -454,38 +455,50 @@ def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any
 # -- queries --------------------------------------------------------------------------
 
 
-def get_approval_case(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """The approval case of a requisition (by requisition id), within the actor's scope."""
-    case = session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == payload["id"]))
-    if case is None or not can_see_branch(envelope.actor, case.branch_id, case.region_id):
-        raise NotFound("No approval case for this requisition.")
-    return ok_reply(200, case_body(case))
+# -- read models (shared.messaging.snapshots) ------------------------------------------
 
 
-def list_inbox(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Open cases whose active step this actor may decide now."""
-    actor = _actor_person(envelope.actor)
-    query = (
-        select(ApprovalCase, ApprovalStep)
-        .join(ApprovalStep, ApprovalStep.case_id == ApprovalCase.id)
-        .where(ApprovalCase.status == "open", ApprovalStep.status == "active")
-        .order_by(ApprovalStep.due_at)
-    )
-    if not actor.roles & GLOBAL_ROLES:
-        # Branch and regional approvers: only their branches' and regions' cases can be theirs.
-        query = query.where(
-            or_(ApprovalCase.branch_id.in_(list(actor.branch_ids)), ApprovalCase.region_id.in_(list(actor.region_ids)))
-        )
-    rows = session.execute(query).all()
-    items = []
+def _inbox_facts(case: ApprovalCase, policy: Policy) -> dict[str, Any] | None:
+    """Who may decide the active step, as the gateway's inbox query needs it (None: nobody now)."""
+    active = [s for s in case.steps if s.status == "active"] if case.status == "open" else []
+    if not active:
+        return None
+    step, facts = active[0], _facts(case)
+    return {
+        "step_role": step.role,
+        "step_role_covers": policy.covers(step.role, facts.amount),
+        "admin_may_act": step.admin_may_act or step.sla_escalated,
+        "admin_covers": policy.covers("admin", facts.amount),
+        "due_at": step.due_at.isoformat() if step.due_at else None,
+        "deciders": sorted(facts.previous_deciders),
+        "item": inbox_item(case, step),
+    }
+
+
+def case_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Approval cases as the gateway projects them: the body, the scope, and the inbox facts."""
     policies: dict[int, Policy] = {}
-    for case, step in rows:
-        policy = policies.setdefault(case.policy_version, policy_version(session, case.policy_version))
-        _, refusal = domain.check_decider(
-            actor, step.role, step.admin_may_act or step.sla_escalated, _facts(case), policy
+    snapshots = []
+    for case in session.scalars(select(ApprovalCase).where(ApprovalCase.id.in_(ids))):
+        policy = policies.get(case.policy_version) or policies.setdefault(
+            case.policy_version, policy_version(session, case.policy_version)
         )
-        if refusal is None:
-            items.append(inbox_item(case, step))
-        if len(items) >= payload["limit"]:
-            break
-    return ok_reply(200, {"items": items})
+        snapshots.append(
+            {
+                "id": str(case.id),
+                "requisition_id": str(case.requisition_id),
+                "branch_id": case.branch_id,
+                "region_id": case.region_id,
+                "requester_id": case.requester_id,
+                "status": case.status,
+                "inbox": _inbox_facts(case, policy),
+                "body": case_body(case),
+            }
+        )
+    return snapshots
+
+
+def policy_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """The policy in force, as one document."""
+    policy = current_policy(session)
+    return [{"id": "policy", "body": {"version": policy.version, **policy.to_dict()}}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.approval import service
+from services.approval.models import ApprovalCase, ApprovalStep, PolicyVersion
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -11,12 +12,20 @@ def register(runtime: ServiceRuntime) -> None:
     """Register this service's commands, queries and event handlers on its runtime."""
     runtime.command(catalog.RECORD_DECISION, on_refusal=service.record_refused_decision)(service.record_decision)
     runtime.command(catalog.SET_POLICY)(service.set_policy)
-    runtime.query(catalog.GET_APPROVAL_CASE)(service.get_approval_case)
-    runtime.query(catalog.LIST_INBOX)(service.list_inbox)
-    runtime.query(catalog.GET_POLICY)(service.get_policy)
     runtime.maintenance(catalog.ESCALATE_OVERDUE)(service.escalate_overdue)
     runtime.on_event(catalog.REQUISITION_SUBMITTED.name)(service.on_requisition_submitted)
     runtime.on_event(catalog.USER_DIRECTORY_UPDATED.name)(service.on_user_directory_updated)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_closed)
     runtime.on_event(catalog.REQUISITION_EXPIRED.name)(service.on_requisition_closed)
     runtime.on_event(catalog.RECEIPT_ATTACHED.name)(service.on_receipt_attached)
+    register_read_models(runtime)
+
+
+def register_read_models(runtime: ServiceRuntime) -> None:
+    """What the gateway projects from this service, and which rows change it."""
+    snapshots = runtime.snapshots
+    snapshots.model("approval_case", catalog.APPROVAL_CASE_CHANGED, service.case_snapshots, ApprovalCase.__table__)
+    snapshots.model("policy", catalog.DOCUMENT_CHANGED, service.policy_snapshot)
+    snapshots.track(ApprovalCase, lambda c: ("approval_case", c.id))
+    snapshots.track(ApprovalStep, lambda s: ("approval_case", s.case_id))
+    snapshots.track(PolicyVersion, lambda _p: ("policy", "policy"))

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db.types import UTCDateTime
+from shared.db.types import JSONType, UTCDateTime
 
 metadata = MetaData()
 
@@ -93,3 +93,16 @@ class Replenishment(Base):
     decision_comment: Mapped[str] = mapped_column(Text, default="")
     transfer_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BalanceCheck(Base):
+    """The result of one check of every cached balance against the transfers (a scheduled job;
+    the trial balance shows the last one instead of reading every transfer per request)."""
+
+    __tablename__ = "balance_checks"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cache_mismatches: Mapped[list[str]] = mapped_column(JSONType)
+    negative_floats: Mapped[list[str]] = mapped_column(JSONType)
+    transfers: Mapped[int] = mapped_column(BigInteger)

@@ -7,26 +7,28 @@ the locked totals, writes the immutable transfer and updates the cached totals.
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import Session, aliased
 
 from services.ledger import domain
 from services.ledger.domain import Totals
-from services.ledger.models import Account, AwaitingFunds, Replenishment, Transfer
+from services.ledger.models import Account, AwaitingFunds, BalanceCheck, Replenishment, Transfer
 from services.ledger.schemas import account_body, float_body, replenishment_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
-from shared.contracts.roles import can_see_branch
 from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+from shared.messaging.snapshots import touch
 
-LEDGER_READERS = frozenset({"finance", "cfo", "auditor", "admin"})
+log = logging.getLogger(__name__)
 
 
 class FloatLimitExceeded(DomainError):
@@ -73,7 +75,9 @@ def _account(
         )
         .on_conflict_do_nothing(index_elements=["code"])
     )
-    return session.scalars(select(Account).where(Account.code == code)).one()
+    account = session.scalars(select(Account).where(Account.code == code)).one()
+    touch(session, "account", account.id)  # a new account belongs in the trial balance at once
+    return account
 
 
 def _lock(session: Session, *ids: uuid.UUID) -> dict[uuid.UUID, Account]:
@@ -453,62 +457,90 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
     return ok_reply(200, replenishment_body(request))
 
 
-# -- queries --------------------------------------------------------------------------
+# -- the balance check ------------------------------------------------------------------
 
 
-def _visible_floats(session: Session, actor: dict[str, Any]) -> list[Account]:
-    floats = session.scalars(select(Account).where(Account.kind == "float").order_by(Account.code)).all()
-    return [f for f in floats if can_see_branch(actor, f.branch_id or "", f.region_id or "")]
-
-
-def get_float_status(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """A branch's float: balance, held, available (per currency)."""
-    floats = [f for f in _visible_floats(session, envelope.actor) if f.branch_id == payload["branch_id"]]
-    if not floats:
-        raise NotFound("No float for this branch in your scope.")
-    return ok_reply(200, {"branch_id": payload["branch_id"], "floats": [float_body(f) for f in floats]})
-
-
-def list_floats(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Every float the actor's scope covers."""
-    return ok_reply(200, {"items": [float_body(f) for f in _visible_floats(session, envelope.actor)]})
+def derived_totals(session: Session) -> dict[uuid.UUID, Totals]:
+    """Every account's totals derived from the transfers alone, aggregated in the database
+    (the arithmetic of ``domain.recompute``: a hold counts while no post or void names it,
+    a void only releases its hold, everything else is posted)."""
+    resolver = aliased(Transfer)
+    held = and_(Transfer.pending.is_(True), resolver.id.is_(None))
+    posted = and_(Transfer.pending.is_(False), Transfer.kind != "void")
+    totals: dict[uuid.UUID, Totals] = {}
+    for side in (Transfer.debit_account_id, Transfer.credit_account_id):
+        rows = session.execute(
+            select(
+                side,
+                func.coalesce(func.sum(case((posted, Transfer.amount_minor), else_=0)), 0),
+                func.coalesce(func.sum(case((held, Transfer.amount_minor), else_=0)), 0),
+            )
+            .outerjoin(resolver, resolver.pending_id == Transfer.id)
+            .group_by(side)
+        ).all()
+        for account_id, posted_sum, held_sum in rows:
+            t = totals.setdefault(account_id, Totals())
+            if side is Transfer.debit_account_id:
+                t.debits_posted, t.debits_pending = int(posted_sum), int(held_sum)
+            else:
+                t.credits_posted, t.credits_pending = int(posted_sum), int(held_sum)
+    return totals
 
 
 def verify_balances(session: Session) -> list[str]:
     """Accounts whose cached totals differ from those derived from the transfers (should be none)."""
-    movements = [
-        domain.Movement(t.id, t.debit_account_id, t.credit_account_id, t.amount_minor, t.kind, t.pending, t.pending_id)
-        for t in session.scalars(select(Transfer))
-    ]
-    derived = domain.recompute(movements)
+    derived = derived_totals(session)
     return [a.code for a in session.scalars(select(Account)) if _totals(a) != derived.get(a.id, Totals())]
 
 
-def get_trial_balance(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Every account's totals; debits equal credits, posted and pending; the cache checked."""
-    if not set(envelope.actor["roles"]) & LEDGER_READERS:
-        raise Forbidden("Only finance, the CFO, auditors and admins read the ledger.", code="role-required")
-    accounts = session.scalars(select(Account).order_by(Account.currency, Account.code)).all()
-    by_currency: dict[str, dict[str, int]] = {}
-    for a in accounts:
-        sums = by_currency.setdefault(
-            a.currency, {"debits_posted": 0, "credits_posted": 0, "debits_pending": 0, "credits_pending": 0}
-        )
-        for key in sums:
-            sums[key] += getattr(a, key)
-    balanced = all(
-        s["debits_posted"] == s["credits_posted"] and s["debits_pending"] == s["credits_pending"]
-        for s in by_currency.values()
-    )
+def verify_ledger(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+    """Check every cached balance against the transfers, and keep the result for the trial balance."""
+    session = uow.session
     mismatched = verify_balances(session)
-    negative_floats = [a.code for a in accounts if a.kind == "float" and _totals(a).available < 0]
-    return ok_reply(
-        200,
-        {
-            "balanced": balanced and not mismatched,
-            "totals": by_currency,
-            "cache_mismatches": mismatched,
-            "negative_floats": negative_floats,
-            "accounts": [account_body(a) for a in accounts],
-        },
+    negative = [
+        a.code for a in session.scalars(select(Account).where(Account.kind == "float")) if _totals(a).available < 0
+    ]
+    check = BalanceCheck(
+        checked_at=utcnow(),
+        cache_mismatches=mismatched,
+        negative_floats=negative,
+        transfers=session.scalar(select(func.count()).select_from(Transfer)) or 0,
     )
+    session.add(check)
+    if mismatched or negative:
+        log.error("ledger check failed: cache mismatches %s, negative floats %s", mismatched, negative)
+    return {"cache_mismatches": mismatched, "negative_floats": negative}
+
+
+# -- read models (shared.messaging.snapshots) ------------------------------------------
+
+
+def account_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Accounts as the gateway projects them (a float also as its balance, held and available)."""
+    return [
+        {
+            "id": str(a.id),
+            "code": a.code,
+            "kind": a.kind,
+            "currency": a.currency,
+            "branch_id": a.branch_id,
+            "region_id": a.region_id,
+            "body": account_body(a),
+            "float": float_body(a) if a.kind == "float" else None,
+        }
+        for a in session.scalars(select(Account).where(Account.id.in_(ids)))
+    ]
+
+
+def ledger_check_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """The last balance check, as one document (none yet: not checked)."""
+    check = session.scalar(select(BalanceCheck).order_by(BalanceCheck.id.desc()).limit(1))
+    body: dict[str, Any] = {"checked_at": None, "cache_mismatches": [], "negative_floats": [], "transfers": 0}
+    if check is not None:
+        body = {
+            "checked_at": check.checked_at.isoformat(),
+            "cache_mismatches": list(check.cache_mismatches),
+            "negative_floats": list(check.negative_floats),
+            "transfers": check.transfers,
+        }
+    return [{"id": "ledger_check", "body": body}]

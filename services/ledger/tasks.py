@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.ledger import service
+from services.ledger.models import Account, BalanceCheck
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -12,10 +13,18 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.OPEN_FLOAT)(service.open_float)
     runtime.command(catalog.REQUEST_REPLENISHMENT)(service.request_replenishment)
     runtime.command(catalog.DECIDE_REPLENISHMENT)(service.decide_replenishment)
-    runtime.query(catalog.GET_FLOAT_STATUS)(service.get_float_status)
-    runtime.query(catalog.LIST_FLOATS)(service.list_floats)
-    runtime.query(catalog.GET_TRIAL_BALANCE)(service.get_trial_balance)
+    runtime.maintenance(catalog.VERIFY_LEDGER)(service.verify_ledger)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
     runtime.on_event(catalog.PAYMENT_COMPLETED.name)(service.on_payment_completed)
     runtime.on_event(catalog.PAYMENT_FAILED.name)(service.on_payment_failed)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_cancelled)
+    register_read_models(runtime)
+
+
+def register_read_models(runtime: ServiceRuntime) -> None:
+    """What the gateway projects from this service, and which rows change it."""
+    snapshots = runtime.snapshots
+    snapshots.model("account", catalog.ACCOUNT_CHANGED, service.account_snapshots, Account.__table__)
+    snapshots.model("ledger_check", catalog.DOCUMENT_CHANGED, service.ledger_check_snapshot)
+    snapshots.track(Account, lambda a: ("account", a.id))
+    snapshots.track(BalanceCheck, lambda _c: ("ledger_check", "ledger_check"))

@@ -8,7 +8,7 @@ the provider said, and a retry must be scheduled only after that record is commi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,7 +42,6 @@ from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COM
 from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
 from shared.contracts.payment import seal_enrolment
-from shared.contracts.roles import can_see_branch
 from shared.db import upsert
 from shared.db.engine import Database
 from shared.db.types import utcnow
@@ -683,25 +682,28 @@ def reconcile_payments(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
 # -- queries --------------------------------------------------------------------------
 
 
-def get_payment(
-    session: Session, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
-) -> dict[str, Any]:
-    """The payment of a requisition with its executions and provider calls, within the actor's scope."""
-    payment = session.scalar(select(Payment).where(Payment.requisition_id == payload["requisition_id"]))
-    # Out of scope looks exactly like absent: no probing for other branches' payments.
-    if payment is None or not can_see_branch(envelope.actor, payment.branch_id, payment.region_id):
-        raise NotFound("No payment for this requisition.")
-    executions = list(
-        session.scalars(
-            select(PaymentExecution).where(PaymentExecution.payment_id == payment.id).order_by(PaymentExecution.number)
-        )
-    )
-    attempts = list(
-        session.scalars(
-            select(ProviderAttempt).where(ProviderAttempt.payment_id == payment.id).order_by(ProviderAttempt.id)
-        )
-    )
-    return ok_reply(200, payment_body(payment, config.max_executions, executions, attempts))
+def payment_snapshots(session: Session, ids: Sequence[Any], *, config: PaymentConfig) -> list[dict[str, Any]]:
+    """Payments as the gateway projects them: executions and provider calls included."""
+    executions: dict[uuid.UUID, list[PaymentExecution]] = {}
+    for execution in session.scalars(
+        select(PaymentExecution).where(PaymentExecution.payment_id.in_(ids)).order_by(PaymentExecution.number)
+    ):
+        executions.setdefault(execution.payment_id, []).append(execution)
+    attempts: dict[uuid.UUID, list[ProviderAttempt]] = {}
+    for attempt in session.scalars(
+        select(ProviderAttempt).where(ProviderAttempt.payment_id.in_(ids)).order_by(ProviderAttempt.id)
+    ):
+        attempts.setdefault(attempt.payment_id, []).append(attempt)
+    return [
+        {
+            "id": str(p.id),
+            "requisition_id": str(p.requisition_id),
+            "branch_id": p.branch_id,
+            "region_id": p.region_id,
+            "body": payment_body(p, config.max_executions, executions.get(p.id, []), attempts.get(p.id, [])),
+        }
+        for p in session.scalars(select(Payment).where(Payment.id.in_(ids)))
+    ]
 
 
 # -- the read model -------------------------------------------------------------------

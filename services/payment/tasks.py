@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.payment import service
+from services.payment.models import Payment, PaymentExecution, ProviderAttempt
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -21,8 +22,14 @@ def register(runtime: ServiceRuntime) -> None:
         partial(service.execute_payment, config=config)
     )
     runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
-    runtime.query(catalog.GET_PAYMENT)(partial(service.get_payment, config=config))
     runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
     runtime.on_event(catalog.FUNDS_RESERVED.name)(service.on_funds_reserved)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_cancelled)
+    snapshots = runtime.snapshots
+    snapshots.model(
+        "payment", catalog.PAYMENT_CHANGED, partial(service.payment_snapshots, config=config), Payment.__table__
+    )
+    snapshots.track(Payment, lambda p: ("payment", p.id))
+    snapshots.track(PaymentExecution, lambda e: ("payment", e.payment_id))
+    snapshots.track(ProviderAttempt, lambda a: ("payment", a.payment_id))

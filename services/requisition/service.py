@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from services.requisition import domain
@@ -16,12 +17,13 @@ from services.requisition.schemas import alert_body, cap_body, receipt_body, req
 from shared.contracts import catalog
 from shared.contracts.envelope import Envelope
 from shared.contracts.money import Money
-from shared.contracts.roles import GLOBAL_ROLES, can_see_branch, is_member
+from shared.contracts.roles import can_see_branch, is_member
 from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
 from shared.messaging.runtime import RetryLater
+from shared.messaging.snapshots import touch
 
 # -- helpers --------------------------------------------------------------------------
 
@@ -316,6 +318,10 @@ def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any])
     session.add(receipt)
     session.flush()
     reused_in = _reused_in(session, req, receipt.sha256)
+    for other in session.scalars(
+        select(Receipt.requisition_id).where(Receipt.sha256 == receipt.sha256, Receipt.requisition_id != req.id)
+    ):
+        touch(session, "requisition", other)  # their receipts are flagged as reused now
     _record(session, req, envelope, "receipt-attached", before=req.status, comment=receipt.filename)
     if req.status != Status.DRAFT:
         uow.emit(
@@ -375,73 +381,68 @@ def expire_requisitions(uow: UnitOfWork, envelope: Envelope, payload: dict[str, 
     return {"expired": len(overdue)}
 
 
-# -- queries --------------------------------------------------------------------------
+# -- read models (shared.messaging.snapshots) ------------------------------------------
 
 
-def _load_visible(session: Session, requisition_id: uuid.UUID, actor: dict[str, Any]) -> Requisition:
-    req = session.get(Requisition, requisition_id)
-    # Out of scope looks exactly like absent: no probing for other branches' ids.
-    if req is None or (
-        not can_see_branch(actor, req.branch_id, req.region_id) and req.requester_id != actor["user_id"]
+def requisition_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Requisitions as the gateway projects them: scope columns and the full body (history,
+    receipts with their reuse flags); a few queries for the whole batch."""
+    reqs = session.scalars(select(Requisition).where(Requisition.id.in_(ids))).all()
+    history: dict[uuid.UUID, list[HistoryEntry]] = {}
+    for entry in session.scalars(
+        select(HistoryEntry).where(HistoryEntry.requisition_id.in_(ids)).order_by(HistoryEntry.id)
     ):
-        raise NotFound("No such requisition.")
-    return req
+        history.setdefault(entry.requisition_id, []).append(entry)
+    receipts: dict[uuid.UUID, list[Receipt]] = {}
+    for receipt in session.scalars(select(Receipt).where(Receipt.requisition_id.in_(ids)).order_by(Receipt.id)):
+        receipts.setdefault(receipt.requisition_id, []).append(receipt)
+    carriers: dict[str, list[tuple[uuid.UUID, str]]] = {}
+    shas = {r.sha256 for rs in receipts.values() for r in rs}
+    if shas:
+        for sha, req_id, voucher in session.execute(
+            select(Receipt.sha256, Requisition.id, Requisition.voucher_no)
+            .join(Requisition, Receipt.requisition_id == Requisition.id)
+            .where(Receipt.sha256.in_(shas))
+        ):
+            carriers.setdefault(sha, []).append((req_id, voucher or str(req_id)))
 
+    def reused_in(req: Requisition, sha: str) -> list[str]:
+        return sorted(label for other, label in carriers.get(sha, []) if other != req.id)
 
-def get_requisition(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """One requisition with its history and receipts, if the actor's scope covers its branch."""
-    req = _load_visible(session, payload["id"], envelope.actor)
-    history = list(
-        session.scalars(select(HistoryEntry).where(HistoryEntry.requisition_id == req.id).order_by(HistoryEntry.id))
-    )
-    receipts = [
-        receipt_body(r, _reused_in(session, req, r.sha256))
-        for r in session.scalars(select(Receipt).where(Receipt.requisition_id == req.id).order_by(Receipt.id))
+    return [
+        {
+            "id": str(req.id),
+            "branch_id": req.branch_id,
+            "region_id": req.region_id,
+            "requester_id": req.requester_id,
+            "status": req.status,
+            "created_at": req.created_at.isoformat(),
+            "body": requisition_body(
+                req,
+                history.get(req.id, []),
+                [receipt_body(r, reused_in(req, r.sha256)) for r in receipts.get(req.id, [])],
+            ),
+        }
+        for req in reqs
     ]
-    return ok_reply(200, requisition_body(req, history, receipts))
 
 
-def list_requisitions(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Mine, my branch's (one or all of them), or everything my scope covers; newest first."""
-    actor = envelope.actor
-    query = select(Requisition).order_by(Requisition.created_at.desc(), Requisition.id)
-    scope = payload["scope"]
-    if scope == "mine":
-        query = query.where(Requisition.requester_id == actor["user_id"])
-    elif scope == "branch":
-        branches = [payload["branch_id"]] if payload["branch_id"] else list(actor.get("branch_ids", []))
-        query = query.where(Requisition.branch_id.in_(branches))
-    if payload["branch_id"] and scope != "branch":
-        query = query.where(Requisition.branch_id == payload["branch_id"])
-    if payload["status"]:
-        query = query.where(Requisition.status == payload["status"])
-    if not set(actor.get("roles", ())) & GLOBAL_ROLES and scope != "mine":
-        # Fail closed: only rows the actor's memberships (or region, for regional roles) cover.
-        covered = [Requisition.branch_id.in_(list(actor.get("branch_ids", [])))]
-        if "regional_manager" in actor.get("roles", ()):
-            covered.append(Requisition.region_id.in_(list(actor.get("region_ids", []))))
-        query = query.where(or_(*covered))
-    rows = session.scalars(query.limit(payload["limit"]).offset(payload["offset"])).all()
-    items = [
-        requisition_body(r)
-        for r in rows
-        if can_see_branch(actor, r.branch_id, r.region_id) or r.requester_id == actor["user_id"]
+def alert_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Alerts as the gateway projects them (immutable: version 1 for ever)."""
+    return [
+        {
+            "id": str(a.id),
+            "branch_id": a.branch_id,
+            "raised_at": a.raised_at.isoformat(),
+            "body": alert_body(a),
+        }
+        for a in session.scalars(select(Alert).where(Alert.id.in_([int(i) for i in ids])))
     ]
-    return ok_reply(200, {"items": items, "limit": payload["limit"], "offset": payload["offset"]})
 
 
-def get_caps(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """The caps in force."""
-    return ok_reply(200, {"caps": [cap_body(c) for c in session.scalars(select(Cap).order_by(Cap.id))]})
-
-
-def list_alerts(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """Alerts, newest first, that the actor's scope covers."""
-    actor = envelope.actor
-    rows = session.scalars(select(Alert).order_by(Alert.id.desc()).limit(payload["limit"] * 4)).all()
-    global_view = bool(set(actor.get("roles", ())) & GLOBAL_ROLES)
-    items = [alert_body(a) for a in rows if global_view or (a.branch_id and a.branch_id in actor.get("branch_ids", ()))]
-    return ok_reply(200, {"items": items[: payload["limit"]]})
+def caps_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """The caps in force, as one document."""
+    return [{"id": "caps", "body": {"caps": [cap_body(c) for c in session.scalars(select(Cap).order_by(Cap.id))]}}]
 
 
 # -- events from the other services ---------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.requisition import service
+from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -15,10 +16,6 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.CANCEL_REQUISITION)(service.cancel_requisition)
     runtime.command(catalog.ATTACH_RECEIPT)(service.attach_receipt)
     runtime.command(catalog.SET_CAPS)(service.set_caps)
-    runtime.query(catalog.GET_REQUISITION)(service.get_requisition)
-    runtime.query(catalog.LIST_REQUISITIONS)(service.list_requisitions)
-    runtime.query(catalog.GET_CAPS)(service.get_caps)
-    runtime.query(catalog.LIST_ALERTS)(service.list_alerts)
     runtime.maintenance(catalog.EXPIRE_REQUISITIONS)(service.expire_requisitions)
     events = {
         catalog.APPROVAL_CASE_OPENED: service.on_approval_case_opened,
@@ -37,3 +34,17 @@ def register(runtime: ServiceRuntime) -> None:
     }
     for spec, handler in events.items():
         runtime.on_event(spec.name)(handler)
+    register_read_models(runtime)
+
+
+def register_read_models(runtime: ServiceRuntime) -> None:
+    """What the gateway projects from this service, and which rows change it."""
+    snapshots = runtime.snapshots
+    snapshots.model("requisition", catalog.REQUISITION_CHANGED, service.requisition_snapshots, Requisition.__table__)
+    snapshots.model("alert", catalog.ALERT_RECORDED, service.alert_snapshots, Alert.__table__)
+    snapshots.model("caps", catalog.DOCUMENT_CHANGED, service.caps_snapshot)
+    snapshots.track(Requisition, lambda r: ("requisition", r.id))
+    snapshots.track(HistoryEntry, lambda h: ("requisition", h.requisition_id))
+    snapshots.track(Receipt, lambda r: ("requisition", r.requisition_id))
+    snapshots.track(Alert, lambda a: ("alert", a.id))
+    snapshots.track(Cap, lambda _c: ("caps", "caps"))

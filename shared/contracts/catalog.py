@@ -15,6 +15,7 @@ from marshmallow import Schema
 from shared.contracts import ledger as lg
 from shared.contracts import payloads as p
 from shared.contracts import payment as pm
+from shared.contracts import readmodels as rm
 
 Kind = Literal["command", "query", "maintenance", "job"]
 
@@ -33,7 +34,7 @@ class TaskSpec:
 
     @property
     def queue(self) -> str:
-        return queue_of(self.service)
+        return query_queue_of(self.service) if self.kind == "query" else queue_of(self.service)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,16 @@ class EventSpec:
 def queue_of(service: str) -> str:
     """The queue a service consumes (one per service; scale by adding workers)."""
     return service
+
+
+def query_queue_of(service: str) -> str:
+    """The queue of a service's queries (exports for rebuilds): never behind its saga events."""
+    return f"{service}-queries"
+
+
+def export_task(service: str) -> str:
+    """The query that pages through a service's read-model snapshots (``projections rebuild``)."""
+    return f"{service}.export_read_models"
 
 
 def handle_event_task(service: str) -> str:
@@ -67,37 +78,40 @@ SUBMIT_DRAFT = TaskSpec("requisition.submit_draft", "command", p.RequisitionActi
 CANCEL_REQUISITION = TaskSpec("requisition.cancel_requisition", "command", p.RequisitionActionPayload)
 ATTACH_RECEIPT = TaskSpec("requisition.attach_receipt", "command", p.AttachReceiptPayload)
 SET_CAPS = TaskSpec("requisition.set_caps", "command", p.SetCapsPayload)
-GET_REQUISITION = TaskSpec("requisition.get_requisition", "query", p.ByIdPayload)
-LIST_REQUISITIONS = TaskSpec("requisition.list_requisitions", "query", p.ListRequisitionsPayload)
-GET_CAPS = TaskSpec("requisition.get_caps", "query", p.NoPayload)
-LIST_ALERTS = TaskSpec("requisition.list_alerts", "query", p.InboxPayload)
 EXPIRE_REQUISITIONS = TaskSpec("requisition.expire_requisitions", "maintenance", p.MaintenancePayload)
 
 # -- approval ------------------------------------------------------------------------
 RECORD_DECISION = TaskSpec("approval.record_decision", "command", p.DecisionPayload)
 SET_POLICY = TaskSpec("approval.set_policy", "command", p.PolicySchema)
-GET_APPROVAL_CASE = TaskSpec("approval.get_approval_case", "query", p.ByIdPayload)
-LIST_INBOX = TaskSpec("approval.list_inbox", "query", p.InboxPayload)
-GET_POLICY = TaskSpec("approval.get_policy", "query", p.NoPayload)
 ESCALATE_OVERDUE = TaskSpec("approval.escalate_overdue", "maintenance", p.MaintenancePayload)
 
 # -- ledger --------------------------------------------------------------------------
 OPEN_FLOAT = TaskSpec("ledger.open_float", "command", lg.OpenFloatPayload)
 REQUEST_REPLENISHMENT = TaskSpec("ledger.request_replenishment", "command", lg.RequestReplenishmentPayload)
 DECIDE_REPLENISHMENT = TaskSpec("ledger.decide_replenishment", "command", lg.DecideReplenishmentPayload)
-GET_FLOAT_STATUS = TaskSpec("ledger.get_float_status", "query", lg.BranchPayload)
-LIST_FLOATS = TaskSpec("ledger.list_floats", "query", p.NoPayload)
-GET_TRIAL_BALANCE = TaskSpec("ledger.get_trial_balance", "query", p.NoPayload)
+VERIFY_LEDGER = TaskSpec("ledger.verify_ledger", "maintenance", p.MaintenancePayload)
 
 # -- payment -------------------------------------------------------------------------
 ENROLL_OTP = TaskSpec("payment.enroll_otp", "command", p.NoPayload)
 ACTIVATE_OTP = TaskSpec("payment.activate_otp", "command", pm.OtpCodePayload)
 EXECUTE_PAYMENT = TaskSpec("payment.execute_payment", "command", pm.ExecutePaymentPayload)
 DISBURSE_PAYMENT = TaskSpec("payment.disburse_payment", "job", pm.PaymentIdPayload)
-GET_PAYMENT = TaskSpec("payment.get_payment", "query", pm.RequisitionRefPayload)
 RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.MaintenancePayload)
 
-TASKS: tuple[TaskSpec, ...] = tuple(v for v in list(globals().values()) if isinstance(v, TaskSpec))
+# -- read-model exports (``pettycash projections rebuild``) ----------------------------
+# The read models each service publishes, by the kind their versions are kept under.
+READ_MODELS: dict[str, tuple[str, ...]] = {
+    "requisition": ("requisition", "alert", "caps"),
+    "approval": ("approval_case", "policy"),
+    "payment": ("payment",),
+    "ledger": ("account", "ledger_check"),
+}
+EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
+
+TASKS: tuple[TaskSpec, ...] = (
+    *(v for v in list(globals().values()) if isinstance(v, TaskSpec)),
+    *EXPORTS.values(),
+)
 
 # -- events --------------------------------------------------------------------------
 REQUISITION_SUBMITTED = EventSpec("RequisitionSubmitted", p.RequisitionSubmittedPayload, ("approval",))
@@ -121,6 +135,14 @@ PAYMENT_STARTED = EventSpec("PaymentStarted", pm.PaymentStartedPayload, ("requis
 PAYMENT_COMPLETED = EventSpec("PaymentCompleted", pm.PaymentCompletedPayload, ("requisition", "ledger"))
 PAYMENT_FAILED = EventSpec("PaymentFailed", pm.PaymentFailedPayload, ("requisition", "ledger"))
 
+# Read-model snapshots (shared.messaging.snapshots): the gateway projects them.
+REQUISITION_CHANGED = EventSpec("RequisitionChanged", rm.RequisitionSnapshot, ("gateway",))
+APPROVAL_CASE_CHANGED = EventSpec("ApprovalCaseChanged", rm.ApprovalCaseSnapshot, ("gateway",))
+ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
+PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
+ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
+DOCUMENT_CHANGED = EventSpec("DocumentChanged", rm.DocumentSnapshot, ("gateway",))
+
 EVENTS: dict[str, EventSpec] = {e.name: e for e in list(globals().values()) if isinstance(e, EventSpec)}
 
 TASKS_BY_NAME: dict[str, TaskSpec] = {t.name: t for t in TASKS}
@@ -130,15 +152,16 @@ SCHEDULE: tuple[tuple[TaskSpec, float], ...] = (
     (ESCALATE_OVERDUE, 60.0),
     (EXPIRE_REQUISITIONS, 300.0),
     (RECONCILE_PAYMENTS, 30.0),
+    (VERIFY_LEDGER, 300.0),
 )
 
 
 def task_routes() -> dict[str, dict[str, str]]:
     """Celery ``task_routes``: every task to its service's queue."""
-    from shared.config import SERVICES
+    from shared.config import DATABASES
 
     routes = {t.name: {"queue": t.queue} for t in TASKS}
-    for service in SERVICES:
+    for service in DATABASES:
         routes[handle_event_task(service)] = {"queue": queue_of(service)}
         routes[prune_messages_task(service)] = {"queue": queue_of(service)}
     return routes

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.messaging.snapshots import Snapshots
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -48,10 +51,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """One service's database: its engine and a unit-of-work factory."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, snapshots: Snapshots | None = None, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.snapshots = snapshots
+        if snapshots is not None:
+            snapshots.install(self.sessions)
 
     @property
     def is_postgres(self) -> bool:
@@ -59,7 +65,7 @@ class Database:
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work; it rolls back unless committed."""
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, self.snapshots.publish_touched if self.snapshots else None)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -16,8 +17,13 @@ class UnitOfWork:
 
     session: Session
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        describe_changes: Callable[[Session], list[Envelope]] | None = None,
+    ) -> None:
         self._factory = session_factory
+        self._describe_changes = describe_changes
         self.emitted: list[Envelope] = []
 
     def __enter__(self) -> Self:
@@ -36,7 +42,18 @@ class UnitOfWork:
         add_to_outbox(self.session, envelope)
         self.emitted.append(envelope)
 
+    def publish_changes(self) -> list[Envelope]:
+        """Emit the read-model snapshots of what this transaction changed so far (see
+        ``shared.messaging.snapshots``); ``commit`` does it too, for whatever is left."""
+        if self._describe_changes is None:
+            return []
+        envelopes = self._describe_changes(self.session)
+        for envelope in envelopes:
+            self.emit(envelope)
+        return envelopes
+
     def commit(self) -> None:
+        self.publish_changes()
         self.session.commit()
 
     def rollback(self) -> None:

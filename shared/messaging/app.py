@@ -47,7 +47,12 @@ def make_celery(settings: Settings, name: str) -> Celery:
 
 
 def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any]) -> str:
-    """Send a command or query; the task id is the message id, so its result can be found."""
+    """Send a command or query (checked against its contract); the task id is the message id,
+    so its result can be found."""
+    from shared.contracts.envelope import load_envelope
+    from shared.messaging.outbox import check_contract
+
+    check_contract(load_envelope(envelope))
     app.send_task(spec.name, args=[envelope], queue=spec.queue, task_id=envelope["message_id"])
     return str(envelope["message_id"])
 

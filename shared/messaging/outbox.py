@@ -26,8 +26,25 @@ log = logging.getLogger(__name__)
 Publisher = Callable[[dict[str, Any]], None]
 
 
+class ContractViolation(Exception):
+    """A message about to be emitted breaks its schema in ``shared.contracts``: a bug, not data."""
+
+
+def check_contract(envelope: Envelope) -> None:
+    """Validate a message against its declared payload schema before it leaves the service."""
+    from shared.contracts.catalog import EVENTS, TASKS_BY_NAME
+
+    spec = EVENTS.get(envelope.type) or TASKS_BY_NAME.get(envelope.type)
+    if spec is None:
+        raise ContractViolation(f"{envelope.type} is not declared in shared.contracts")
+    errors = spec.payload().validate(envelope.payload)
+    if errors:
+        raise ContractViolation(f"{envelope.type} breaks its contract: {errors}")
+
+
 def add_to_outbox(session: Session, envelope: Envelope) -> None:
-    """Write an event to the outbox as part of the session's current transaction."""
+    """Write an event to the outbox as part of the session's current transaction (checked first)."""
+    check_contract(envelope)
     session.execute(
         outbox.insert().values(
             message_id=uuid.UUID(envelope.message_id),

@@ -18,12 +18,14 @@ from typing import Any
 
 from celery import Celery, Task
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.contracts.catalog import (
     EVENTS,
+    EXPORTS,
     TaskSpec,
     handle_event_task,
     prune_messages_task,
@@ -36,6 +38,8 @@ from shared.messaging import deadletter, inbox
 from shared.messaging.app import event_publisher, make_celery
 from shared.messaging.errors import DomainError, is_transient, problem_reply
 from shared.messaging.outbox import prune_published, publish_pending
+from shared.messaging.snapshots import Snapshots, touch
+from shared.messaging.tables import read_model_versions
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +85,22 @@ class ServiceRuntime:
         self._db: Database | None = None
         self._db_pid = 0
         self._event_handlers: dict[str, EventHandler] = {}
+        # The read models this service publishes; its tasks module declares them.
+        self.snapshots = Snapshots()
         # A countdown longer than the visibility timeout would let Redis hand the waiting
         # message to a second worker (Celery's Redis caveats): stay well below it.
         visibility = settings.broker_transport_options.get("visibility_timeout")
         self.retry_cap = min(60.0, float(visibility) / 4) if isinstance(visibility, int | float) else 60.0
         self._register_event_task()
         self._register_prune_task()
+        if service in EXPORTS:
+            self.query(EXPORTS[service])(self._export)
 
     @property
     def db(self) -> Database:
         """This service's database; recreated after a fork so no connection is shared."""
         if self._db is None or self._db_pid != os.getpid():
-            self._db = Database(self.settings.database_url(self.service))
+            self._db = Database(self.settings.database_url(self.service), snapshots=self.snapshots)
             self._db_pid = os.getpid()
         return self._db
 
@@ -219,6 +227,34 @@ class ServiceRuntime:
 
         self._task(handle_event_task(self.service), body, ignore_result=True)
 
+    def publish_documents(self) -> None:
+        """Publish each document this service keeps (the policy, the caps...) that was never
+        published, so the gateway can show the defaults before anyone changes them."""
+        documents = [m.kind for m in self.snapshots.models.values() if m.table is None]
+        if not documents:
+            return
+        with self.db.uow() as uow:
+            published = set(
+                uow.session.scalars(
+                    select(read_model_versions.c.kind).where(read_model_versions.c.kind.in_(documents))
+                )
+            )
+            for kind in documents:
+                if kind not in published:
+                    touch(uow.session, kind, kind)
+            uow.commit()
+            emitted = bool(uow.emitted)
+        if emitted:
+            self.flush_outbox()
+
+    def _export(self, session: Session, _envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload["kind"] not in self.snapshots.models:
+            raise PermanentMessageError(f"{self.service} publishes no {payload['kind']} read model")
+        return {
+            "status": 200,
+            "body": self.snapshots.export(session, payload["kind"], payload["after"], payload["limit"]),
+        }
+
     def _register_prune_task(self) -> None:  # the one maintenance task every service has
         def body(_envelope: Envelope) -> dict[str, Any]:
             with self.db.uow() as uow:
@@ -244,6 +280,10 @@ class ServiceRuntime:
                 return inbox.stored_result(uow.session, envelope.message_id)
             try:
                 reply = effect(uow)
+                changed = uow.publish_changes()
+                if changed and isinstance(reply, dict) and "status" in reply:
+                    # The gateway projects these before it answers: a user reads their own write.
+                    reply = {**reply, "snapshots": [{"type": e.type, "payload": e.payload} for e in changed]}
                 inbox.set_result(uow.session, envelope.message_id, reply)
             except DomainError as exc:
                 # A refusal is an answer too: record it (without the effects) so a

@@ -46,3 +46,14 @@ dead_letters = Table(
     Column("failed_at", UTCDateTime, nullable=False),
     Column("replayed_at", UTCDateTime, nullable=True),
 )
+
+# The version of each aggregate a service publishes as a read-model snapshot
+# (``shared.messaging.snapshots``); kept apart from the aggregates' own tables so that
+# documents (the policy, the caps) and bulk-loaded rows version the same way.
+read_model_versions = Table(
+    "read_model_versions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

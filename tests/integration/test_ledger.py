@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from services.ledger import domain, service
@@ -74,16 +74,25 @@ def approved(db: Database, branch: str, minor: int, at: datetime, rid: uuid.UUID
 
 
 def status(db: Database, branch: str) -> dict[str, Any]:
+    """The branch float as the ledger publishes it to the gateway (its read-model snapshot)."""
     with db.uow() as uow:
-        body = service.get_float_status(
-            uow.session, Envelope(type="q", payload={}, actor=AUDITOR), {"branch_id": branch}
-        )
-    return {k: v["minor_units"] for k, v in body["body"]["floats"][0].items() if isinstance(v, dict)}
+        ids = uow.session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch)).all()
+        [snapshot] = service.account_snapshots(uow.session, ids)
+    return {k: v["minor_units"] for k, v in snapshot["float"].items() if isinstance(v, dict)}
 
 
 def trial_balance(db: Database) -> dict[str, Any]:
+    """Debits against credits over every account, and the scheduled cache check's result."""
     with db.uow() as uow:
-        return dict(service.get_trial_balance(uow.session, Envelope(type="q", payload={}, actor=AUDITOR), {})["body"])
+        check = service.verify_ledger(uow, Envelope(type="q", payload={}, actor=AUDITOR), {})
+        sums = uow.session.execute(
+            select(
+                func.sum(Account.debits_posted) - func.sum(Account.credits_posted),
+                func.sum(Account.debits_pending) - func.sum(Account.credits_pending),
+            ).group_by(Account.currency)
+        ).all()
+    balanced = all(posted == 0 and pending == 0 for posted, pending in sums) and not check["cache_mismatches"]
+    return {"balanced": balanced, **check}
 
 
 def test_concurrent_holds_never_overdraw_the_float(ledger: Database) -> None:

@@ -25,11 +25,19 @@ RELAY_REDIS_DB = 14
 
 
 def _event(i: int) -> Envelope:
-    return Envelope(
-        type="RequisitionSubmitted",
-        payload={"requisition_id": str(uuid.uuid4()), "n": i},
-        actor=SYSTEM_ACTOR,
-    )
+    """A valid RequisitionSubmitted (the outbox checks contracts), numbered by its voucher."""
+    payload = {
+        "requisition_id": str(uuid.uuid4()),
+        "voucher_no": f"T-{i}",
+        "branch_id": "b1",
+        "region_id": "r1",
+        "origin": "branch",
+        "requester_id": "u1",
+        "amount": {"minor_units": 100 + i, "currency": "KES"},
+        "category": "fuel",
+        "urgent": False,
+    }
+    return Envelope(type="RequisitionSubmitted", payload=payload, actor=SYSTEM_ACTOR)
 
 
 @pytest.fixture(scope="module")

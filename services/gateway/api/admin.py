@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 
-from services.gateway import identity, problems
+from services.gateway import identity, problems, reads
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import command, query, require_role
+from services.gateway.api.replies import command, found, read, require_role
 from services.gateway.schemas import AlertListSchema, CapsSchema, ProblemSchema
 from shared.contracts import catalog
 from shared.contracts.payloads import SetCapsPayload
@@ -23,7 +23,7 @@ class Caps(MethodView):
     def get(self) -> Response:
         """The caps checked at submission."""
         require_role("admin", "finance", "cfo", "auditor")
-        return query(catalog.GET_CAPS, {})
+        return found(read(reads.document, "caps"), "caps")
 
     @blp.arguments(CapsSchema)
     @blp.response(200, CapsSchema)
@@ -45,6 +45,6 @@ class Caps(MethodView):
 class Alerts(MethodView):
     @blp.response(200, AlertListSchema)
     def get(self) -> Response:
-        """Alerts (awaiting funds, failed payments), newest first."""
-        require_role("treasury", "finance", "cfo", "auditor", "admin", "branch_manager")
-        return query(catalog.LIST_ALERTS, {"limit": 100})
+        """Alerts (awaiting funds, failed payments) in your scope, newest first."""
+        actor = require_role("treasury", "finance", "cfo", "auditor", "admin", "branch_manager", "regional_manager")
+        return jsonify(read(reads.alerts, actor))

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 
+from services.gateway import reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import command, query, require_role
+from services.gateway.api.replies import command, found, read, require_role
 from services.gateway.auth import current_actor
 from services.gateway.schemas import (
     ApprovalCaseSchema,
@@ -94,8 +95,7 @@ class Inbox(MethodView):
     @blp.response(200, InboxSchema)
     def get(self) -> Response:
         """What waits for your decision, the most overdue first."""
-        current_actor()
-        return query(catalog.LIST_INBOX, {"limit": 100})
+        return jsonify(read(reads.inbox, current_actor()))
 
 
 @blp.route("/approval-policy")
@@ -104,7 +104,7 @@ class ApprovalPolicy(MethodView):
     def get(self) -> Response:
         """The approval policy in force (tiers, chains, approver limits, SLAs)."""
         require_role("admin", "finance", "cfo", "auditor")
-        return query(catalog.GET_POLICY, {})
+        return found(read(reads.document, "policy"), "policy")
 
     @blp.arguments(PolicySchema)
     @blp.response(201, PolicySchema)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from services.gateway import identity, problems
+from services.gateway import identity, problems, reads
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import command, query, require_role
+from services.gateway.api.replies import command, read, require_role
 from services.gateway.auth import current_actor
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import ProblemSchema
@@ -92,8 +92,7 @@ class Floats(MethodView):
     @blp.response(200, FloatListSchema)
     def get(self) -> Response:
         """The floats your scope covers: balance, held, available."""
-        current_actor()
-        return query(catalog.LIST_FLOATS, {})
+        return jsonify({"items": read(reads.floats, current_actor())})
 
     @idempotent
     @blp.arguments(OpenFloatSchema)
@@ -115,11 +114,14 @@ class BranchFloat(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="No float for this branch in your scope")
     def get(self, branch_code: str) -> Response:
         """A branch's float status."""
-        current_actor()
+        actor = current_actor()
         branch = _branch(branch_code)
         if branch is None:
             return _unknown_branch()
-        return query(catalog.GET_FLOAT_STATUS, {"branch_id": branch["branch_id"]})
+        items = read(reads.floats, actor, branch["branch_id"])
+        if not items:
+            return problems.problem(404, "not-found", "No float for this branch in your scope.")
+        return jsonify({"branch_id": branch["branch_id"], "floats": items})
 
 
 @blp.route("/floats/<branch_code>/replenishments")
@@ -159,4 +161,4 @@ class TrialBalance(MethodView):
     def get(self) -> Response:
         """Every account's totals, and whether debits equal credits (posted and pending)."""
         require_role("finance", "cfo", "auditor", "admin")
-        return query(catalog.GET_TRIAL_BALANCE, {})
+        return jsonify(read(reads.trial_balance))

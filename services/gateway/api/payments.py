@@ -10,10 +10,10 @@ from flask import Response, url_for
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from services.gateway import problems
+from services.gateway import problems, reads
 from services.gateway.api import Blueprint, ctx
 from services.gateway.api.commands import accepted
-from services.gateway.api.replies import command, query, reply_response
+from services.gateway.api.replies import command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import AcceptedSchema, ProblemSchema
@@ -178,5 +178,4 @@ class RequisitionPayment(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="No payment for this requisition in your scope")
     def get(self, requisition_id: uuid.UUID) -> Response:
         """The payment of a requisition, its executions and provider calls."""
-        current_actor()
-        return query(catalog.GET_PAYMENT, {"requisition_id": str(requisition_id)})
+        return found(read(reads.payment, current_actor(), str(requisition_id)), "payment for this requisition")

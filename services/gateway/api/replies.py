@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, jsonify
@@ -10,13 +11,17 @@ from services.gateway import problems
 from services.gateway.api import ctx
 from services.gateway.api.commands import accepted
 from services.gateway.auth import current_actor
+from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
-
-QUERY_TIMEOUT_SECONDS = 5.0
 
 
 def reply_response(reply: dict[str, Any], location: str | None = None) -> Response:
-    """A service's reply as JSON (its status) or as a problem."""
+    """A service's reply as JSON (its status) or as a problem.
+
+    The snapshots of what the command changed are projected first, so a GET that follows this
+    answer reads the change (read-your-writes without waiting for the projector).
+    """
+    apply_reply_snapshots(ctx().db.uow, reply.get("snapshots") or [])
     if reply["status"] >= 400:
         return problems.from_reply(reply)
     response = jsonify(reply["body"])
@@ -36,17 +41,17 @@ def command(spec: TaskSpec, payload: dict[str, Any], resource: str = "requisitio
     return reply_response(reply)
 
 
-def query(spec: TaskSpec, payload: dict[str, Any]) -> Response:
-    """Ask a service and answer with what it says (504 if it does not answer in time)."""
-    reply = query_reply(spec, payload)
-    if reply is None:
-        return problems.problem(504, "service-timeout", f"The {spec.service} service did not answer in time.")
-    return reply_response(reply)
+def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one read of ``services.gateway.reads`` in a read-only transaction of the gateway's database."""
+    with ctx().db.uow() as uow:
+        return fn(uow.session, *args, **kwargs)
 
 
-def query_reply(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """The raw reply of a query, or None after the timeout."""
-    return ctx().bus.ask([(spec, payload)], current_actor(), QUERY_TIMEOUT_SECONDS)[0]
+def found(body: Any, what: str) -> Response:
+    """200 with the body, or 404 (absent and out of scope look alike)."""
+    if body is None:
+        return problems.problem(404, "not-found", f"No {what} in your scope.")
+    return jsonify(body)
 
 
 def require_role(*roles: str) -> dict[str, Any]:

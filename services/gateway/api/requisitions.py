@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, request, url_for
+from flask import Response, jsonify, request, url_for
 from flask.views import MethodView
 
-from services.gateway import identity, problems, receipts
+from services.gateway import identity, problems, reads, receipts
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import QUERY_TIMEOUT_SECONDS, command, query, reply_response
+from services.gateway.api.replies import command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
@@ -41,22 +41,24 @@ class Requisitions(MethodView):
     @blp.response(200, RequisitionListSchema)
     def get(self, args: dict[str, Any]) -> Response:
         """List requisitions: mine (default), my branch's, or all my scope covers."""
-        current_actor()
-        payload: dict[str, Any] = {
-            "scope": args["scope"],
-            "status": args.get("status"),
-            "limit": args["limit"],
-            "offset": args["offset"],
-            "branch_id": None,
-        }
-        if args.get("branch"):
-            with ctx().db.uow() as uow:
+        actor = current_actor()
+        with ctx().db.uow() as uow:
+            branch_id = None
+            if args.get("branch"):
                 branch = identity.branch_by_code(uow.session, args["branch"])
-                branch_id = None if branch is None else str(branch.id)
-            if branch_id is None:
-                return problems.problem(422, "unknown-branch", "No branch has that code.")
-            payload["branch_id"] = branch_id
-        return query(catalog.LIST_REQUISITIONS, payload)
+                if branch is None:
+                    return problems.problem(422, "unknown-branch", "No branch has that code.")
+                branch_id = str(branch.id)
+            body = reads.list_requisitions(
+                uow.session,
+                actor,
+                scope=args["scope"],
+                status=args.get("status"),
+                branch_id=branch_id,
+                limit=args["limit"],
+                offset=args["offset"],
+            )
+        return jsonify(body)
 
     @idempotent
     @blp.arguments(RequisitionCreateSchema)
@@ -96,16 +98,7 @@ class Requisition(MethodView):
     @blp.alt_response(404, schema=ProblemSchema, description="No such requisition in your scope")
     def get(self, requisition_id: uuid.UUID) -> Response:
         """A requisition, its history, its receipts and its approval case."""
-        payload = {"id": str(requisition_id)}
-        queries = [(catalog.GET_REQUISITION, payload), (catalog.GET_APPROVAL_CASE, payload)]
-        requisition, case = ctx().bus.ask(queries, current_actor(), QUERY_TIMEOUT_SECONDS)
-        if requisition is None:
-            return problems.problem(504, "service-timeout", "The requisition service did not answer in time.")
-        if requisition["status"] != 200:
-            return problems.from_reply(requisition)
-        body = dict(requisition["body"])
-        body["approval"] = case["body"] if case is not None and case["status"] == 200 else None
-        return reply_response({"status": 200, "body": body})
+        return found(read(reads.get_requisition, current_actor(), str(requisition_id)), "such requisition")
 
     @blp.arguments(RequisitionEditSchema)
     @blp.response(200, RequisitionSchema)

@@ -1,0 +1,267 @@
+"""The gateway's projections: read models kept from the services' snapshots, one table per kind.
+
+Every GET is answered from these tables with one scoped query. A snapshot is applied only if
+it is newer than the row (``version``), so duplicates, re-sends and reordering converge on
+the newest state; the projector (``pettycash worker gateway``) applies the snapshots the
+services publish, and the gateway applies those a command's reply carries before it
+answers, so a user always reads their own write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import logging
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from services.gateway.models import Branch, metadata
+from shared.contracts import catalog
+from shared.contracts.envelope import Envelope
+from shared.db import upsert
+from shared.db.types import JSONType, UTCDateTime, utcnow
+from shared.db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def _stamps() -> list[Column[Any]]:
+    # source_at: when the service published the snapshot; projected_at: when it got here.
+    return [
+        Column("version", BigInteger, nullable=False),
+        Column("body", JSONType, nullable=False),
+        Column("source_at", UTCDateTime, nullable=False),
+        Column("projected_at", UTCDateTime, nullable=False),
+    ]
+
+
+rm_requisitions = Table(
+    "rm_requisitions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("requester_id", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    *_stamps(),
+)
+# Lists sort newest first within a scope: one index per way of scoping.
+_newest = (rm_requisitions.c.created_at, rm_requisitions.c.id)
+Index("ix_rm_requisitions_requester", rm_requisitions.c.requester_id, *_newest)
+Index("ix_rm_requisitions_branch", rm_requisitions.c.branch_id, *_newest)
+Index("ix_rm_requisitions_region", rm_requisitions.c.region_id, *_newest)
+Index("ix_rm_requisitions_created", *_newest)
+
+rm_approval_cases = Table(
+    "rm_approval_cases",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("requisition_id", String(64), nullable=False, unique=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("requester_id", String(64), nullable=False),
+    Column("status", String(24), nullable=False),
+    # The active step, when one waits for a decision (null otherwise): the inbox's columns.
+    Column("step_role", String(32), nullable=True),
+    Column("step_role_covers", Boolean, nullable=False, default=False),
+    Column("admin_may_act", Boolean, nullable=False, default=False),
+    Column("admin_covers", Boolean, nullable=False, default=False),
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("item", JSONType, nullable=True),
+    *_stamps(),
+)
+Index("ix_rm_approval_cases_inbox", rm_approval_cases.c.step_role, rm_approval_cases.c.due_at)
+
+# Who already decided a step of a case's current revision (they may not decide another).
+rm_case_deciders = Table(
+    "rm_case_deciders",
+    metadata,
+    Column("case_id", String(64), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+)
+
+rm_accounts = Table(
+    "rm_accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("code", String(96), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("branch_id", String(64), nullable=True, index=True),
+    Column("region_id", String(64), nullable=True),
+    Column("float", JSONType, nullable=True),
+    *_stamps(),
+)
+
+rm_payments = Table(
+    "rm_payments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("requisition_id", String(64), nullable=False, unique=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    *_stamps(),
+)
+
+rm_alerts = Table(
+    "rm_alerts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("branch_id", String(64), nullable=True),
+    Column("region_id", String(64), nullable=True),
+    Column("raised_at", UTCDateTime, nullable=False),
+    *_stamps(),
+)
+Index("ix_rm_alerts_raised", rm_alerts.c.raised_at)
+Index("ix_rm_alerts_branch", rm_alerts.c.branch_id, rm_alerts.c.raised_at)
+Index("ix_rm_alerts_region", rm_alerts.c.region_id, rm_alerts.c.raised_at)
+
+rm_documents = Table(
+    "rm_documents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    *_stamps(),
+)
+
+TABLES: dict[str, Table] = {
+    "requisition": rm_requisitions,
+    "approval_case": rm_approval_cases,
+    "account": rm_accounts,
+    "payment": rm_payments,
+    "alert": rm_alerts,
+    "policy": rm_documents,
+    "caps": rm_documents,
+    "ledger_check": rm_documents,
+}
+
+
+def kind_of(event_type: str, payload: dict[str, Any]) -> str:
+    """The read-model kind a snapshot event describes."""
+    if event_type == catalog.DOCUMENT_CHANGED.name:
+        return str(payload["id"])
+    return {
+        catalog.REQUISITION_CHANGED.name: "requisition",
+        catalog.APPROVAL_CASE_CHANGED.name: "approval_case",
+        catalog.ACCOUNT_CHANGED.name: "account",
+        catalog.PAYMENT_CHANGED.name: "payment",
+        catalog.ALERT_RECORDED.name: "alert",
+    }[event_type]
+
+
+def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]:
+    """The projection row of a loaded snapshot payload."""
+    row: dict[str, Any] = {
+        "id": payload["id"],
+        "version": payload["version"],
+        "body": payload["body"],
+        "source_at": payload["at"],
+        "projected_at": utcnow(),
+    }
+    if kind == "requisition":
+        keys = ("branch_id", "region_id", "requester_id", "status", "created_at")
+    elif kind == "approval_case":
+        keys = ("requisition_id", "branch_id", "region_id", "requester_id", "status")
+        inbox = payload["inbox"] or {}
+        row.update(
+            step_role=inbox.get("step_role"),
+            step_role_covers=inbox.get("step_role_covers", False),
+            admin_may_act=inbox.get("admin_may_act", False),
+            admin_covers=inbox.get("admin_covers", False),
+            due_at=inbox.get("due_at"),
+            item=inbox.get("item"),
+        )
+    elif kind == "account":
+        keys = ("code", "kind", "currency", "branch_id", "region_id", "float")
+    elif kind == "payment":
+        keys = ("requisition_id", "branch_id", "region_id")
+    elif kind == "alert":
+        keys = ("branch_id", "raised_at")
+        row["id"] = int(payload["id"])
+        row["region_id"] = _region_of(session, payload["branch_id"])
+    else:
+        keys = ()
+    row.update({k: payload[k] for k in keys})
+    return row
+
+
+def _region_of(session: Session, branch_id: str | None) -> str | None:
+    """The region of a branch, from the gateway's own identity tables."""
+    if not branch_id:
+        return None
+    try:
+        key = uuid.UUID(branch_id)
+    except ValueError:
+        return None
+    region = session.scalar(select(Branch.region_id).where(Branch.id == key))
+    return None if region is None else str(region)
+
+
+def project(session: Session, event_type: str, payload: dict[str, Any], *, replace_equal: bool = False) -> bool:
+    """Apply one loaded snapshot if it is newer than what the projection holds; True if applied.
+
+    ``replace_equal`` also rewrites a row of the same version (a rebuild repairing a row).
+    """
+    kind = kind_of(event_type, payload)
+    table = TABLES[kind]
+    row = _row(kind, payload, session)
+    stmt = upsert.insert(session, table).values(row)
+    newer = table.c.version <= stmt.excluded.version if replace_equal else table.c.version < stmt.excluded.version
+    applied = session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["id"], set_={k: stmt.excluded[k] for k in row if k != "id"}, where=newer
+        ).returning(table.c.id)
+    ).first()
+    if applied is not None and kind == "approval_case":
+        session.execute(delete(rm_case_deciders).where(rm_case_deciders.c.case_id == payload["id"]))
+        deciders = (payload["inbox"] or {}).get("deciders", [])
+        if deciders:
+            session.execute(insert(rm_case_deciders), [{"case_id": payload["id"], "user_id": d} for d in deciders])
+    return applied is not None
+
+
+def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list[dict[str, Any]]) -> None:
+    """Project the snapshots a command's reply carries, before the gateway answers it."""
+    if not snapshots:
+        return
+    try:
+        with uow_factory() as uow:
+            for snapshot in snapshots:
+                spec = catalog.EVENTS[snapshot["type"]]
+                project(uow.session, snapshot["type"], spec.payload().load(snapshot["payload"]))
+            uow.commit()
+    except Exception:
+        # The command took effect; only its early projection failed. The projector applies
+        # the same snapshots from the outbox, so the answer stays the command's.
+        log.exception("could not project a reply's snapshots; the projector will")
+
+
+def on_snapshot(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """The projector's handler of every snapshot event."""
+    project(uow.session, envelope.type, payload)
+
+
+def lag_seconds(session: Session, since: datetime) -> list[float]:
+    """Projection lags (service publish to projection) of rows projected since ``since``."""
+    lags: list[float] = []
+    for table in (rm_requisitions, rm_approval_cases, rm_accounts, rm_payments):
+        rows = session.execute(
+            select(table.c.source_at, table.c.projected_at).where(table.c.projected_at >= since)
+        ).all()
+        lags += [(p - s).total_seconds() for s, p in rows]
+    return lags

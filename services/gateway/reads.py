@@ -1,0 +1,191 @@
+"""Every read the API serves: one scoped SQL query on the gateway's projections each.
+
+Scope is part of each query and fails closed (``scope_clause``): a row outside the actor's
+scope is never loaded, so filters, ``LIMIT`` and ``OFFSET`` see only rows the actor may see
+and a page is never short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy.orm import Session
+
+from services.gateway.readmodels import (
+    rm_accounts,
+    rm_alerts,
+    rm_approval_cases,
+    rm_case_deciders,
+    rm_documents,
+    rm_payments,
+    rm_requisitions,
+)
+from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
+
+Actor = Mapping[str, Any]
+APPROVER_ROLES = ("branch_manager", "regional_manager", "finance", "cfo", "admin")
+INBOX_LIMIT = 100
+ALERTS_LIMIT = 100
+
+
+def scope_clause(table: Table, actor: Actor) -> ColumnElement[bool]:
+    """Rows of branches the actor's roles cover: ``shared.contracts.roles.can_see_branch`` in SQL."""
+    roles = set(actor.get("roles", ()))
+    if roles & GLOBAL_ROLES:
+        return true()
+    covered: list[ColumnElement[bool]] = []
+    if roles & REGION_ROLES and actor.get("region_ids"):
+        covered.append(table.c.region_id.in_(list(actor["region_ids"])))
+    if roles & BRANCH_ROLES and actor.get("branch_ids"):
+        covered.append(table.c.branch_id.in_(list(actor["branch_ids"])))
+    return or_(*covered) if covered else false()
+
+
+def _summary(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("history", "receipts")}
+
+
+def list_requisitions(
+    session: Session,
+    actor: Actor,
+    *,
+    scope: str,
+    status: str | None,
+    branch_id: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """Mine, my branch's (one or all of them), or everything my scope covers; newest first."""
+    t = rm_requisitions
+    query = select(t.c.body).order_by(t.c.created_at.desc(), t.c.id.desc())
+    if scope == "mine":
+        query = query.where(t.c.requester_id == actor["user_id"])
+    else:
+        query = query.where(scope_clause(t, actor))
+    if scope == "branch":
+        query = query.where(t.c.branch_id.in_([branch_id] if branch_id else list(actor.get("branch_ids", []))))
+    elif branch_id:
+        query = query.where(t.c.branch_id == branch_id)
+    if status:
+        query = query.where(t.c.status == status)
+    rows = session.scalars(query.limit(limit).offset(offset)).all()
+    return {"items": [_summary(body) for body in rows], "limit": limit, "offset": offset}
+
+
+def get_requisition(session: Session, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
+    """A requisition with its history, receipts and approval case; None if absent or out of scope
+    (the two look alike, so nobody can probe for other branches' ids)."""
+    r, c = rm_requisitions, rm_approval_cases
+    row = session.execute(
+        select(r.c.body, c.c.body.label("approval"), scope_clause(c, actor).label("case_visible"))
+        .outerjoin(c, c.c.requisition_id == r.c.id)
+        .where(r.c.id == requisition_id, or_(scope_clause(r, actor), r.c.requester_id == actor["user_id"]))
+    ).first()
+    if row is None:
+        return None
+    return {**row.body, "approval": row.approval if row.case_visible else None}
+
+
+def _in_scope_as(step_role: ColumnElement[str], actor: Actor) -> ColumnElement[bool]:
+    """The active step's role is one the actor holds with a scope covering the case's branch."""
+    c = rm_approval_cases
+    roles = set(actor.get("roles", ()))
+    clauses: list[ColumnElement[bool]] = []
+    for role in sorted(roles & set(APPROVER_ROLES)):
+        if role in GLOBAL_ROLES:
+            clauses.append(step_role == role)
+        elif role in REGION_ROLES:
+            clauses.append(and_(step_role == role, c.c.region_id.in_(list(actor.get("region_ids", [])))))
+        else:
+            clauses.append(and_(step_role == role, c.c.branch_id.in_(list(actor.get("branch_ids", [])))))
+    return or_(*clauses) if clauses else false()
+
+
+def inbox(session: Session, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str, Any]:
+    """Open cases whose active step this actor may decide now, the most overdue first.
+
+    The rules of ``services.approval.domain.check_decider`` as columns: not the requester, not
+    already in the chain, the step's role in scope with a limit that covers the amount, or an
+    admin where the step escalated to admins and the admin limit covers it.
+    """
+    c, d = rm_approval_cases, rm_case_deciders
+    in_scope = _in_scope_as(c.c.step_role, actor)
+    may_decide = and_(in_scope, c.c.step_role_covers.is_(True))
+    if "admin" in actor.get("roles", ()):
+        as_admin = and_(c.c.admin_may_act.is_(True), c.c.admin_covers.is_(True), not_(in_scope))
+        may_decide = or_(may_decide, as_admin)
+    already = exists().where(d.c.case_id == c.c.id, d.c.user_id == actor["user_id"])
+    rows = session.scalars(
+        select(c.c.item)
+        .where(
+            c.c.step_role.is_not(None),
+            c.c.requester_id != actor["user_id"],
+            not_(already),
+            may_decide,
+        )
+        .order_by(c.c.due_at, c.c.id)
+        .limit(limit)
+    ).all()
+    return {"items": list(rows)}
+
+
+def floats(session: Session, actor: Actor, branch_id: str | None = None) -> list[dict[str, Any]]:
+    """The floats the actor's scope covers (one branch's, when given), by account code."""
+    a = rm_accounts
+    query = select(a.c.float).where(a.c.kind == "float", scope_clause(a, actor)).order_by(a.c.code)
+    if branch_id is not None:
+        query = query.where(a.c.branch_id == branch_id)
+    return list(session.scalars(query))
+
+
+def trial_balance(session: Session) -> dict[str, Any]:
+    """Every account's totals by currency, debits against credits, and the last cache check."""
+    accounts = session.execute(
+        select(rm_accounts.c.body, rm_accounts.c.float).order_by(rm_accounts.c.currency, rm_accounts.c.code)
+    ).all()
+    keys = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+    totals: dict[str, dict[str, int]] = {}
+    for body, _float in accounts:
+        sums = totals.setdefault(body["currency"], dict.fromkeys(keys, 0))
+        for key in keys:
+            sums[key] += body[key]
+    balanced = all(
+        s["debits_posted"] == s["credits_posted"] and s["debits_pending"] == s["credits_pending"]
+        for s in totals.values()
+    )
+    check = document(session, "ledger_check") or {"checked_at": None, "cache_mismatches": []}
+    negative = [body["code"] for body, fl in accounts if fl is not None and fl["available"]["minor_units"] < 0]
+    return {
+        "balanced": balanced and not check["cache_mismatches"],
+        "totals": totals,
+        "cache_mismatches": check["cache_mismatches"],
+        "cache_checked_at": check["checked_at"],
+        "negative_floats": negative,
+        "accounts": [body for body, _ in accounts],
+    }
+
+
+def payment(session: Session, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
+    """A requisition's payment, if there is one in the actor's scope."""
+    p = rm_payments
+    body: dict[str, Any] | None = session.scalar(
+        select(p.c.body).where(p.c.requisition_id == requisition_id, scope_clause(p, actor))
+    )
+    return body
+
+
+def alerts(session: Session, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[str, Any]:
+    """Alerts in the actor's scope, newest first."""
+    a = rm_alerts
+    rows = session.scalars(
+        select(a.c.body).where(scope_clause(a, actor)).order_by(a.c.raised_at.desc(), a.c.id.desc()).limit(limit)
+    ).all()
+    return {"items": list(rows)}
+
+
+def document(session: Session, name: str) -> dict[str, Any] | None:
+    """A document there is one of (the policy, the caps, the last ledger check)."""
+    body: dict[str, Any] | None = session.scalar(select(rm_documents.c.body).where(rm_documents.c.id == name))
+    return body
