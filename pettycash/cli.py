@@ -14,6 +14,7 @@ import click
 from pettycash.components import build_runtime, migrate_all
 from shared.config import DATABASES, SERVICES, load_settings
 from shared.contracts.catalog import query_queue_of, queue_of
+from shared.contracts.readmodels import KINDS as EVENT_KINDS
 from shared.contracts.roles import ROLES
 
 
@@ -137,6 +138,45 @@ def run() -> None:
     from pettycash.supervisor import run_stack
 
     sys.exit(run_stack(load_settings()))
+
+
+@main.group()
+def projections() -> None:
+    """The gateway's read models."""
+
+
+@projections.command("rebuild")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(sorted(EVENT_KINDS)), help="Only these (repeatable).")
+@click.option("--timeout", type=float, default=120.0, help="Seconds to wait for each page of a service's export.")
+def projections_rebuild(kinds: tuple[str, ...], timeout: float) -> None:
+    """Recreate the read models from the services' own state (safe while the system runs)."""
+    from celery.result import AsyncResult
+
+    from services.gateway.rebuild import rebuild
+    from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
+    from shared.db.engine import Database
+    from shared.messaging.app import make_celery, send_command
+
+    settings = load_settings()
+    app = make_celery(settings, "rebuild")
+
+    def ask(spec: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        message_id = send_command(app, spec, Envelope(type=spec.name, payload=payload, actor=SYSTEM_ACTOR).to_dict())
+        result = AsyncResult(message_id, app=app)
+        reply = result.get(timeout=timeout)
+        result.forget()
+        if reply.get("status") != 200:
+            raise click.ClickException(f"{spec.name} answered {reply}")
+        body: dict[str, Any] = reply["body"]
+        return body
+
+    db = Database(settings.database_url("gateway"))
+    try:
+        counts = rebuild(db, ask, kinds or None)
+    finally:
+        db.dispose()
+    for kind, count in counts.items():
+        click.echo(f"{kind}: {count}")
 
 
 @main.group()
