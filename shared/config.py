@@ -49,6 +49,7 @@ class Settings:
     provider_latency_ms: int = 0
     provider_faults: str = ""
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
+    max_queue_depth: int = 5000
 
     @property
     def embedded(self) -> bool:
@@ -180,4 +181,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         provider_latency_ms=_int(environ, "PETTYCASH_PROVIDER_LATENCY_MS", 0),
         provider_faults=environ.get("PETTYCASH_PROVIDER_FAULTS", ""),
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
+        max_queue_depth=_int(environ, "PETTYCASH_MAX_QUEUE_DEPTH", 5000),
     )

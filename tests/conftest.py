@@ -24,8 +24,9 @@ from shared.db.engine import Database
 from shared.db.migrate import upgrade
 from tests.support import Api, Stack, free_port, scalar, wait_for
 
-DB_PREFIX = "pettycash_test_"
-REDIS_DB = 15
+# Overridable so two test sessions on one machine (two checkouts, two engineers) keep apart.
+DB_PREFIX = os.environ.get("PETTYCASH_TEST_DB_PREFIX", "pettycash_test_")
+REDIS_DB = int(os.environ.get("PETTYCASH_TEST_REDIS_DB", "15"))
 
 
 def _docker_available() -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.approval import domain
@@ -91,8 +92,31 @@ def on_user_directory_updated(uow: UnitOfWork, envelope: Envelope, payload: dict
     row.updated_at = utcnow()
 
 
+class _Directory:
+    """The approvers routing considers, kept per process and reloaded only when the directory
+    changed (one small query per use instead of the whole directory as ORM objects)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stamp: tuple[Any, ...] | None = None
+        self._people: list[Person] = []
+
+    def people(self, session: Session) -> list[Person]:
+        stamp = tuple(session.execute(select(func.count(), func.max(Approver.updated_at)).select_from(Approver)).one())
+        with self._lock:
+            if stamp != self._stamp:
+                rows = session.scalars(select(Approver).where(Approver.active.is_(True))).all()
+                # Only people who can approve matter to routing.
+                self._people = [p for p in domain.people_from(rows) if p.roles & domain.APPROVER_ROLES]
+                self._stamp = stamp
+            return self._people
+
+
+_directory = _Directory()
+
+
 def _people(session: Session) -> list[Person]:
-    return domain.people_from(session.scalars(select(Approver).where(Approver.active.is_(True))).all())
+    return _directory.people(session)
 
 
 def _actor_person(actor: dict[str, Any]) -> Person:
