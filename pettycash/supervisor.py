@@ -1,4 +1,4 @@
-"""``pettycash run``: one process that starts every role and stops them all together.
+"""``pettycash run``: one process that starts every role, restarts one that dies, and stops them all together.
 
 Each child runs in its own process group, so a stop reaches the children it spawned too
 (gunicorn's workers, Celery's pool). Children also ask the kernel for SIGTERM should this
@@ -23,6 +23,11 @@ from shared.config import SERVICES, Settings
 
 STOP_GRACE_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1
+# A child that dies is started again after a backoff that doubles with each death in a row
+# (0.5 s, 1 s, 2 s ... at most 30 s); one that stayed up this long starts the count afresh.
+RESTART_BASE_SECONDS = 0.5
+RESTART_CAP_SECONDS = 30.0
+STABLE_SECONDS = 60.0
 
 
 def _die_with_parent() -> None:
@@ -35,6 +40,14 @@ def _die_with_parent() -> None:
 class Child:
     name: str
     process: subprocess.Popen[bytes]
+    args: tuple[str, ...] = ()
+    started_at: float = 0.0
+    deaths_in_a_row: int = 0
+    restart_at: float | None = None
+
+    def restart_delay(self) -> float:
+        """Seconds to wait before starting this child again after it died."""
+        return min(RESTART_CAP_SECONDS, RESTART_BASE_SECONDS * 2 ** max(0, self.deaths_in_a_row - 1))
 
 
 def roles(settings: Settings) -> list[tuple[str, list[str]]]:
@@ -53,7 +66,29 @@ def start(name: str, args: list[str]) -> Child:
         start_new_session=True,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, safe before exec
     )
-    return Child(name, process)
+    return Child(name, process, tuple(args), time.monotonic())
+
+
+def supervise(children: list[Child], now: float) -> None:
+    """Notice children that died and start them again once their backoff has passed."""
+    for child in children:
+        if child.restart_at is None and child.process.poll() is not None:
+            # Kill what the dead leader left behind (gunicorn's workers, Celery's pool).
+            _signal_group(child.process.pid, signal.SIGKILL)
+            stable = now - child.started_at >= STABLE_SECONDS
+            child.deaths_in_a_row = 1 if stable else child.deaths_in_a_row + 1
+            delay = child.restart_delay()
+            child.restart_at = now + delay
+            print(
+                f"{child.name} exited with {child.process.returncode}; restarting in {delay:.1f}s "
+                f"({child.deaths_in_a_row} death(s) in a row)",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif child.restart_at is not None and now >= child.restart_at:
+            fresh = start(child.name, list(child.args))
+            child.process, child.started_at, child.restart_at = fresh.process, fresh.started_at, None
+            print(f"{child.name} restarted (pid {child.process.pid})", file=sys.stderr, flush=True)
 
 
 def stop_all(children: list[Child]) -> None:
@@ -86,17 +121,12 @@ def is_up(url: str) -> bool:
         return False
 
 
-def first_dead(children: list[Child]) -> Child | None:
-    """A child that has exited, if any."""
-    return next((c for c in children if c.process.poll() is not None), None)
-
-
 class _Stop(Exception):
     pass
 
 
 def run_stack(settings: Settings) -> int:
-    """Migrate, seed, start every role, and supervise until a signal or a child's death."""
+    """Migrate, seed, start every role, and supervise (restarting the dead) until a signal."""
     migrate_all(settings)
     seed_and_print(settings)
 
@@ -112,10 +142,7 @@ def run_stack(settings: Settings) -> int:
         base = f"http://{settings.gateway_host}:{settings.gateway_port}"
         announced = False
         while True:
-            dead = first_dead(children)
-            if dead is not None:
-                print(f"{dead.name} exited with {dead.process.returncode}; stopping everything", file=sys.stderr)
-                return 1
+            supervise(children, time.monotonic())
             if not announced and is_up(f"{base}/healthz"):
                 announced = True
                 mode = "embedded: SQLite + filesystem broker" if settings.embedded else "external broker and databases"

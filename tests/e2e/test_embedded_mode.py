@@ -37,6 +37,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _role_pid(root: int, *argv: str) -> int | None:
+    """The pid of the child running ``pettycash <argv>`` (its process group leader)."""
+    wanted = "\0".join(("pettycash", *argv)) + "\0"
+    for pid in sorted(_descendants(root)):
+        try:
+            if (Path(f"/proc/{pid}/cmdline").read_text().endswith(wanted)) and _alive(pid):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 def test_run_command_carries_a_requisition_to_approval_without_redis_or_postgres(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETTYCASH_")}
@@ -78,6 +90,22 @@ def test_run_command_carries_a_requisition_to_approval_without_redis_or_postgres
         shown = wait_for(routed, 30, 0.1, "the approval case")
         assert shown["approval"]["status"] == "open"  # type: ignore[index]
         assert (tmp_path / "var" / "db" / "approval.sqlite").exists()
+
+        # An operator's nightmare: the approval worker is killed. The supervisor restarts it
+        # (and only it), and routing carries on.
+        doomed = _role_pid(run.pid, "worker", "approval")
+        assert doomed is not None
+        os.kill(doomed, signal.SIGKILL)
+        wait_for(lambda: "worker-approval restarted" in output(), 30, 0.2, "the restart")
+        assert run.poll() is None, output()[-4000:]
+        reborn = wait_for(lambda: _role_pid(run.pid, "worker", "approval"), 10, 0.2, "the new worker")
+        assert reborn != doomed
+        again = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body())
+        assert again.status_code in (201, 202), again.text
+        if again.status_code == 201:
+            location = again.headers["Location"]
+            wait_for(routed, 60, 0.2, "routing by the restarted worker")
+        processes = _descendants(run.pid)
     finally:
         run.send_signal(signal.SIGINT)
         try:
