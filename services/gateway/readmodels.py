@@ -9,12 +9,11 @@ answers, so a user always reads their own write.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-import logging
 
 from sqlalchemy import (
     BigInteger,

@@ -235,9 +235,7 @@ class ServiceRuntime:
             return
         with self.db.uow() as uow:
             published = set(
-                uow.session.scalars(
-                    select(read_model_versions.c.kind).where(read_model_versions.c.kind.in_(documents))
-                )
+                uow.session.scalars(select(read_model_versions.c.kind).where(read_model_versions.c.kind.in_(documents)))
             )
             for kind in documents:
                 if kind not in published:

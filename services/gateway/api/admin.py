@@ -7,9 +7,10 @@ from typing import Any
 from flask import Response, jsonify
 from flask.views import MethodView
 
-from services.gateway import identity, problems, reads
-from services.gateway.api import Blueprint, ctx
+from services.gateway import problems, reads
+from services.gateway.api import Blueprint
 from services.gateway.api.replies import command, found, read, require_role
+from services.gateway.branches import branch_by_code
 from services.gateway.schemas import AlertListSchema, CapsSchema, ProblemSchema
 from shared.contracts import catalog
 from shared.contracts.payloads import SetCapsPayload
@@ -31,13 +32,12 @@ class Caps(MethodView):
     def put(self, data: dict[str, Any]) -> Response:
         """Replace the caps (admin). A cap's ``branch_id`` may be given as a branch code."""
         require_role("admin")
-        with ctx().db.uow() as uow:
-            for cap in data["caps"]:
-                if cap.get("branch_id"):
-                    branch = identity.branch_by_code(uow.session, cap["branch_id"])
-                    if branch is None:
-                        return problems.problem(422, "unknown-branch", f"No branch has code {cap['branch_id']!r}.")
-                    cap["branch_id"] = str(branch.id)
+        for cap in data["caps"]:
+            if cap.get("branch_id"):
+                branch = branch_by_code(cap["branch_id"])
+                if branch is None:
+                    return problems.problem(422, "unknown-branch", f"No branch has code {cap['branch_id']!r}.")
+                cap["branch_id"] = branch.id
         return command(catalog.SET_CAPS, SetCapsPayload().dump(data), resource="caps")
 
 

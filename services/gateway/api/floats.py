@@ -9,10 +9,11 @@ from flask import Response, jsonify
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from services.gateway import identity, problems, reads
-from services.gateway.api import Blueprint, ctx
+from services.gateway import problems, reads
+from services.gateway.api import Blueprint
 from services.gateway.api.replies import command, read, require_role
 from services.gateway.auth import current_actor
+from services.gateway.branches import branch_by_code
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import ProblemSchema
 from shared.contracts import catalog
@@ -76,11 +77,10 @@ class TrialBalanceSchema(Schema):
 
 
 def _branch(code: str) -> dict[str, str] | None:
-    with ctx().db.uow() as uow:
-        branch = identity.branch_by_code(uow.session, code)
-        if branch is None:
-            return None
-        return {"branch_id": str(branch.id), "branch_code": branch.code, "region_id": str(branch.region_id)}
+    branch = branch_by_code(code)
+    if branch is None:
+        return None
+    return {"branch_id": branch.id, "branch_code": branch.code, "region_id": branch.region_id}
 
 
 def _unknown_branch() -> Response:

@@ -8,10 +8,11 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from flask.views import MethodView
 
-from services.gateway import identity, problems, reads, receipts
+from services.gateway import problems, reads, receipts
 from services.gateway.api import Blueprint, ctx
 from services.gateway.api.replies import command, found, read, reply_response
 from services.gateway.auth import current_actor
+from services.gateway.branches import branch_by_code
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
     AcceptedSchema,
@@ -42,13 +43,13 @@ class Requisitions(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """List requisitions: mine (default), my branch's, or all my scope covers."""
         actor = current_actor()
+        branch_id = None
+        if args.get("branch"):
+            branch = branch_by_code(args["branch"])
+            if branch is None:
+                return problems.problem(422, "unknown-branch", "No branch has that code.")
+            branch_id = branch.id
         with ctx().db.uow() as uow:
-            branch_id = None
-            if args.get("branch"):
-                branch = identity.branch_by_code(uow.session, args["branch"])
-                if branch is None:
-                    return problems.problem(422, "unknown-branch", "No branch has that code.")
-                branch_id = str(branch.id)
             body = reads.list_requisitions(
                 uow.session,
                 actor,
@@ -71,16 +72,10 @@ class Requisitions(MethodView):
         """Submit a requisition (or save a draft with ``"draft": true``)."""
         actor = current_actor()
         context = ctx()
-        with context.db.uow() as uow:
-            branch = identity.branch_by_code(uow.session, data.pop("branch"))
-            if branch is None:
-                return problems.problem(422, "unknown-branch", "No branch has that code.")
-            data.update(
-                branch_id=str(branch.id),
-                branch_code=branch.code,
-                region_id=str(branch.region_id),
-                origin="head_office" if branch.is_head_office else "branch",
-            )
+        branch = branch_by_code(data.pop("branch"))
+        if branch is None:
+            return problems.problem(422, "unknown-branch", "No branch has that code.")
+        data.update(branch_id=branch.id, branch_code=branch.code, region_id=branch.region_id, origin=branch.origin)
         payload = SubmitRequisitionPayload().dump(data)
         message_id, reply = context.bus.call(
             catalog.SUBMIT_REQUISITION, payload, actor, context.settings.command_wait_seconds
