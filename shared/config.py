@@ -50,6 +50,7 @@ class Settings:
     provider_faults: str = ""
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
     max_queue_depth: int = 5000
+    redelivery_seconds: float = 30.0
 
     @property
     def embedded(self) -> bool:
@@ -182,4 +183,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         provider_faults=environ.get("PETTYCASH_PROVIDER_FAULTS", ""),
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
         max_queue_depth=_int(environ, "PETTYCASH_MAX_QUEUE_DEPTH", 5000),
+        redelivery_seconds=_float(environ, "PETTYCASH_REDELIVERY_SECONDS", 30.0),
     )

@@ -90,6 +90,7 @@ def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
         PETTYCASH_BROKER_URL=f"{backing['redis']}/{REDIS_DB}",
         PETTYCASH_GATEWAY_PORT=str(free_port()),
         PETTYCASH_VISIBILITY_TIMEOUT="5",
+        PETTYCASH_REDELIVERY_SECONDS="3",
         PETTYCASH_RETRY_BACKOFF_SECONDS="0.05",
         PETTYCASH_PAYMENT_RETRY_BASE_SECONDS="0.2",
         PETTYCASH_WORKER_CONCURRENCY="4",

@@ -135,6 +135,49 @@ class Stack:
             proc.stop()
 
 
+class ThrowawayRedis:
+    """A ``redis-server`` of a test's own, without persistence: a restart loses everything in it."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> ThrowawayRedis:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_for(self.pings, 10, 0.05, "the throwaway redis-server")
+        return self
+
+    def pings(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, down_seconds: float = 0.5) -> None:
+        """Kill it (losing every queued and unacknowledged message) and start it again on its port."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+
 def _http_ok(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code == 200

@@ -147,6 +147,7 @@ TABLES: dict[str, Table] = {
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
+    "ledger_totals": rm_documents,
 }
 
 

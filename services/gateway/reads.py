@@ -141,25 +141,17 @@ def floats(session: Session, actor: Actor, branch_id: str | None = None) -> list
 
 
 def trial_balance(session: Session) -> dict[str, Any]:
-    """Every account's totals by currency, debits against credits, and the last cache check."""
+    """Debits against credits per currency (the ledger's own totals, a consistent cut), every
+    account's totals, and the last check of the cached balances against the transfers."""
     accounts = session.execute(
         select(rm_accounts.c.body, rm_accounts.c.float).order_by(rm_accounts.c.currency, rm_accounts.c.code)
     ).all()
-    keys = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
-    totals: dict[str, dict[str, int]] = {}
-    for body, _float in accounts:
-        sums = totals.setdefault(body["currency"], dict.fromkeys(keys, 0))
-        for key in keys:
-            sums[key] += body[key]
-    balanced = all(
-        s["debits_posted"] == s["credits_posted"] and s["debits_pending"] == s["credits_pending"]
-        for s in totals.values()
-    )
+    ledger = document(session, "ledger_totals") or {"totals": {}, "balanced": True}
     check = document(session, "ledger_check") or {"checked_at": None, "cache_mismatches": []}
     negative = [body["code"] for body, fl in accounts if fl is not None and fl["available"]["minor_units"] < 0]
     return {
-        "balanced": balanced and not check["cache_mismatches"],
-        "totals": totals,
+        "balanced": ledger["balanced"] and not check["cache_mismatches"],
+        "totals": ledger["totals"],
         "cache_mismatches": check["cache_mismatches"],
         "cache_checked_at": check["checked_at"],
         "negative_floats": negative,

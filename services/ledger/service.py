@@ -116,6 +116,8 @@ def _transfer(
         raise DomainError("A transfer moves a positive amount.", code="invalid-amount")
     accounts = _lock(session, debit.id, credit.id)
     debit, credit = accounts[debit.id], accounts[credit.id]
+    # The totals the trial balance shows move with every transfer, in its transaction.
+    touch(session, "ledger_totals", "ledger_totals")
     releases_hold = kind in ("post", "void")
     if credit.kind == "float" and not releases_hold and domain.overdraws(_totals(credit), amount):
         available = Money(credit.currency, _totals(credit).available)
@@ -530,6 +532,33 @@ def account_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, An
         }
         for a in session.scalars(select(Account).where(Account.id.in_(ids)))
     ]
+
+
+def ledger_totals_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Debits and credits, posted and pending, per currency, over every account: one document,
+    published with each transfer, so the trial balance is always a consistent cut of the ledger
+    (the accounts' own snapshots may reach the gateway in any order)."""
+    totals: dict[str, dict[str, int]] = {}
+    for currency, dp, cp, dh, ch in session.execute(
+        select(
+            Account.currency,
+            func.sum(Account.debits_posted),
+            func.sum(Account.credits_posted),
+            func.sum(Account.debits_pending),
+            func.sum(Account.credits_pending),
+        ).group_by(Account.currency)
+    ):
+        totals[currency] = {
+            "debits_posted": int(dp or 0),
+            "credits_posted": int(cp or 0),
+            "debits_pending": int(dh or 0),
+            "credits_pending": int(ch or 0),
+        }
+    balanced = all(
+        t["debits_posted"] == t["credits_posted"] and t["debits_pending"] == t["credits_pending"]
+        for t in totals.values()
+    )
+    return [{"id": "ledger_totals", "body": {"totals": totals, "balanced": balanced}}]
 
 
 def ledger_check_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:

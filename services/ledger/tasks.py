@@ -26,5 +26,6 @@ def register_read_models(runtime: ServiceRuntime) -> None:
     snapshots = runtime.snapshots
     snapshots.model("account", catalog.ACCOUNT_CHANGED, service.account_snapshots, Account.__table__)
     snapshots.model("ledger_check", catalog.DOCUMENT_CHANGED, service.ledger_check_snapshot)
+    snapshots.model("ledger_totals", catalog.DOCUMENT_CHANGED, service.ledger_totals_snapshot)
     snapshots.track(Account, lambda a: ("account", a.id))
     snapshots.track(BalanceCheck, lambda _c: ("ledger_check", "ledger_check"))

@@ -56,6 +56,11 @@ def query_queue_of(service: str) -> str:
     return f"{service}-queries"
 
 
+def ack_task(service: str) -> str:
+    """The task through which a service hears that its outbox messages took effect."""
+    return f"{service}.ack_deliveries"
+
+
 def export_task(service: str) -> str:
     """The query that pages through a service's read-model snapshots (``projections rebuild``)."""
     return f"{service}.export_read_models"
@@ -104,13 +109,20 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
     "payment": ("payment",),
-    "ledger": ("account", "ledger_check"),
+    "ledger": ("account", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
+
+# Every database's owner has an outbox, so every one hears acknowledgements.
+ACKS: dict[str, TaskSpec] = {
+    s: TaskSpec(ack_task(s), "maintenance", p.AcksPayload)
+    for s in ("requisition", "approval", "payment", "ledger", "gateway")
+}
 
 TASKS: tuple[TaskSpec, ...] = (
     *(v for v in list(globals().values()) if isinstance(v, TaskSpec)),
     *EXPORTS.values(),
+    *ACKS.values(),
 )
 
 # -- events --------------------------------------------------------------------------

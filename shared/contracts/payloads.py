@@ -286,3 +286,16 @@ class InboxPayload(Schema):
 
 class NoPayload(Schema):
     """Tasks that take nothing but the envelope."""
+
+
+class AckSchema(Schema):
+    """One consumer's acknowledgement of one outbox message."""
+
+    message_id = fields.UUID(required=True)
+    subscriber = fields.String(required=True, validate=validate.Length(min=1, max=32))
+
+
+class AcksPayload(Schema):
+    """Task ``<service>.ack_deliveries``: messages of this service's outbox that took effect."""
+
+    acks = fields.List(fields.Nested(AckSchema), required=True, validate=validate.Length(min=1, max=10_000))

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from shared.contracts.roles import ROLES
 
-DOCUMENTS: tuple[str, ...] = ("policy", "caps", "ledger_check")
+DOCUMENTS: tuple[str, ...] = ("policy", "caps", "ledger_check", "ledger_totals")
 KINDS: tuple[str, ...] = ("requisition", "approval_case", "account", "payment", "alert", *DOCUMENTS)
 
 

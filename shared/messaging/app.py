@@ -46,30 +46,42 @@ def make_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any]) -> str:
+def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any], origin: str | None = None) -> str:
     """Send a command or query (checked against its contract); the task id is the message id,
-    so its result can be found."""
+    so its result can be found. ``origin``: the service whose outbox it came from, which the
+    consumer acknowledges it to (``shared.messaging.delivery``)."""
     from shared.contracts.envelope import load_envelope
     from shared.messaging.outbox import check_contract
 
     check_contract(load_envelope(envelope))
-    app.send_task(spec.name, args=[envelope], queue=spec.queue, task_id=envelope["message_id"])
+    kwargs = {"origin": origin} if origin else {}
+    app.send_task(spec.name, args=[envelope], kwargs=kwargs, queue=spec.queue, task_id=envelope["message_id"])
     return str(envelope["message_id"])
 
 
-def event_publisher(app: Celery) -> Any:
-    """A function that sends an outbox message: an event to every subscriber, a task to its queue."""
+def recipients(envelope: dict[str, Any]) -> tuple[str, ...]:
+    """The services that must take an outbox message (an event's subscribers, a task's owner)."""
+    task = TASKS_BY_NAME.get(envelope["type"])
+    return (task.service,) if task is not None else EVENTS[envelope["type"]].subscribers
 
-    def publish(envelope: dict[str, Any]) -> None:
+
+def event_publisher(app: Celery, origin: str | None = None) -> Any:
+    """A function that sends an outbox message: an event to every subscriber (or to those
+    named, for a re-send), a task to its queue; each tagged with the sending service."""
+
+    def publish(envelope: dict[str, Any], only: tuple[str, ...] | None = None) -> None:
         task = TASKS_BY_NAME.get(envelope["type"])
         if task is not None:  # a command a service sends itself or another, after its commit
-            send_command(app, task, envelope)
+            send_command(app, task, envelope, origin)
             return
-        spec = EVENTS[envelope["type"]]
-        for subscriber in spec.subscribers:
+        kwargs = {"origin": origin} if origin else {}
+        for subscriber in EVENTS[envelope["type"]].subscribers:
+            if only is not None and subscriber not in only:
+                continue
             app.send_task(
                 handle_event_task(subscriber),
                 args=[envelope],
+                kwargs=kwargs,
                 queue=queue_of(subscriber),
                 # Deterministic per subscriber, so a re-sent event is traceable as the same one.
                 task_id=str(uuid.uuid5(uuid.UUID(envelope["message_id"]), subscriber)),

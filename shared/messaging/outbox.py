@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from shared.contracts.envelope import Envelope
 from shared.db.types import utcnow
-from shared.messaging.tables import outbox
+from shared.messaging.tables import outbox, outbox_acks
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ def unpublished_count(session: Session) -> int:
 
 
 def prune_published(session: Session, older_than: timedelta) -> int:
-    """Delete published events older than the retention; the caller commits."""
-    result = session.execute(
-        delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < utcnow() - older_than)
-    )
+    """Delete published events (and their acknowledgements) older than the retention; the caller commits."""
+    cutoff = utcnow() - older_than
+    session.execute(delete(outbox_acks).where(outbox_acks.c.acked_at < cutoff))
+    result = session.execute(delete(outbox).where(outbox.c.published_at.is_not(None), outbox.c.published_at < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from shared.config import Settings
 from shared.db.engine import Database
-from shared.messaging.app import event_publisher, make_celery
+from shared.messaging.app import event_publisher, make_celery, recipients
+from shared.messaging.delivery import resend_unacked
 from shared.messaging.errors import is_transient
 from shared.messaging.outbox import publish_pending
 
@@ -26,14 +28,26 @@ def relay_once(db: Database, publish: object, batch_size: int = 100) -> int:
         return publish_pending(uow.session, publish, batch_size)  # type: ignore[arg-type]
 
 
+def resend_once(db: Database, publish: object, deadline: float) -> int:
+    """Send again, once, what was not acknowledged in time; returns how many messages."""
+    with db.uow() as uow:
+        return resend_unacked(uow.session, publish, recipients, deadline)  # type: ignore[arg-type]
+
+
 def relay_loop(settings: Settings, service: str, stop: threading.Event, batch_size: int = 100) -> None:
-    """Relay one service's outbox until ``stop`` is set."""
+    """Relay one service's outbox until ``stop`` is set; re-send what nobody acknowledged in time."""
     db = Database(settings.database_url(service))
-    publish = event_publisher(make_celery(settings, f"relay-{service}"))
+    publish = event_publisher(make_celery(settings, f"relay-{service}"), origin=service)
     log.info("relay for %s started", service)
+    next_resend = 0.0
     while not stop.is_set():
         try:
             sent = relay_once(db, publish, batch_size)
+            if time.monotonic() >= next_resend:
+                next_resend = time.monotonic() + min(1.0, settings.redelivery_seconds / 4)
+                resent = resend_once(db, publish, settings.redelivery_seconds)
+                if resent:
+                    log.info("relay for %s re-sent %d unacknowledged message(s)", service, resent)
         except Exception as exc:
             if not is_transient(exc):
                 log.exception("relay for %s failed", service)

@@ -24,18 +24,21 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.contracts.catalog import (
+    ACKS,
     EVENTS,
     EXPORTS,
     TaskSpec,
     handle_event_task,
     prune_messages_task,
+    queue_of,
     subscriptions,
 )
-from shared.contracts.envelope import Envelope, load_envelope
+from shared.contracts.envelope import SYSTEM_ACTOR, Envelope, load_envelope
 from shared.db.engine import Database
 from shared.db.uow import UnitOfWork
 from shared.messaging import deadletter, inbox
-from shared.messaging.app import event_publisher, make_celery
+from shared.messaging.app import event_publisher, make_celery, recipients
+from shared.messaging.delivery import AckBatcher, record_acks
 from shared.messaging.errors import DomainError, is_transient, problem_reply
 from shared.messaging.outbox import prune_published, publish_pending
 from shared.messaging.snapshots import Snapshots, touch
@@ -50,6 +53,9 @@ EventHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], None]
 INBOX_RETENTION = timedelta(days=30)
 # A message that asks to be retried later this many times is stuck, not early: bury it.
 MAX_RETRY_LATER = 300
+# An event that arrived before the one it follows is retried this many times, briefly; then it
+# is set aside unacknowledged, and its sender's re-send brings it back (shared.messaging.delivery).
+EARLY_EVENT_RETRIES = 8
 
 
 class PermanentMessageError(Exception):
@@ -81,7 +87,8 @@ class ServiceRuntime:
         self.service = service
         self.settings = settings
         self.app: Celery = make_celery(settings, service)
-        self.publish = event_publisher(self.app)
+        self.publish = event_publisher(self.app, origin=service)
+        self.acks = AckBatcher(self._send_acks, service)
         self._db: Database | None = None
         self._db_pid = 0
         self._event_handlers: dict[str, EventHandler] = {}
@@ -93,6 +100,7 @@ class ServiceRuntime:
         self.retry_cap = min(60.0, float(visibility) / 4) if isinstance(visibility, int | float) else 60.0
         self._register_event_task()
         self._register_prune_task()
+        self.maintenance(ACKS[service])(self._record_acks)
         if service in EXPORTS:
             self.query(EXPORTS[service])(self._export)
 
@@ -227,6 +235,16 @@ class ServiceRuntime:
 
         self._task(handle_event_task(self.service), body, ignore_result=True)
 
+    def _send_acks(self, origin: str, acks: list[dict[str, str]]) -> None:
+        spec = ACKS[origin]
+        envelope = Envelope(type=spec.name, payload={"acks": acks}, actor=SYSTEM_ACTOR)
+        self.app.send_task(spec.name, args=[envelope.to_dict()], queue=queue_of(origin), ignore_result=True)
+
+    @staticmethod
+    def _record_acks(uow: UnitOfWork, _envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
+        done = record_acks(uow.session, payload["acks"], lambda event_type: len(recipients({"type": event_type})))
+        return {"delivered": done}
+
     def publish_documents(self) -> None:
         """Publish each document this service keeps (the policy, the caps...) that was never
         published, so the gateway can show the defaults before anyone changes them."""
@@ -318,23 +336,36 @@ class ServiceRuntime:
 
     def _task(self, name: str, body: Callable[[Envelope], dict[str, Any]], *, ignore_result: bool) -> None:
         runtime = self
+        early_events = name == handle_event_task(self.service)
 
         @self.app.task(name=name, bind=True, ignore_result=ignore_result, max_retries=None)
-        def task(self: Task, raw: dict[str, Any]) -> Any:
+        def task(self: Task, raw: dict[str, Any], origin: str | None = None) -> Any:
+            # ``origin``: the service whose outbox sent this; it hears once the effect is done.
+            def done(result: Any) -> Any:
+                if origin and isinstance(raw, dict) and "message_id" in raw:
+                    runtime.acks.ack(origin, str(raw["message_id"]))
+                return result
+
             try:
                 envelope = load_envelope(raw)
-                return body(envelope)
+                return done(body(envelope))
             except RetryLater as exc:
+                if early_events and origin and self.request.retries >= EARLY_EVENT_RETRIES:
+                    log.info("%s set aside unacknowledged (its sender will send it again): %s", name, exc)
+                    return None
                 if self.request.retries >= MAX_RETRY_LATER:
                     runtime._bury(
                         name, raw, f"gave up after {self.request.retries} retries: {exc}", self.request.retries
                     )
-                    return problem_reply(500, "internal-error", "The service could not complete the request.")
-                log.info("%s retry in %.2fs: %s", name, exc.countdown, exc)
-                raise self.retry(exc=exc, countdown=exc.countdown, max_retries=None) from exc
+                    return done(problem_reply(500, "internal-error", "The service could not complete the request."))
+                countdown = min(exc.countdown * 2 ** min(self.request.retries, 5), runtime.retry_cap)
+                log.info("%s retry in %.2fs: %s", name, countdown if early_events else exc.countdown, exc)
+                raise self.retry(
+                    exc=exc, countdown=countdown if early_events else exc.countdown, max_retries=None
+                ) from exc
             except (ValidationError, PermanentMessageError) as exc:
                 runtime._bury(name, raw, f"permanent: {exc}", self.request.retries + 1)
-                return problem_reply(400, "malformed-message", str(exc))
+                return done(problem_reply(400, "malformed-message", str(exc)))
             except Exception as exc:
                 if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
                     delay = backoff_seconds(
@@ -346,7 +377,7 @@ class ServiceRuntime:
                     raise self.retry(exc=exc, countdown=delay) from exc
                 log.exception("%s failed for good; dead-lettered", name)
                 runtime._bury(name, raw, f"{type(exc).__name__}: {exc}", self.request.retries + 1)
-                return problem_reply(500, "internal-error", "The service could not complete the request.")
+                return done(problem_reply(500, "internal-error", "The service could not complete the request."))
 
     def _bury(self, task_name: str, raw: Any, error: str, attempts: int) -> None:
         try:

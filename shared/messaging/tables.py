@@ -22,8 +22,27 @@ outbox = Table(
     Column("envelope", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("published_at", UTCDateTime, nullable=True),
+    # End-to-end delivery (shared.messaging.delivery): every consumer acknowledges a message
+    # once it took effect; until all have, the relay sends it again to those that have not.
+    Column("acked_at", UTCDateTime, nullable=True),
+    Column("resent_at", UTCDateTime, nullable=True),
+    Column("resends", Integer, nullable=False, server_default="0"),
 )
 Index("ix_outbox_unpublished", outbox.c.seq, postgresql_where=outbox.c.published_at.is_(None))
+Index(
+    "ix_outbox_unacked",
+    outbox.c.published_at,
+    postgresql_where=outbox.c.acked_at.is_(None) & outbox.c.published_at.is_not(None),
+)
+
+# Which consumer has acknowledged which outbox message.
+outbox_acks = Table(
+    "outbox_acks",
+    metadata,
+    Column("message_id", Uuid, primary_key=True),
+    Column("subscriber", String(32), primary_key=True),
+    Column("acked_at", UTCDateTime, nullable=False),
+)
 
 inbox = Table(
     "inbox",

@@ -96,6 +96,8 @@ def test_two_relays_publish_every_event_exactly_once(
         PETTYCASH_REQUISITION_DATABASE_URL=outbox_db.url,
         PETTYCASH_BROKER_URL=broker,
         PETTYCASH_RELAY_POLL_SECONDS="0.01",
+        # Nothing consumes here, so nothing acknowledges: keep re-sends out of this count.
+        PETTYCASH_REDELIVERY_SECONDS="3600",
     )
     relays = [Proc(f"relay-{i}", ["relay", "requisition"], env, tmp_path / f"relay-{i}.log").start() for i in (1, 2)]
     try:
