@@ -51,6 +51,7 @@ class Settings:
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
     max_queue_depth: int = 5000
     redelivery_seconds: float = 30.0
+    duplicate_delivery: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -95,6 +96,14 @@ def _fault_sleep(raw: str) -> dict[str, float]:
         except ValueError:
             raise ConfigError(f"PETTYCASH_FAULT_SLEEP: bad entry {item!r}") from None
     return faults
+
+
+def _fault_flag(env: str, environ: Mapping[str, str], key: str) -> bool:
+    """A fault-injection switch (fault runs and tests); refused in production."""
+    on = environ.get(key, "").lower() in ("1", "true", "yes")
+    if on and env == "production":
+        raise ConfigError(f"{key} injects faults; it is not allowed in production")
+    return on
 
 
 def _local_secret(env: str, var_dir: Path, name: str = "secret_key", make: object = None) -> str:
@@ -184,4 +193,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
         max_queue_depth=_int(environ, "PETTYCASH_MAX_QUEUE_DEPTH", 5000),
         redelivery_seconds=_float(environ, "PETTYCASH_REDELIVERY_SECONDS", 30.0),
+        duplicate_delivery=_fault_flag(env, environ, "PETTYCASH_FAULT_DUPLICATE_DELIVERY"),
     )

@@ -37,6 +37,8 @@ def make_celery(settings: Settings, name: str) -> Celery:
     }
     if settings.embedded:
         conf["broker_transport"] = "shared.messaging.fs_transport:Transport"
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        conf["broker_transport"] = "shared.messaging.redis_transport:Transport"
     if settings.result_backend.startswith("db+sqlite"):
         conf["database_engine_options"] = {"connect_args": {"timeout": 30}}
         conf["database_create_tables_at_setup"] = True
@@ -65,11 +67,16 @@ def recipients(envelope: dict[str, Any]) -> tuple[str, ...]:
     return (task.service,) if task is not None else EVENTS[envelope["type"]].subscribers
 
 
-def event_publisher(app: Celery, origin: str | None = None) -> Any:
+def event_publisher(app: Celery, origin: str | None = None, *, duplicate: bool = False) -> Any:
     """A function that sends an outbox message: an event to every subscriber (or to those
-    named, for a re-send), a task to its queue; each tagged with the sending service."""
+    named, for a re-send), a task to its queue; each tagged with the sending service.
+    ``duplicate`` (fault runs only) sends every message twice, as a flaky broker might."""
 
     def publish(envelope: dict[str, Any], only: tuple[str, ...] | None = None) -> None:
+        for _ in range(2 if duplicate else 1):
+            _publish_once(envelope, only)
+
+    def _publish_once(envelope: dict[str, Any], only: tuple[str, ...] | None) -> None:
         task = TASKS_BY_NAME.get(envelope["type"])
         if task is not None:  # a command a service sends itself or another, after its commit
             send_command(app, task, envelope, origin)

@@ -37,7 +37,9 @@ def resend_once(db: Database, publish: object, deadline: float) -> int:
 def relay_loop(settings: Settings, service: str, stop: threading.Event, batch_size: int = 100) -> None:
     """Relay one service's outbox until ``stop`` is set; re-send what nobody acknowledged in time."""
     db = Database(settings.database_url(service))
-    publish = event_publisher(make_celery(settings, f"relay-{service}"), origin=service)
+    publish = event_publisher(
+        make_celery(settings, f"relay-{service}"), origin=service, duplicate=settings.duplicate_delivery
+    )
     log.info("relay for %s started", service)
     next_resend = 0.0
     while not stop.is_set():

@@ -87,7 +87,7 @@ class ServiceRuntime:
         self.service = service
         self.settings = settings
         self.app: Celery = make_celery(settings, service)
-        self.publish = event_publisher(self.app, origin=service)
+        self.publish = event_publisher(self.app, origin=service, duplicate=settings.duplicate_delivery)
         self.acks = AckBatcher(self._send_acks, service)
         self._db: Database | None = None
         self._db_pid = 0

@@ -106,6 +106,9 @@ def test_a_redis_restart_loses_no_accepted_requisition(faults: FaultStack) -> No
     for rid in rids:
         wait_for(lambda r=rid: faults.status(r) == "pending_approval", 60, 0.2, f"{rid} to be routed after the loss")
     assert scalar(faults.dbs["approval"], "SELECT count(*) FROM approval_cases") == 5
+    # Every worker lived through the restart (kombu's Redis transport used to die restoring
+    # unacknowledged messages on a connection already gone: shared/messaging/redis_transport.py).
+    assert [p.name for p in faults.stack.procs if p.process is not None and p.process.poll() is not None] == []
 
 
 def test_lost_events_arrive_again_in_any_order_and_the_saga_converges(faults: FaultStack) -> None:
