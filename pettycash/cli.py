@@ -221,10 +221,10 @@ def policy() -> None:
 
 def _approval_use_case(use_case: Any, payload: dict[str, Any]) -> dict[str, Any]:
     """Run an approval use case in-process as the operator (no worker needed)."""
-    from shared.contracts.envelope import Envelope
+    from shared.contracts.envelope import Actor, Envelope
 
     runtime = build_runtime("approval", load_settings())
-    actor = {"user_id": "cli", "username": "cli-operator", "roles": ["admin"], "branch_ids": [], "region_ids": []}
+    actor = Actor(user_id="cli", username="cli-operator", roles=frozenset({"admin"}))
     envelope = Envelope(type="cli", payload=payload, actor=actor)
     with runtime.db.uow() as uow:
         reply: dict[str, Any] = use_case(uow, envelope, payload)

@@ -8,6 +8,14 @@ from gunicorn.app.base import BaseApplication
 
 from shared.config import Settings
 
+# Seconds an idle keep-alive connection stays open. gunicorn's default (2 s) closes a connection
+# between two requests of any client that pauses to think, and the client's next request on it
+# fails. It must also outlast the idle timeout of a proxy that pools connections to us (nginx's
+# upstream keepalive_timeout, 60 s by default), so the proxy, not gunicorn, closes an idle one:
+# otherwise nginx may send a request on a connection gunicorn is closing, and answer 502.
+# Idle connections cost the gthread worker a socket in its poller, not a thread.
+KEEPALIVE_SECONDS = 75
+
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
@@ -37,5 +45,6 @@ def serve(settings: Settings, workers: int = 2, threads: int = 8) -> None:
             "accesslog": "-",
             "graceful_timeout": 5,
             "timeout": 30,
+            "keepalive": KEEPALIVE_SECONDS,
         },
     ).run()

@@ -16,7 +16,7 @@ from services.approval.domain import CaseFacts, Person, Policy
 from services.approval.models import ApprovalCase, ApprovalStep, Approver, DecisionAttempt, PolicyVersion
 from services.approval.schemas import case_body, inbox_item
 from shared.contracts import catalog
-from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
+from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.money import Money
 from shared.contracts.roles import can_see_branch
 from shared.db.types import utcnow
@@ -47,7 +47,7 @@ def policy_version(session: Session, version: int) -> Policy:
 
 def set_policy(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Store a new policy version (admin only); cases keep the version they were routed under."""
-    if "admin" not in envelope.actor["roles"]:
+    if "admin" not in envelope.actor.roles:
         raise Forbidden("Only an admin may change the approval policy.", code="admin-only")
     session = uow.session
     latest = session.scalar(select(PolicyVersion.version).order_by(PolicyVersion.version.desc()).limit(1))
@@ -61,9 +61,7 @@ def set_policy(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> 
     except domain.PolicyError as exc:
         raise DomainError(str(exc), code="invalid-policy") from exc
     session.add(
-        PolicyVersion(
-            version=version, policy=policy.to_dict(), created_at=utcnow(), created_by=envelope.actor["username"]
-        )
+        PolicyVersion(version=version, policy=policy.to_dict(), created_at=utcnow(), created_by=envelope.actor.username)
     )
     return ok_reply(201, {"version": version, **policy.to_dict()})
 
@@ -119,14 +117,8 @@ def _people(session: Session) -> list[Person]:
     return _directory.people(session)
 
 
-def _actor_person(actor: dict[str, Any]) -> Person:
-    return Person(
-        actor["user_id"],
-        actor["username"],
-        frozenset(actor.get("roles", ())),
-        frozenset(actor.get("branch_ids", ())),
-        frozenset(actor.get("region_ids", ())),
-    )
+def _actor_person(actor: Actor) -> Person:
+    return Person(actor.user_id, actor.username, actor.roles, actor.branch_ids, actor.region_ids)
 
 
 # -- routing --------------------------------------------------------------------------
@@ -271,9 +263,9 @@ def on_requisition_submitted(uow: UnitOfWork, envelope: Envelope, payload: dict[
 # -- decisions ------------------------------------------------------------------------
 
 
-def _open_case(session: Session, requisition_id: uuid.UUID, actor: dict[str, Any]) -> ApprovalCase:
+def _open_case(session: Session, requisition_id: uuid.UUID, actor: Actor) -> ApprovalCase:
     case = session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == requisition_id).with_for_update())
-    if case is None or (not can_see_branch(actor, case.branch_id, case.region_id) and "admin" not in actor["roles"]):
+    if case is None or (not can_see_branch(actor, case.branch_id, case.region_id) and "admin" not in actor.roles):
         raise NotFound("No approval case for this requisition.")
     if case.status != "open":
         raise Conflict(f"The approval case is {case.status}; nothing waits for a decision.", code="case-closed")
@@ -284,8 +276,8 @@ def _decider_payload(case: ApprovalCase, envelope: Envelope, comment: str) -> di
     return {
         "requisition_id": str(case.requisition_id),
         "case_id": str(case.id),
-        "approver_id": envelope.actor["user_id"],
-        "approver_name": envelope.actor["username"],
+        "approver_id": envelope.actor.user_id,
+        "approver_name": envelope.actor.username,
         "comment": comment,
     }
 
@@ -313,8 +305,8 @@ def record_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]
         raise DomainError("A reason is required.", code="reason-required")
 
     now = utcnow()
-    step.decided_by = envelope.actor["user_id"]
-    step.decided_by_name = envelope.actor["username"]
+    step.decided_by = envelope.actor.user_id
+    step.decided_by_name = envelope.actor.username
     step.acted_as = acting
     step.decision = decision
     step.decided_at = now
@@ -416,8 +408,8 @@ def _attempt(
     session.add(
         DecisionAttempt(
             requisition_id=payload["requisition_id"],
-            actor_id=envelope.actor["user_id"],
-            actor_name=envelope.actor["username"],
+            actor_id=envelope.actor.user_id,
+            actor_name=envelope.actor.username,
             decision=payload["decision"],
             outcome=outcome,
             rule=rule,
@@ -462,7 +454,7 @@ def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any
         .where(ApprovalStep.status == "active", ApprovalStep.sla_escalated.is_(False), ApprovalStep.due_at < now)
         .with_for_update(skip_locked=True)
     ).all()
-    system = envelope if envelope.actor.get("user_id") == "system" else envelope.caused(envelope.type, {}, SYSTEM_ACTOR)
+    system = envelope if envelope.actor.user_id == "system" else envelope.caused(envelope.type, {}, SYSTEM_ACTOR)
     for step in overdue:
         case = uow.session.get(ApprovalCase, step.case_id)
         assert case is not None

@@ -84,6 +84,8 @@ def _refuse_nul_in_url() -> Response | None:
 def _unhandled(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
         return problems.from_http_exception(exc)
+    if problems.is_outage(exc):  # the broker or the database is away: 503, never 500
+        return problems.unavailable(exc)
     return problems.internal_error(exc)
 
 

@@ -1,4 +1,4 @@
-"""``Idempotency-Key`` on POSTs that move money: a retried request gets the first answer, never a second effect.
+"""``Idempotency-Key`` on POSTs that move money: a retried request gets the first outcome, never a second effect.
 
 Put :func:`idempotent` above a view's flask-smorest decorators (it must run before the body
 is parsed, so a replay answers without touching the services)::
@@ -9,17 +9,34 @@ is parsed, so a replay answers without touching the services)::
     def post(self, data): ...
 
 Keys are scoped to the authenticated user. The first request with a key claims it in the
-gateway database (committed at once, so a concurrent duplicate sees the claim) and stores
-its answer when done. Then, for the same user and key:
+gateway database and, in the same commit, binds the message id its command will carry (the
+gateway makes the id; :mod:`services.gateway.bus` sends the command under it). The claim is
+committed before the command is sent, so a concurrent duplicate sees it. Then, for the same
+user and key:
 
-- the same method, path and body: the stored status and body, with ``Idempotent-Replayed``;
+- the same method, path and body, whose first attempt answered: its stored status and body,
+  with ``Idempotent-Replayed``;
+- the same request, whose first attempt's outcome is unknown (it answered 202, or failed after
+  its command may have reached the broker, or its gateway died mid-request): the reply stored
+  for the bound message id if there is one, answered as the view answers it, else 202 with the
+  status URL; also with ``Idempotent-Replayed``. The command is never sent a second time;
 - anything else: 422 ``idempotency-key-reused`` (a client bug: a key names one request);
 - while the first is still in flight: 409 ``idempotency-request-in-flight``; retry later.
 
-Server errors (5xx) and errors raised before the view answered (a malformed body) release
-the key: nothing happened that a retry could duplicate, so the client may retry with it.
-A claim older than :data:`IN_FLIGHT_LEASE` without an answer belongs to a gateway that died
-mid-request; the next request with that key takes it over.
+A key is given back only when its command was provably never sent: the request failed before
+the send (a malformed body, a refused permission, a database error), or the broker did not
+answer the probe that precedes the send. A claim older than :data:`IN_FLIGHT_LEASE` without
+an answer belongs to a gateway that died mid-request; the next request with that key looks up
+its bound message's reply as above (a claim holding no message id, as written before ids were
+bound, is taken over and its request run again: nothing else can be done with it).
+
+The gateway database sees two commits per keyed request: the claim, and the answer (a 202's
+pending-command row is written in the answer's commit). A replay of a known answer commits
+nothing.
+
+While the outcome is unknown (in flight, 202, or failed after sending) the record's
+``location`` is the status URL of the bound command, which names its message id; once the
+outcome is known it is the answer's ``Location``.
 """
 
 from __future__ import annotations
@@ -30,19 +47,23 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, make_response, request
-from sqlalchemy import delete, update
+from flask import Response, g, jsonify, make_response, request
+from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from services.gateway import problems
 from services.gateway.api import Blueprint, ctx
+from services.gateway.api.commands import DEFERRED_ATTRIBUTE, accepted, record_pending, status_path
 from services.gateway.auth import current_actor
+from services.gateway.bus import BINDING_ATTRIBUTE, Binding
 from services.gateway.models import IdempotencyRecord
 from shared.db.engine import Database
 from shared.db.types import utcnow
+from shared.db.uow import UnitOfWork
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -50,6 +71,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 # Far above the time a request may take (the gateway waits seconds for a reply, then 202s).
 IN_FLIGHT_LEASE = timedelta(seconds=60)
+_BOUND_ID = re.compile(r"/commands/([0-9a-fA-F-]{36})$")
 
 HEADER_DOC = {
     "in": "header",
@@ -57,7 +79,8 @@ HEADER_DOC = {
     "required": False,
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     "description": "A unique key (a UUID) per request: a retry with the same key and body gets the first "
-    "answer; the same key with another body is refused 422; a duplicate while the first is in flight gets 409.",
+    "outcome and never repeats its effect; the same key with another body is refused 422; a duplicate while "
+    "the first is in flight gets 409.",
 }
 
 
@@ -86,21 +109,34 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
             return problems.problem(
                 400, "invalid-idempotency-key", f"{HEADER} must be 1 to 255 visible ASCII characters."
             )
-        user_id = uuid.UUID(current_actor()["user_id"])
+        user_id = uuid.UUID(current_actor().user_id)
         path = request.full_path.rstrip("?")
         claim = Claim(ctx().db, user_id, key)
-        refusal = claim.take(request.method, path, fingerprint(request.method, path, request.get_data()))
-        if refusal is not None:
-            return refusal
+        taken = claim.take(request.method, path, fingerprint(request.method, path, request.get_data()))
+        if isinstance(taken, Response):
+            return taken
+        binding = Binding(taken.message_id, replay=taken.replay)
+        deferred: list[dict[str, Any]] = []
+        setattr(g, BINDING_ATTRIBUTE, binding)  # Bus.send sends the command under this id
+        setattr(g, DEFERRED_ATTRIBUTE, deferred)  # accepted() leaves its row for the answer's commit
         try:
             response = make_response(view(*args, **kwargs))
-        except BaseException:
-            claim.release()
+        except Exception:
+            if not (binding.replay and not binding.used):
+                claim.abandon(binding)
+                raise
+            # A replay whose view refused before reaching its command (the actor's roles changed,
+            # say): that refusal is not what the first attempt did. Answer from the reply itself.
+            response = _bound_outcome(binding)
+        except BaseException:  # the worker is being stopped: leave the key as truthful as we can
+            claim.abandon(binding)
             raise
-        if response.status_code >= 500:
-            claim.release()
         else:
-            claim.store(response)
+            if binding.replay and not binding.used:
+                response = _bound_outcome(binding)
+        claim.finish(binding, taken, response, deferred)
+        if binding.replay:
+            response.headers[REPLAYED_HEADER] = "true"
         return response
 
     declared = getattr(view, "_apidoc", {}).get("response", {}).get("responses", {})
@@ -108,6 +144,33 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     extra = {} if 409 in declared else {"responses": {"409": {"description": "A request with this key is in flight"}}}
     documented: Callable[..., Any] = Blueprint.doc(parameters=[HEADER_DOC], **extra)(wrapper)
     return documented
+
+
+def _bound_outcome(binding: Binding) -> Response:
+    """The bound command's reply as a plain answer (no view-specific headers), or 202."""
+    reply = ctx().bus.reply(binding.message_id)
+    if reply is None:
+        return accepted(binding.message_id, current_actor(), "command")
+    if reply["status"] >= 400:
+        return problems.from_reply(reply)
+    response = jsonify(reply["body"])
+    response.status_code = reply["status"]
+    return response
+
+
+def bound_message_id(record: IdempotencyRecord) -> str | None:
+    """The message id bound to a record whose outcome is unknown, if it holds one."""
+    match = _BOUND_ID.search(record.location or "")
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A request's right to answer for a key: with a fresh command, or replaying an earlier one."""
+
+    message_id: str
+    replay: bool = False
+    answered_202: bool = False
 
 
 class Claim:
@@ -118,8 +181,12 @@ class Claim:
         self.user_id = user_id
         self.key = key
 
-    def take(self, method: str, path: str, fingerprint: str) -> Response | None:
+    def _this(self) -> Any:
+        return (IdempotencyRecord.user_id == self.user_id) & (IdempotencyRecord.key == self.key)
+
+    def take(self, method: str, path: str, fingerprint: str) -> Taken | Response:
         """Claim the key for this request, or the answer a duplicate gets instead (replay, 409, 422)."""
+        message_id = str(uuid.uuid4())
         # Two rounds at most: a claim released between our insert and our read is gone.
         for _ in range(2):
             now = utcnow()
@@ -132,36 +199,50 @@ class Claim:
                             method=method,
                             path=path,
                             fingerprint=fingerprint,
+                            location=status_path(message_id),  # binds the message id before it is sent
                             created_at=now,
                         )
                     )
                     uow.commit()
-                    return None
+                    return Taken(message_id)
                 except IntegrityError:
                     uow.rollback()
                 record = uow.session.get(IdempotencyRecord, (self.user_id, self.key), with_for_update=True)
-                if record is None:
-                    continue
-                if record.fingerprint != fingerprint:
-                    return problems.problem(
-                        422,
-                        "idempotency-key-reused",
-                        f"This {HEADER} was used for a different request; use a new key for a new request.",
-                    )
-                if record.status_code is None:
-                    if record.created_at > now - IN_FLIGHT_LEASE:
-                        response = problems.problem(
-                            409,
-                            "idempotency-request-in-flight",
-                            f"A request with this {HEADER} is still being processed; retry shortly.",
-                        )
-                        response.headers["Retry-After"] = "1"
-                        return response
-                    record.created_at = now  # abandoned by a gateway that died: take it over
-                    uow.commit()
-                    return None
-                return self._replay(record)
+                if record is not None:
+                    return self._existing(uow, record, fingerprint, message_id, now)
         return problems.problem(409, "idempotency-request-in-flight", f"The {HEADER} is busy; retry shortly.")
+
+    def _existing(
+        self, uow: UnitOfWork, record: IdempotencyRecord, fingerprint: str, message_id: str, now: datetime
+    ) -> Taken | Response:
+        """What a request gets when its key is claimed already (the record is locked)."""
+        if record.fingerprint != fingerprint:
+            return problems.problem(
+                422,
+                "idempotency-key-reused",
+                f"This {HEADER} was used for a different request; use a new key for a new request.",
+            )
+        if record.status_code is not None and record.status_code != 202:
+            return self._replay(record)
+        bound = bound_message_id(record)
+        if record.status_code is None and record.completed_at is None:
+            if record.created_at > now - IN_FLIGHT_LEASE:
+                response = problems.problem(
+                    409,
+                    "idempotency-request-in-flight",
+                    f"A request with this {HEADER} is still being processed; retry shortly.",
+                )
+                response.headers["Retry-After"] = "1"
+                return response
+            if bound is None:
+                # Abandoned by a gateway that died, and holding no message id: take it over.
+                record.created_at = now
+                record.location = status_path(message_id)
+                uow.commit()
+                return Taken(message_id)
+        if bound is None:  # a 202 stored without its status URL: nothing to look up
+            return self._replay(record)
+        return Taken(bound, replay=True, answered_202=record.status_code == 202)
 
     @staticmethod
     def _replay(record: IdempotencyRecord) -> Response:
@@ -171,30 +252,63 @@ class Claim:
         response.headers[REPLAYED_HEADER] = "true"
         return response
 
-    def store(self, response: Response) -> None:
+    def finish(self, binding: Binding, taken: Taken, response: Response, deferred: list[dict[str, Any]]) -> None:
+        """Record what this request learnt (one commit at most)."""
+        status = response.status_code
+        if binding.replay:
+            if status >= 500 or (status == 202 and taken.answered_202):
+                return  # nothing new: the outcome is as unknown as it was
+            self._store(response, deferred, only_if_unknown=True)
+        elif status < 500:
+            self._store(response, deferred)  # 202 included: a retry then looks for the reply
+        elif binding.sent:
+            self._mark_unknown()
+        else:
+            self._release()
+
+    def abandon(self, binding: Binding) -> None:
+        """The view raised: give the key back if nothing was sent, else leave the outcome to be looked up."""
+        if binding.replay:
+            return
+        if binding.sent:
+            self._mark_unknown()
+        else:
+            self._release()
+
+    def _store(self, response: Response, deferred: list[dict[str, Any]], only_if_unknown: bool = False) -> None:
         """Keep the answer, so a retry gets it without a second effect."""
+        statement = (
+            update(IdempotencyRecord)
+            .where(self._this())
+            .values(
+                status_code=response.status_code,
+                content_type=response.mimetype,
+                location=response.headers.get("Location"),
+                body=response.get_data(as_text=True),
+                completed_at=utcnow(),
+            )
+        )
+        if only_if_unknown:  # never overwrite an answer a concurrent request stored
+            statement = statement.where(
+                or_(IdempotencyRecord.status_code.is_(None), IdempotencyRecord.status_code == 202)
+            )
+        with self.db.uow() as uow:
+            uow.session.execute(statement)
+            record_pending(uow.session, deferred)
+            uow.commit()
+
+    def _mark_unknown(self) -> None:
+        """The command may have been sent and its outcome is unknown: a retry looks for its reply."""
         with self.db.uow() as uow:
             uow.session.execute(
                 update(IdempotencyRecord)
-                .where(IdempotencyRecord.user_id == self.user_id, IdempotencyRecord.key == self.key)
-                .values(
-                    status_code=response.status_code,
-                    content_type=response.mimetype,
-                    location=response.headers.get("Location"),
-                    body=response.get_data(as_text=True),
-                    completed_at=utcnow(),
-                )
+                .where(self._this(), IdempotencyRecord.status_code.is_(None))
+                .values(completed_at=utcnow())
             )
             uow.commit()
 
-    def release(self) -> None:
-        """Give the key back: the request had no effect a retry could repeat."""
+    def _release(self) -> None:
+        """Give the key back: the command was never sent, so a retry cannot repeat anything."""
         with self.db.uow() as uow:
-            uow.session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.user_id == self.user_id,
-                    IdempotencyRecord.key == self.key,
-                    IdempotencyRecord.status_code.is_(None),
-                )
-            )
+            uow.session.execute(delete(IdempotencyRecord).where(self._this(), IdempotencyRecord.status_code.is_(None)))
             uow.commit()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from services.gateway.models import ApiToken, Branch, Membership, Region, User, UserRole
 from shared.contracts.catalog import USER_DIRECTORY_UPDATED
-from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
+from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.roles import ROLES
 from shared.db.types import utcnow
 from shared.messaging.outbox import add_to_outbox
@@ -26,28 +26,60 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def actor_of(user: User) -> dict[str, Any]:
+def actor_of(user: User) -> Actor:
     """The actor a message envelope carries for this user."""
     branches = [m.branch for m in user.memberships]
-    return {
-        "user_id": str(user.id),
-        "username": user.username,
-        "roles": sorted(r.role for r in user.roles),
-        "branch_ids": sorted(str(b.id) for b in branches),
-        "region_ids": sorted({str(b.region_id) for b in branches}),
-    }
+    return Actor(
+        user_id=str(user.id),
+        username=user.username,
+        roles=frozenset(r.role for r in user.roles),
+        branch_ids=frozenset(str(b.id) for b in branches),
+        region_ids=frozenset(str(b.region_id) for b in branches),
+    )
 
 
-def authenticate(session: Session, token: str) -> dict[str, Any] | None:
-    """The actor behind a bearer token, or None for an unknown, revoked or inactive one."""
+def authenticate(session: Session, token: str) -> Actor | None:
+    """The actor behind a bearer token, or None for an unknown, revoked or inactive one.
+
+    One SELECT (every request pays it): the token, its user, the user's roles and branches,
+    joined; the product of roles and memberships is small and folded here. No cache, so a
+    revoked token or a deactivated user is refused from the next request on.
+    """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None
-    user = session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
+    rows = session.execute(
+        select(User.id, User.username, UserRole.role, Branch.id, Branch.region_id)
+        .select_from(ApiToken)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(UserRole, UserRole.user_id == User.id)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Branch, Branch.id == Membership.branch_id)
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+    ).all()
+    if not rows:
+        return None
+    return _actor_from_rows(rows)
+
+
+def _actor_from_rows(rows: Any) -> Actor:
+    """Fold (user id, username, role, branch id, region id) rows into :func:`actor_of`'s shape."""
+    roles: set[str] = set()
+    branches: set[str] = set()
+    regions: set[str] = set()
+    for _user_id, _username, role, branch_id, region_id in rows:
+        if role is not None:
+            roles.add(role)
+        if branch_id is not None:
+            branches.add(str(branch_id))
+            regions.add(str(region_id))
+    user_id, username = rows[0][0], rows[0][1]
+    return Actor(
+        user_id=str(user_id),
+        username=username,
+        roles=frozenset(roles),
+        branch_ids=frozenset(branches),
+        region_ids=frozenset(regions),
     )
-    return None if user is None else actor_of(user)
 
 
 def issue_token(session: Session, user: User, name: str = "default") -> str:
@@ -77,7 +109,7 @@ def create_user(session: Session, username: str, full_name: str, roles: list[str
 def announce(session: Session, user: User) -> None:
     """Tell the other services who this user is now (they keep read models, e.g. approvers)."""
     session.refresh(user)
-    payload = {**actor_of(user), "full_name": user.full_name, "active": user.is_active}
+    payload = {**actor_of(user).to_dict(), "full_name": user.full_name, "active": user.is_active}
     add_to_outbox(session, Envelope(type=USER_DIRECTORY_UPDATED.name, payload=payload, actor=SYSTEM_ACTOR))
 
 

@@ -6,12 +6,33 @@ import json
 import logging
 from typing import Any
 
+import redis.exceptions
+import sqlalchemy.exc
 from flask import Response
+from kombu.exceptions import OperationalError as BrokerOperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# What a client is told to wait before retrying while a backing service is away: long enough
+# for a restart or a failover to finish, short enough that nobody gives up.
+RETRY_AFTER_SECONDS = 5
+
+# Errors meaning "a backing service cannot be reached now", not "the request is wrong" nor
+# "the code is wrong": the broker or result store (Redis, through redis-py or kombu) and the
+# gateway database (SQLAlchemy wraps the driver's connection errors as OperationalError or
+# InterfaceError; TimeoutError is an exhausted connection pool).
+_OUTAGES: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerOperationalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.DisconnectionError,
+    ConnectionError,
+)
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
@@ -54,6 +75,30 @@ def from_http_exception(exc: HTTPException) -> Response:
     response = problem(status, slug, str(detail), **extra)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pettycash"'
+    return response
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) says a backing service is unavailable."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _OUTAGES):
+            return True
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__
+    return False
+
+
+def unavailable(exc: BaseException) -> Response:
+    """503 with ``Retry-After``: nothing is wrong with the request; a backing service is away."""
+    log.warning("backing service unavailable: %s: %s", type(exc).__name__, exc)
+    response = problem(
+        503, "service-unavailable", "A service this request needs is unavailable right now; retry shortly."
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 

@@ -7,7 +7,6 @@ and a page is never short.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
@@ -22,9 +21,9 @@ from services.gateway.readmodels import (
     rm_payments,
     rm_requisitions,
 )
+from shared.contracts.envelope import Actor
 from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
 
-Actor = Mapping[str, Any]
 APPROVER_ROLES = ("branch_manager", "regional_manager", "finance", "cfo", "admin")
 INBOX_LIMIT = 100
 ALERTS_LIMIT = 100
@@ -32,14 +31,13 @@ ALERTS_LIMIT = 100
 
 def scope_clause(table: Table, actor: Actor) -> ColumnElement[bool]:
     """Rows of branches the actor's roles cover: ``shared.contracts.roles.can_see_branch`` in SQL."""
-    roles = set(actor.get("roles", ()))
-    if roles & GLOBAL_ROLES:
+    if actor.roles & GLOBAL_ROLES:
         return true()
     covered: list[ColumnElement[bool]] = []
-    if roles & REGION_ROLES and actor.get("region_ids"):
-        covered.append(table.c.region_id.in_(list(actor["region_ids"])))
-    if roles & BRANCH_ROLES and actor.get("branch_ids"):
-        covered.append(table.c.branch_id.in_(list(actor["branch_ids"])))
+    if actor.roles & REGION_ROLES and actor.region_ids:
+        covered.append(table.c.region_id.in_(sorted(actor.region_ids)))
+    if actor.roles & BRANCH_ROLES and actor.branch_ids:
+        covered.append(table.c.branch_id.in_(sorted(actor.branch_ids)))
     return or_(*covered) if covered else false()
 
 
@@ -60,12 +58,9 @@ def list_requisitions(
     """Mine, my branch's (one or all of them), or everything my scope covers; newest first."""
     t = rm_requisitions
     query = select(t.c.body).order_by(t.c.created_at.desc(), t.c.id.desc())
-    if scope == "mine":
-        query = query.where(t.c.requester_id == actor["user_id"])
-    else:
-        query = query.where(scope_clause(t, actor))
+    query = query.where(t.c.requester_id == actor.user_id if scope == "mine" else scope_clause(t, actor))
     if scope == "branch":
-        query = query.where(t.c.branch_id.in_([branch_id] if branch_id else list(actor.get("branch_ids", []))))
+        query = query.where(t.c.branch_id.in_([branch_id] if branch_id else sorted(actor.branch_ids)))
     elif branch_id:
         query = query.where(t.c.branch_id == branch_id)
     if status:
@@ -81,7 +76,7 @@ def get_requisition(session: Session, actor: Actor, requisition_id: str) -> dict
     row = session.execute(
         select(r.c.body, c.c.body.label("approval"), scope_clause(c, actor).label("case_visible"))
         .outerjoin(c, c.c.requisition_id == r.c.id)
-        .where(r.c.id == requisition_id, or_(scope_clause(r, actor), r.c.requester_id == actor["user_id"]))
+        .where(r.c.id == requisition_id, or_(scope_clause(r, actor), r.c.requester_id == actor.user_id))
     ).first()
     if row is None:
         return None
@@ -91,15 +86,14 @@ def get_requisition(session: Session, actor: Actor, requisition_id: str) -> dict
 def _in_scope_as(step_role: ColumnElement[str], actor: Actor) -> ColumnElement[bool]:
     """The active step's role is one the actor holds with a scope covering the case's branch."""
     c = rm_approval_cases
-    roles = set(actor.get("roles", ()))
     clauses: list[ColumnElement[bool]] = []
-    for role in sorted(roles & set(APPROVER_ROLES)):
+    for role in sorted(actor.roles & set(APPROVER_ROLES)):
         if role in GLOBAL_ROLES:
             clauses.append(step_role == role)
         elif role in REGION_ROLES:
-            clauses.append(and_(step_role == role, c.c.region_id.in_(list(actor.get("region_ids", [])))))
+            clauses.append(and_(step_role == role, c.c.region_id.in_(sorted(actor.region_ids))))
         else:
-            clauses.append(and_(step_role == role, c.c.branch_id.in_(list(actor.get("branch_ids", [])))))
+            clauses.append(and_(step_role == role, c.c.branch_id.in_(sorted(actor.branch_ids))))
     return or_(*clauses) if clauses else false()
 
 
@@ -113,15 +107,15 @@ def inbox(session: Session, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str,
     c, d = rm_approval_cases, rm_case_deciders
     in_scope = _in_scope_as(c.c.step_role, actor)
     may_decide = and_(in_scope, c.c.step_role_covers.is_(True))
-    if "admin" in actor.get("roles", ()):
+    if "admin" in actor.roles:
         as_admin = and_(c.c.admin_may_act.is_(True), c.c.admin_covers.is_(True), not_(in_scope))
         may_decide = or_(may_decide, as_admin)
-    already = exists().where(d.c.case_id == c.c.id, d.c.user_id == actor["user_id"])
+    already = exists().where(d.c.case_id == c.c.id, d.c.user_id == actor.user_id)
     rows = session.scalars(
         select(c.c.item)
         .where(
             c.c.step_role.is_not(None),
-            c.c.requester_id != actor["user_id"],
+            c.c.requester_id != actor.user_id,
             not_(already),
             may_decide,
         )

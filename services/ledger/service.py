@@ -20,7 +20,7 @@ from services.ledger.domain import Totals
 from services.ledger.models import Account, AwaitingFunds, BalanceCheck, Replenishment, Transfer
 from services.ledger.schemas import account_body, float_body, replenishment_body
 from shared.contracts import catalog
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
 from shared.db import upsert
 from shared.db.types import utcnow
@@ -368,8 +368,8 @@ def _release(uow: UnitOfWork, envelope: Envelope, requisition_id: uuid.UUID, mem
 # -- floats ---------------------------------------------------------------------------
 
 
-def _require(actor: dict[str, Any], roles: set[str], what: str) -> None:
-    if not set(actor["roles"]) & roles:
+def _require(actor: Actor, roles: set[str], what: str) -> None:
+    if not actor.roles & roles:
         raise Forbidden(f"Only {' or '.join(sorted(roles))} may {what}.", code="role-required")
 
 
@@ -395,7 +395,7 @@ def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> 
         bank,
         amount.minor_units,
         "funding",
-        memo=f"float opened by {envelope.actor['username']}",
+        memo=f"float opened by {envelope.actor.username}",
     )
     _account(
         session, domain.over_short_code(payload["branch_code"], amount.currency), "over_short", amount.currency, branch
@@ -416,7 +416,7 @@ def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str
         amount_minor=amount.minor_units,
         currency=amount.currency,
         status="requested",
-        requested_by=envelope.actor["user_id"],
+        requested_by=envelope.actor.user_id,
         requested_at=utcnow(),
         comment=payload["comment"],
         decision_comment="",
@@ -433,12 +433,12 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
     request = session.get(Replenishment, payload["id"], with_for_update=True)
     if request is None:
         raise NotFound("No such replenishment request.")
-    if request.requested_by == envelope.actor["user_id"]:
+    if request.requested_by == envelope.actor.user_id:
         raise Forbidden("Nobody decides their own replenishment request.", code="segregation-of-duties")
     if request.status != "requested":
         raise Conflict(f"This request was {request.status} already.", code="already-decided")
     request.status = "approved" if payload["approve"] else "rejected"
-    request.decided_by = envelope.actor["user_id"]
+    request.decided_by = envelope.actor.user_id
     request.decided_at = utcnow()
     request.decision_comment = payload["comment"]
     if payload["approve"]:
@@ -452,7 +452,7 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
             bank,
             request.amount_minor,
             "funding",
-            memo=f"replenishment approved by {envelope.actor['username']}",
+            memo=f"replenishment approved by {envelope.actor.username}",
         )
         request.transfer_id = transfer.id
         _serve_waiting(uow, envelope, float_account)

@@ -10,13 +10,14 @@ import hmac
 import math
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 import pyotp
+
+from shared.contracts.envelope import Actor
 
 # -- OTP ------------------------------------------------------------------------------
 
@@ -154,9 +155,9 @@ class Segregation(StrEnum):
     APPROVER = "approver-cannot-pay"
 
 
-def is_treasury(actor: Mapping[str, Any]) -> bool:
+def is_treasury(actor: Actor) -> bool:
     """Only treasury executes payments and holds an OTP enrolment for it."""
-    return TREASURY_ROLE in actor.get("roles", ())
+    return TREASURY_ROLE in actor.roles
 
 
 def segregation_breach(executor_id: str, requester_id: str, approver_ids: Iterable[str]) -> Segregation | None:

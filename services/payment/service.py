@@ -39,7 +39,7 @@ from services.payment.providers import (
 from services.payment.schemas import enrolment_body, enrolment_secret_body, payment_body
 from shared.config import ConfigError, Settings
 from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_STARTED
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
 from shared.contracts.payment import seal_enrolment
 from shared.db import upsert
@@ -107,7 +107,7 @@ def _unseal(key: str, sealed: str) -> str:
         ) from None
 
 
-def _require_treasury(actor: dict[str, Any]) -> None:
+def _require_treasury(actor: Actor) -> None:
     if not domain.is_treasury(actor):
         raise Forbidden("Only treasury executes payments and enrols an authenticator for it.", code="treasury-only")
 
@@ -140,8 +140,8 @@ def _record_attempt(
 ) -> None:
     session.add(
         OtpAttempt(
-            user_id=envelope.actor["user_id"],
-            username=envelope.actor["username"],
+            user_id=envelope.actor.user_id,
+            username=envelope.actor.username,
             action=action,
             requisition_id=requisition_id,
             result=result,
@@ -193,15 +193,15 @@ def enroll_otp(
     session.execute(
         upsert.insert(session, OtpEnrolment)
         .values(
-            user_id=actor["user_id"],
-            username=actor["username"],
+            user_id=actor.user_id,
+            username=actor.username,
             sealed_secret="",
             status=PENDING,
             created_at=config.clock(),
         )
         .on_conflict_do_nothing()
     )
-    enrolment = session.get(OtpEnrolment, actor["user_id"], with_for_update=True, populate_existing=True)
+    enrolment = session.get(OtpEnrolment, actor.user_id, with_for_update=True, populate_existing=True)
     assert enrolment is not None
     if enrolment.status == ACTIVE:
         raise Conflict(
@@ -211,13 +211,13 @@ def enroll_otp(
     # A pending enrolment is replaced: its secret was shown once and may have been lost.
     secret = domain.new_otp_secret()
     enrolment.sealed_secret = _seal(config.otp_key, secret)
-    enrolment.username = actor["username"]
+    enrolment.username = actor.username
     enrolment.status = PENDING
     enrolment.created_at = config.clock()
     enrolment.activated_at = None
     body = enrolment_body(enrolment)
     body["sealed"] = seal_enrolment(
-        config.otp_key, enrolment_secret_body(domain.provisioning_uri(secret, actor["username"]))
+        config.otp_key, enrolment_secret_body(domain.provisioning_uri(secret, actor.username))
     )
     return ok_reply(201, body)
 
@@ -229,7 +229,7 @@ def activate_otp(
     actor = envelope.actor
     _require_treasury(actor)
     session = uow.session
-    enrolment = session.get(OtpEnrolment, actor["user_id"], with_for_update=True)
+    enrolment = session.get(OtpEnrolment, actor.user_id, with_for_update=True)
     if enrolment is None or not enrolment.sealed_secret:
         raise Conflict("Enrol an authenticator first.", code="otp-not-enrolled")
     if enrolment.status == ACTIVE:
@@ -294,7 +294,7 @@ def execute_payment(
 ) -> dict[str, Any]:
     """Start paying a reserved requisition: who may, with a fresh code, then hand it to the job."""
     actor = envelope.actor
-    user_id = actor["user_id"]
+    user_id = actor.user_id
     session = uow.session
     now = config.clock()
     _require_treasury(actor)
@@ -363,7 +363,7 @@ def execute_payment(
                 "requisition_id": str(requisition_id),
                 "payment_id": str(payment.id),
                 "executor_id": user_id,
-                "executor_name": actor["username"],
+                "executor_name": actor.username,
                 "execution": payment.executions,
             },
         )
@@ -374,7 +374,7 @@ def execute_payment(
 
 
 def _start_execution(
-    session: Session, req: PayableRequisition, payment: Payment | None, actor: dict[str, Any], now: datetime
+    session: Session, req: PayableRequisition, payment: Payment | None, actor: Actor, now: datetime
 ) -> Payment:
     if payment is None:
         # execute_payment checked these; the asserts narrow the types.
@@ -394,8 +394,8 @@ def _start_execution(
             state=PaymentState.PROCESSING,
             executions=0,
             attempts=0,
-            executor_id=actor["user_id"],
-            executor_name=actor["username"],
+            executor_id=actor.user_id,
+            executor_name=actor.username,
             redrives=0,
             created_at=now,
             updated_at=now,
@@ -405,8 +405,8 @@ def _start_execution(
         payment.state = domain.transition(payment.state, PaymentState.PROCESSING)
     payment.executions += 1
     payment.attempts = 0
-    payment.executor_id = actor["user_id"]
-    payment.executor_name = actor["username"]
+    payment.executor_id = actor.user_id
+    payment.executor_name = actor.username
     payment.last_error = None
     payment.next_attempt_at = None
     payment.call_claim = None
@@ -416,8 +416,8 @@ def _start_execution(
         PaymentExecution(
             payment_id=payment.id,
             number=payment.executions,
-            executor_id=actor["user_id"],
-            executor_name=actor["username"],
+            executor_id=actor.user_id,
+            executor_name=actor.username,
             started_at=now,
             outcome=PaymentState.PROCESSING,
             reason="",

@@ -15,7 +15,7 @@ from services.requisition.domain import Status
 from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition, VoucherSequence
 from services.requisition.schemas import alert_body, cap_body, receipt_body, requisition_body
 from shared.contracts import catalog
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
 from shared.contracts.roles import can_see_branch, is_member
 from shared.db import upsert
@@ -52,8 +52,8 @@ def _record(
         HistoryEntry(
             requisition_id=req.id,
             at=utcnow(),
-            actor_id=envelope.actor["user_id"],
-            actor_name=envelope.actor["username"],
+            actor_id=envelope.actor.user_id,
+            actor_name=envelope.actor.username,
             action=action,
             from_status=before,
             to_status=req.status,
@@ -97,17 +97,15 @@ def _follow(
     return None
 
 
-def _own(session: Session, requisition_id: Any, actor: dict[str, Any]) -> Requisition:
+def _own(session: Session, requisition_id: Any, actor: Actor) -> Requisition:
     req = session.get(Requisition, requisition_id, with_for_update=True)
-    if req is None or (
-        not can_see_branch(actor, req.branch_id, req.region_id) and req.requester_id != actor["user_id"]
-    ):
+    if req is None or (not can_see_branch(actor, req.branch_id, req.region_id) and req.requester_id != actor.user_id):
         raise NotFound("No such requisition.")
     return req
 
 
-def _require_requester(req: Requisition, actor: dict[str, Any], what: str) -> None:
-    if req.requester_id != actor["user_id"]:
+def _require_requester(req: Requisition, actor: Actor, what: str) -> None:
+    if req.requester_id != actor.user_id:
         raise Forbidden(f"Only the requester may {what} a requisition.", code="requester-only")
 
 
@@ -222,8 +220,8 @@ def submit_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
         branch_code=payload["branch_code"],
         region_id=payload["region_id"],
         origin=payload["origin"],
-        requester_id=actor["user_id"],
-        requester_name=actor["username"],
+        requester_id=actor.user_id,
+        requester_name=actor.username,
         status=Status.DRAFT,
         revision=0,
         created_at=now,
@@ -269,11 +267,11 @@ def cancel_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
     actor = envelope.actor
     req = _own(uow.session, payload["id"], actor)
     status = Status(req.status)
-    office = bool(set(actor["roles"]) & domain.OFFICE_ROLES)
-    may = (req.requester_id == actor["user_id"] and status in domain.CANCELLABLE_BY_REQUESTER) or (
+    office = bool(actor.roles & domain.OFFICE_ROLES)
+    may = (req.requester_id == actor.user_id and status in domain.CANCELLABLE_BY_REQUESTER) or (
         office and status in domain.CANCELLABLE_BY_OFFICE
     )
-    if not may and req.requester_id != actor["user_id"] and not office:
+    if not may and req.requester_id != actor.user_id and not office:
         raise Forbidden("Only the requester, finance or an admin may cancel.", code="cannot-cancel")
     if not may:
         raise Conflict(
@@ -286,7 +284,7 @@ def cancel_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
             {
                 "requisition_id": str(req.id),
                 "branch_id": req.branch_id,
-                "actor_id": actor["user_id"],
+                "actor_id": actor.user_id,
                 "reason": payload["comment"],
             },
         )
@@ -312,7 +310,7 @@ def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any])
         filename=payload["filename"],
         content_type=payload["content_type"],
         size=payload["size"],
-        uploaded_by=envelope.actor["user_id"],
+        uploaded_by=envelope.actor.user_id,
         uploaded_at=utcnow(),
     )
     session.add(receipt)
@@ -335,7 +333,7 @@ def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any])
 
 def set_caps(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Replace the caps (admin only)."""
-    if "admin" not in envelope.actor["roles"]:
+    if "admin" not in envelope.actor.roles:
         raise Forbidden("Only an admin may set caps.", code="admin-only")
     session = uow.session
     for cap in session.scalars(select(Cap)):

@@ -6,8 +6,7 @@ nothing of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from shared.contracts.envelope import Actor
 
 ROLES: tuple[str, ...] = (
     "staff",
@@ -24,16 +23,15 @@ REGION_ROLES = frozenset({"regional_manager"})
 GLOBAL_ROLES = frozenset({"treasury", "finance", "cfo", "auditor", "admin"})
 
 
-def can_see_branch(actor: Mapping[str, Any], branch_id: str, region_id: str) -> bool:
+def can_see_branch(actor: Actor, branch_id: str, region_id: str) -> bool:
     """Whether an actor's roles and memberships cover a branch."""
-    roles = set(actor.get("roles", ()))
-    if roles & GLOBAL_ROLES:
+    if actor.roles & GLOBAL_ROLES:
         return True
-    if roles & REGION_ROLES and region_id in actor.get("region_ids", ()):
+    if actor.roles & REGION_ROLES and region_id in actor.region_ids:
         return True
-    return bool(roles & BRANCH_ROLES) and branch_id in actor.get("branch_ids", ())
+    return bool(actor.roles & BRANCH_ROLES) and branch_id in actor.branch_ids
 
 
-def is_member(actor: Mapping[str, Any], branch_id: str) -> bool:
+def is_member(actor: Actor, branch_id: str) -> bool:
     """Whether the actor belongs to the branch (may request money for it)."""
-    return branch_id in actor.get("branch_ids", ())
+    return branch_id in actor.branch_ids

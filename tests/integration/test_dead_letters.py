@@ -63,6 +63,27 @@ def test_a_poison_message_is_dead_lettered_and_listed(
     assert scalar(dbs["approval"], "SELECT count(*) FROM inbox WHERE message_id = :m", m=poison["message_id"]) == 0
 
 
+def test_a_message_whose_actor_has_no_user_id_is_dead_lettered_at_once(
+    stack: Stack, settings: Settings, dbs: Any
+) -> None:
+    poison = _submitted(str(uuid.uuid4())).to_dict()
+    del poison["actor"]["user_id"]  # malformed: no retry can make it whole
+    make_celery(settings, "test").send_task(catalog.handle_event_task("approval"), args=[poison], queue="approval")
+
+    approval, mid = dbs["approval"], poison["message_id"]
+    wait_for(
+        lambda: scalar(approval, "SELECT count(*) FROM dead_letters WHERE message_id = :m", m=mid),
+        10,
+        what="the dead letter",
+    )
+    error = scalar(approval, "SELECT error FROM dead_letters WHERE message_id = :m", m=mid)
+    assert error.startswith("permanent:")
+    assert "user_id" in error
+    # Refused on its first delivery, never retried.
+    assert scalar(approval, "SELECT attempts FROM dead_letters WHERE message_id = :m", m=mid) == 1
+    assert scalar(approval, "SELECT count(*) FROM inbox WHERE message_id = :m", m=mid) == 0
+
+
 def test_a_replayed_dead_letter_takes_effect_once(stack: Stack, dbs: Any, test_env: dict[str, str]) -> None:
     # As if this delivery had exhausted its retries while the database was down.
     requisition_id = str(uuid.uuid4())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,16 +16,16 @@ from sqlalchemy.engine import make_url
 from services.ledger import domain, service
 from services.ledger.models import Account, AwaitingFunds, Transfer
 from shared.config import Settings
-from shared.contracts.envelope import Envelope
+from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
 from shared.messaging.errors import DomainError
 from tests.support import scalar
 
-TREASURY = {"user_id": "t1", "username": "tess", "roles": ["treasury"], "branch_ids": [], "region_ids": []}
-FINANCE = {"user_id": "f1", "username": "fred", "roles": ["finance"], "branch_ids": [], "region_ids": []}
-AUDITOR = {"user_id": "a1", "username": "ann", "roles": ["auditor"], "branch_ids": [], "region_ids": []}
+TREASURY = Actor("t1", "tess", roles=frozenset({"treasury"}))
+FINANCE = Actor("f1", "fred", roles=frozenset({"finance"}))
+AUDITOR = Actor("a1", "ann", roles=frozenset({"auditor"}))
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -43,7 +44,7 @@ def ledger(settings: Settings) -> Iterator[Database]:
     db.dispose()
 
 
-def run(db: Database, use_case: Any, payload: dict[str, Any], actor: dict[str, Any] = TREASURY) -> Any:
+def run(db: Database, use_case: Any, payload: dict[str, Any], actor: Actor = TREASURY) -> Any:
     envelope = Envelope(type="test", payload={}, actor=actor)
     with db.uow() as uow:
         result = use_case(uow, envelope, payload)
@@ -168,7 +169,7 @@ def test_awaiting_funds_are_served_in_approval_order(ledger: Database) -> None:
             ledger,
             service.decide_replenishment,
             {"id": uuid.UUID(request["body"]["id"]), "approve": True, "comment": ""},
-            {**TREASURY, "roles": ["treasury", "finance"]},
+            replace(TREASURY, roles=frozenset({"treasury", "finance"})),
         )
     run(
         ledger,

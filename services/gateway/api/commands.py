@@ -5,36 +5,59 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, jsonify, url_for
+from flask import Response, g, has_app_context, jsonify, url_for
 from flask.views import MethodView
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from services.gateway import problems
 from services.gateway.api import Blueprint, ctx
 from services.gateway.auth import current_actor
 from services.gateway.models import PendingCommand
 from services.gateway.schemas import CommandStatusSchema, ProblemSchema
+from shared.contracts.envelope import Actor
 from shared.db.types import utcnow
+from shared.db.upsert import insert
 
 blp = Blueprint("commands", __name__, url_prefix="/api/v1/commands", description="Command status")
 
+# Set by the Idempotency-Key wrapper: a list where ``accepted`` leaves its row, so the row is
+# written in the same commit as the stored answer instead of a transaction of its own.
+DEFERRED_ATTRIBUTE = "deferred_pending_commands"
 
-def accepted(message_id: str, actor: dict[str, Any], resource: str) -> Response:
+
+def status_path(message_id: str) -> str:
+    """The status URL of a command."""
+    return url_for("commands.CommandStatus", message_id=message_id)
+
+
+def accepted(message_id: str, actor: Actor, resource: str) -> Response:
     """202 with a status URL; only the sender may read that status."""
-    with ctx().db.uow() as uow:
-        uow.session.add(
-            PendingCommand(
-                message_id=uuid.UUID(message_id),
-                user_id=uuid.UUID(actor["user_id"]),
-                resource=resource,
-                created_at=utcnow(),
-            )
-        )
-        uow.commit()
-    status_url = url_for("commands.CommandStatus", message_id=message_id)
+    row = {
+        "message_id": uuid.UUID(message_id),
+        "user_id": uuid.UUID(actor.user_id),
+        "resource": resource,
+        "created_at": utcnow(),
+    }
+    deferred: list[dict[str, Any]] | None = g.get(DEFERRED_ATTRIBUTE) if has_app_context() else None
+    if deferred is not None:
+        deferred.append(row)
+    else:
+        with ctx().db.uow() as uow:
+            record_pending(uow.session, [row])
+            uow.commit()
+    status_url = status_path(message_id)
     response = jsonify(state="pending", message_id=message_id, status_url=status_url)
     response.status_code = 202
     response.headers["Location"] = status_url
     return response
+
+
+def record_pending(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Remember who may read these commands' status; the caller commits. A row that exists stays
+    (an ``Idempotency-Key`` retry answers 202 again for the same command)."""
+    if rows:
+        session.execute(insert(session, PendingCommand).values(rows).on_conflict_do_nothing())
 
 
 @blp.route("/<uuid:message_id>")
@@ -45,9 +68,11 @@ class CommandStatus(MethodView):
         """Whether a command has finished, and its outcome."""
         actor = current_actor()
         context = ctx()
+        # Read the column, not the entity: the unit of work's rollback expires loaded objects,
+        # and an expired object read after its session closed raises DetachedInstanceError.
         with context.db.uow() as uow:
-            pending = uow.session.get(PendingCommand, message_id)
-        if pending is None or str(pending.user_id) != actor["user_id"]:
+            owner = uow.session.scalar(select(PendingCommand.user_id).where(PendingCommand.message_id == message_id))
+        if owner is None or str(owner) != actor.user_id:
             return problems.problem(404, "not-found", "No such command.")
         reply = context.bus.reply(str(message_id))
         if reply is None:

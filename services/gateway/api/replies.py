@@ -13,6 +13,7 @@ from services.gateway.api.commands import accepted
 from services.gateway.auth import current_actor
 from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
+from shared.contracts.envelope import Actor
 
 
 def reply_response(reply: dict[str, Any], location: str | None = None) -> Response:
@@ -54,11 +55,11 @@ def found(body: Any, what: str) -> Response:
     return jsonify(body)
 
 
-def require_role(*roles: str) -> dict[str, Any]:
+def require_role(*roles: str) -> Actor:
     """The actor, if they hold one of ``roles``; 403 otherwise (services check again)."""
     from flask_smorest import abort
 
     actor = current_actor()
-    if not set(actor["roles"]) & set(roles):
+    if not actor.roles & set(roles):
         abort(403, message=f"This needs one of the roles: {', '.join(roles)}.")
     return actor

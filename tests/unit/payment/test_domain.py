@@ -23,6 +23,7 @@ from services.payment.domain import (
     RetryPolicy,
     Segregation,
 )
+from shared.contracts.envelope import Actor
 
 # Fixed secrets keep every run identical (a random one could, once in a million, collide).
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -150,9 +151,9 @@ def test_anyone_else_may_pay() -> None:
 
 
 def test_only_treasury_pays() -> None:
-    assert domain.is_treasury({"roles": ["treasury"]})
-    assert not domain.is_treasury({"roles": ["finance", "cfo", "admin"]})
-    assert not domain.is_treasury({})
+    assert domain.is_treasury(Actor("u1", "tess", roles=frozenset({"treasury"})))
+    assert not domain.is_treasury(Actor("u2", "fred", roles=frozenset({"finance", "cfo", "admin"})))
+    assert not domain.is_treasury(Actor("u3", "nobody"))
 
 
 # -- the state machine ----------------------------------------------------------------
