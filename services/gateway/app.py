@@ -11,7 +11,8 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 from services.gateway import problems
-from services.gateway.api import admin, approvals, commands, floats, health, payments, requisitions
+from services.gateway.api import admin, approvals, commands, floats, health, payments, requisitions, system
+from services.gateway.backlog import Backlog
 from services.gateway.bus import Bus
 from shared.config import Settings, load_settings
 from shared.db.engine import Database
@@ -22,11 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GatewayContext:
-    """What every request of this process shares: settings, the identity database, the bus."""
+    """What every request of this process shares: settings, the identity database, the bus,
+    and how far behind the services are."""
 
     settings: Settings
     db: Database
     bus: Bus
+    backlog: Backlog
 
 
 class ProblemApi(Api):  # type: ignore[misc]
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         db=Database(settings.database_url("gateway")),
         bus=Bus(make_celery(settings, "gateway")),
+        backlog=Backlog(settings),
     )
     api = ProblemApi(app)
     api.register_blueprint(requisitions.blp)
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(commands.blp)
     api.register_blueprint(payments.blp)
     api.register_blueprint(floats.blp)
+    api.register_blueprint(system.blp)
     app.register_blueprint(health.bp)
     app.before_request(_refuse_nul_in_url)
     app.register_error_handler(Exception, _unhandled)

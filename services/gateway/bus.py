@@ -40,9 +40,8 @@ from celery.result import AsyncResult
 from flask import g, has_app_context
 
 from shared.contracts.catalog import TaskSpec
-from shared.contracts.envelope import Actor, Envelope, load_envelope
+from shared.contracts.envelope import Actor, Envelope
 from shared.messaging.app import send_command
-from shared.messaging.outbox import check_contract
 
 log = logging.getLogger(__name__)
 
@@ -502,24 +501,17 @@ class Bus:
         if binding is None:
             send_command(self.app, spec, envelope)
             return
-        # What send_command does, with a probe between the contract check and the send (and the
-        # same pooled connection for both): if the probe fails, the command was certainly not sent
-        # and its Idempotency-Key may be used again. Any failure after it is ambiguous.
-        check_contract(load_envelope(envelope))
+        # A probe before the send, on the same pooled connection: if the probe fails, the command
+        # was certainly not sent and its Idempotency-Key may be used again. Any failure after it
+        # is ambiguous.
         with self.app.producer_or_acquire() as producer:
             self._probe(producer, strict=False)
             binding.sent = True
-            self.app.send_task(
-                spec.name, args=[envelope], queue=spec.queue, task_id=envelope["message_id"], producer=producer
-            )
+            send_command(self.app, spec, envelope, producer=producer)
 
     def _send_query(self, spec: TaskSpec, envelope: dict[str, Any], timeout: float) -> None:
-        # send_command, plus the ``expires`` it does not take (see shared.messaging.app).
         self._quiet_backend()
-        check_contract(load_envelope(envelope))
-        self.app.send_task(
-            spec.name, args=[envelope], queue=spec.queue, task_id=envelope["message_id"], expires=max(timeout, 0.001)
-        )
+        send_command(self.app, spec, envelope, expires=max(timeout, 0.001))
 
     @staticmethod
     def _probe(producer: Any, strict: bool) -> None:

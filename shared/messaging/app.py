@@ -48,16 +48,34 @@ def make_celery(settings: Settings, name: str) -> Celery:
     return app
 
 
-def send_command(app: Celery, spec: TaskSpec, envelope: dict[str, Any], origin: str | None = None) -> str:
+def send_command(
+    app: Celery,
+    spec: TaskSpec,
+    envelope: dict[str, Any],
+    origin: str | None = None,
+    *,
+    expires: float | None = None,
+    producer: Any = None,
+) -> str:
     """Send a command or query (checked against its contract); the task id is the message id,
     so its result can be found. ``origin``: the service whose outbox it came from, which the
-    consumer acknowledges it to (``shared.messaging.delivery``)."""
+    consumer acknowledges it to (``shared.messaging.delivery``); ``expires``: seconds after
+    which a worker drops it unrun (a query nobody waits for anymore); ``producer``: a kombu
+    producer to send with (the caller's pooled connection)."""
     from shared.contracts.envelope import load_envelope
     from shared.messaging.outbox import check_contract
 
     check_contract(load_envelope(envelope))
     kwargs = {"origin": origin} if origin else {}
-    app.send_task(spec.name, args=[envelope], kwargs=kwargs, queue=spec.queue, task_id=envelope["message_id"])
+    app.send_task(
+        spec.name,
+        args=[envelope],
+        kwargs=kwargs,
+        queue=spec.queue,
+        task_id=envelope["message_id"],
+        expires=expires,
+        producer=producer,
+    )
     return str(envelope["message_id"])
 
 

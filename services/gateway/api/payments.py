@@ -13,7 +13,7 @@ from marshmallow import Schema, fields, validate
 from services.gateway import problems, reads
 from services.gateway.api import Blueprint, ctx
 from services.gateway.api.commands import accepted
-from services.gateway.api.replies import command, found, read, reply_response
+from services.gateway.api.replies import Behind, call, command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import AcceptedSchema, ProblemSchema
@@ -116,7 +116,10 @@ class OtpEnrolment(MethodView):
         """
         actor = current_actor()
         context = ctx()
-        message_id, reply = context.bus.call(catalog.ENROLL_OTP, {}, actor, context.settings.command_wait_seconds)
+        try:
+            message_id, reply = call(catalog.ENROLL_OTP, {}, actor)
+        except Behind as behind:
+            return behind.response()
         if reply is None:
             return accepted(message_id, actor, "otp-enrolment")
         if reply["status"] != 201:

@@ -32,11 +32,40 @@ def reply_response(reply: dict[str, Any], location: str | None = None) -> Respon
     return response
 
 
+class Behind(Exception):
+    """The services are too far behind to take more work now (answered 503 with Retry-After)."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(queue)
+        self.queue = queue
+
+    def response(self) -> Response:
+        answer = problems.problem(
+            503,
+            "service-overloaded",
+            f"The system is behind ({self.queue} has more waiting than it takes on); retry shortly.",
+        )
+        answer.headers["Retry-After"] = str(problems.RETRY_AFTER_SECONDS)
+        return answer
+
+
+def call(spec: TaskSpec, payload: dict[str, Any], actor: Actor) -> tuple[str, dict[str, Any] | None]:
+    """Send a command and wait briefly for its reply, unless a queue is past its bound
+    (:class:`Behind`): accepting work the services cannot finish helps nobody."""
+    context = ctx()
+    queue = context.backlog.behind()
+    if queue is not None:
+        raise Behind(queue)
+    return context.bus.call(spec, payload, actor, context.settings.command_wait_seconds)  # type: ignore[no-any-return]
+
+
 def command(spec: TaskSpec, payload: dict[str, Any], resource: str = "requisition") -> Response:
     """Send a command and answer with its outcome, or 202 and a status URL if it is slow."""
     actor = current_actor()
-    context = ctx()
-    message_id, reply = context.bus.call(spec, payload, actor, context.settings.command_wait_seconds)
+    try:
+        message_id, reply = call(spec, payload, actor)
+    except Behind as behind:
+        return behind.response()
     if reply is None:
         return accepted(message_id, actor, resource)
     return reply_response(reply)

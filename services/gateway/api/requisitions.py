@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from services.gateway import problems, reads, receipts
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import command, found, read, reply_response
+from services.gateway.api.replies import Behind, call, command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch_by_code
 from services.gateway.idempotency import idempotent
@@ -71,15 +71,15 @@ class Requisitions(MethodView):
     def post(self, data: dict[str, Any]) -> Response:
         """Submit a requisition (or save a draft with ``"draft": true``)."""
         actor = current_actor()
-        context = ctx()
         branch = branch_by_code(data.pop("branch"))
         if branch is None:
             return problems.problem(422, "unknown-branch", "No branch has that code.")
         data.update(branch_id=branch.id, branch_code=branch.code, region_id=branch.region_id, origin=branch.origin)
         payload = SubmitRequisitionPayload().dump(data)
-        message_id, reply = context.bus.call(
-            catalog.SUBMIT_REQUISITION, payload, actor, context.settings.command_wait_seconds
-        )
+        try:
+            message_id, reply = call(catalog.SUBMIT_REQUISITION, payload, actor)
+        except Behind as behind:
+            return behind.response()
         if reply is None:
             from services.gateway.api.commands import accepted
 
