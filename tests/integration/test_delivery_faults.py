@@ -8,6 +8,7 @@ sagas to their end anyway, whatever order the re-sent events arrive in.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from shared.db.engine import Database
 from shared.db.migrate import upgrade
 from tests.support import Api, Proc, Stack, ThrowawayRedis, free_port, kes, requisition_body, scalar, wait_for
 
-PREFIX = "pettycash_faults_"
+# Under the session's prefix, so two test sessions on one machine keep apart.
+PREFIX = os.environ.get("PETTYCASH_TEST_DB_PREFIX", "pettycash_test_") + "faults_"
 
 
 @dataclass

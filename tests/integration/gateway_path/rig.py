@@ -13,7 +13,6 @@ No relay runs here: it would publish the session stack's outbox to a broker nobo
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from sqlalchemy.engine import make_url
 from shared.config import Settings
 from shared.contracts import catalog
 from shared.db.engine import Database
+from tests import support
 from tests.integration.gateway_path.netproxy import TcpProxy
 from tests.support import WORKER_READY, Api, Proc, free_port, scalar, start_worker, wait_for
 
@@ -38,43 +38,14 @@ CONNECTED = "celery.worker.consumer.connection"
 OWN_REQUISITION_DB = "gwpath_requisition"  # after the session's database prefix
 
 
-class ThrowawayRedis:
-    """A ``redis-server`` of the test's own, without persistence: killing it loses everything."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), 10, 0.05, "the throwaway redis-server")
+class ThrowawayRedis(support.ThrowawayRedis):
+    """The shared throwaway ``redis-server``, with the names these tests use."""
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.stop()
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 @dataclass
