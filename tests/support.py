@@ -267,3 +267,20 @@ def float_of(api: Api, token: str, branch: str) -> dict[str, int]:
     """A branch float's balance, held and available, in minor units."""
     body = api.get(f"/api/v1/floats/{branch}", token).json()
     return {k: v["minor_units"] for k, v in body["floats"][0].items() if isinstance(v, dict)}
+
+
+def settled_float(api: Api, token: str, ledger: Any, branch: str, timeout: float = 15) -> dict[str, int]:
+    """A branch float as the API shows it, once the gateway's projection has caught up with the
+    ledger (a change the reader did not make reaches the projection a moment after the ledger)."""
+    from sqlalchemy import select
+
+    from services.ledger.models import Account
+    from services.ledger.service import account_snapshots
+
+    def truth() -> dict[str, int]:
+        with ledger.uow() as uow:
+            ids = uow.session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_code == branch))
+            [snapshot] = account_snapshots(uow.session, list(ids))
+        return {k: v["minor_units"] for k, v in snapshot["float"].items() if isinstance(v, dict)}
+
+    return dict(wait_for(lambda: (shown := float_of(api, token, branch)) == truth() and shown, timeout, 0.05))

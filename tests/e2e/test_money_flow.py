@@ -16,7 +16,7 @@ import pytest
 from services.gateway import identity
 from shared.db.engine import Database
 from tests.payment_support import CASH, Authenticator, Person, bank, ensure_float, pay, treasurer, wait_payment
-from tests.support import Api, float_of, kes, requisition_body, scalar, wait_for
+from tests.support import Api, kes, requisition_body, scalar, settled_float, wait_for
 
 
 def status(api: Api, token: str, rid: str) -> str:
@@ -93,7 +93,7 @@ def test_complete_requisition_approval_payment_and_ledger(
     rid = submit(api, tokens["alice"], amount=kes(5_000), payee=CASH)
     approve(api, tokens["bob"], rid)
     wait_status(api, tokens["alice"], rid, "reserved")
-    before = float_of(api, tokens["aud"], "NBO-CBD")
+    before = settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")
 
     executed = pay(api, person, rid, device.code())
     assert executed.status_code == 201, executed.text
@@ -101,7 +101,7 @@ def test_complete_requisition_approval_payment_and_ledger(
     wait_status(api, tokens["alice"], rid, "paid")
     wait_for(lambda: postings(dbs, rid, "post") == 1, 15, what="the posting")
 
-    after = float_of(api, tokens["aud"], "NBO-CBD")
+    after = settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")
     assert after["balance"] == before["balance"] - 500_000
     assert after["held"] == before["held"] - 500_000
     assert after["available"] == before["available"]
@@ -184,7 +184,7 @@ def test_the_execution_limit_blocks_further_attempts(
     rid = submit(api, tokens["alice"], amount=kes(1_500), payee=bank("FAIL-PERMANENT"))
     approve(api, tokens["bob"], rid)
     wait_status(api, tokens["alice"], rid, "reserved")
-    held_before = float_of(api, tokens["aud"], "NBO-CBD")["held"]
+    held_before = settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")["held"]
     for execution in (1, 2, 3):
         assert pay(api, person, rid, device.code()).status_code == 201
         wait_for(
@@ -198,7 +198,7 @@ def test_the_execution_limit_blocks_further_attempts(
     assert blocked.status_code == 422
     assert blocked.json()["type"] == "execution-limit-reached"
     wait_for(lambda: postings(dbs, rid, "void") == 1, 15, what="the hold to be voided")
-    assert float_of(api, tokens["aud"], "NBO-CBD")["held"] == held_before - 150_000
+    assert settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")["held"] == held_before - 150_000
     assert status(api, tokens["alice"], rid) == "payment_failed"
     alerts = api.get("/api/v1/alerts", tokens["fiona"]).json()["items"]
     assert any(a["requisition_id"] == rid and a["kind"] == "payment_failed" for a in alerts)
@@ -238,10 +238,10 @@ def test_cancelling_a_reserved_requisition_releases_the_money(
     rid = submit(api, tokens["alice"], amount=kes(6_000))
     approve(api, tokens["bob"], rid)
     wait_status(api, tokens["alice"], rid, "reserved")
-    held = float_of(api, tokens["aud"], "NBO-CBD")["held"]
+    held = settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")["held"]
     assert api.post(f"/api/v1/requisitions/{rid}/cancel", tokens["alice"], json={}).status_code == 409  # decided
     cancelled = api.post(f"/api/v1/requisitions/{rid}/cancel", tokens["fiona"], json={"comment": "Duplicate of V-17"})
     assert cancelled.status_code == 200
     wait_for(lambda: postings(dbs, rid, "void") == 1, 15)
-    assert float_of(api, tokens["aud"], "NBO-CBD")["held"] == held - 600_000
+    assert settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")["held"] == held - 600_000
     wait_for(lambda: pay(api, person, rid, device.code()).status_code == 409, 15, what="payment to be refused")
