@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint unit clean
+.PHONY: run test lint unit clean bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ lint: $(VENV)/.dev-installed
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit
+
+## The benchmark (README, "Benchmark"): production-like stack, 100,000 requisitions, 1,000,000 transfers,
+## every stage; writes load_tests/reports/bench-<date>.json and .md. Extra options: make bench BENCH_ARGS='...'
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m load_tests.bench $(BENCH_ARGS)
+
+## The benchmark's few-second smoke run (what tests/e2e/test_bench_smoke.py runs); reports under var/bench/.
+bench-smoke: $(VENV)/.dev-installed
+	$(BIN)/python -m load_tests.bench --smoke --out var/bench/reports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
