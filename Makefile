@@ -42,5 +42,14 @@ bench: $(VENV)/.dev-installed
 bench-smoke: $(VENV)/.dev-installed
 	$(BIN)/python -m load_tests.bench --smoke --out var/bench/reports
 
+## Fault runs (README, "Fault runs"): the whole stack on its own PostgreSQL and Redis under a seeded fault
+## schedule, then the invariants; exits 1 on a violation. The long run: 20 seeds of 10 minutes (about 4 hours).
+## Shorter: make chaos CHAOS_SEEDS=1..3 CHAOS_MINUTES=1; more options: CHAOS_ARGS='--clients 6 --out DIR'.
+CHAOS_SEEDS ?= 1..20
+CHAOS_MINUTES ?= 10
+.PHONY: chaos
+chaos: $(VENV)/.dev-installed
+	$(BIN)/python -m pettycash chaos --seeds $(CHAOS_SEEDS) --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from pettycash.chaos.cli import chaos
 from pettycash.components import build_runtime, migrate_all
 from shared.config import DATABASES, SERVICES, load_settings
 from shared.contracts.catalog import query_queue_of, queue_of
@@ -263,3 +264,6 @@ def policy_set(path: Any) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"policy version {reply['body']['version']} in force")
+
+
+main.add_command(chaos)

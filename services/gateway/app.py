@@ -58,10 +58,11 @@ def create_app(settings: Settings | None = None) -> Flask:
             "security": [{"bearerAuth": []}],
         },
     )
+    db = Database(settings.database_url("gateway"))
     app.extensions["pettycash"] = GatewayContext(
         settings=settings,
-        db=Database(settings.database_url("gateway")),
-        bus=Bus(make_celery(settings, "gateway")),
+        db=db,
+        bus=Bus(make_celery(settings, "gateway"), db=None if settings.embedded else db),
         backlog=Backlog(settings),
     )
     api = ProblemApi(app)

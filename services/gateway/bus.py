@@ -40,8 +40,10 @@ from celery.result import AsyncResult
 from flask import g, has_app_context
 
 from shared.contracts.catalog import TaskSpec
-from shared.contracts.envelope import Actor, Envelope
+from shared.contracts.envelope import Actor, Envelope, load_envelope
+from shared.db.engine import Database
 from shared.messaging.app import send_command
+from shared.messaging.outbox import record_sent
 
 log = logging.getLogger(__name__)
 
@@ -359,9 +361,12 @@ class Bus:
 
     _process_lock = threading.Lock()
 
-    def __init__(self, app: Celery, poll_seconds: float = 0.002) -> None:
+    def __init__(self, app: Celery, poll_seconds: float = 0.002, db: Database | None = None) -> None:
         self.app = app
         self.poll_seconds = poll_seconds
+        # The gateway's database: a command sent is also kept in its outbox, so the relay sends
+        # it again if no worker acknowledges it (a broker restart lost it); see _track.
+        self.db = db
         backend_url = str(app.conf.result_backend or "")
         # rediss:// and redis+socket:// are the Redis backend too; sentinel:// keeps polling.
         self.listens = backend_url.startswith(("redis://", "rediss://", "redis+socket://", "unix://"))
@@ -498,16 +503,32 @@ class Bus:
 
     def _publish(self, spec: TaskSpec, envelope: dict[str, Any], binding: Binding | None) -> None:
         self._quiet_backend()
+        origin = "gateway" if self.db is not None else None
         if binding is None:
-            send_command(self.app, spec, envelope)
+            send_command(self.app, spec, envelope, origin)
+        else:
+            # A probe before the send, on the same pooled connection: if the probe fails, the
+            # command was certainly not sent and its Idempotency-Key may be used again. Any
+            # failure after it is ambiguous.
+            with self.app.producer_or_acquire() as producer:
+                self._probe(producer, strict=False)
+                binding.sent = True
+                send_command(self.app, spec, envelope, origin, producer=producer)
+        self._track(envelope)
+
+    def _track(self, envelope: dict[str, Any]) -> None:
+        """Keep a sent command in the gateway's outbox, as published: until the service that
+        owns it acknowledges it, the relay sends it again (the service's inbox makes a second
+        copy harmless, and its reply lands under the same id). Recorded after the send, so a
+        command the broker refused is never sent later behind the client's back."""
+        if self.db is None:
             return
-        # A probe before the send, on the same pooled connection: if the probe fails, the command
-        # was certainly not sent and its Idempotency-Key may be used again. Any failure after it
-        # is ambiguous.
-        with self.app.producer_or_acquire() as producer:
-            self._probe(producer, strict=False)
-            binding.sent = True
-            send_command(self.app, spec, envelope, producer=producer)
+        try:
+            with self.db.uow() as uow:
+                record_sent(uow.session, load_envelope(envelope))
+                uow.commit()
+        except Exception:
+            log.warning("could not track command %s for re-sending", envelope["message_id"], exc_info=True)
 
     def _send_query(self, spec: TaskSpec, envelope: dict[str, Any], timeout: float) -> None:
         self._quiet_backend()

@@ -73,6 +73,9 @@ def from_http_exception(exc: HTTPException) -> Response:
     if extra.get("errors") and status == 400:
         detail = "The request body is not valid; see errors."
     response = problem(status, slug, str(detail), **extra)
+    for name, value in exc.get_headers():  # e.g. the Allow of a 405 (RFC 9110 requires it)
+        if name.lower() != "content-type":
+            response.headers[name] = value
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pettycash"'
     return response

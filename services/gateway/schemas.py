@@ -1,13 +1,97 @@
-"""The API's marshmallow schemas: the single source of request validation and of OpenAPI."""
+"""The API's marshmallow schemas: the single source of request validation, of response
+serialisation and of OpenAPI.
+
+Request schemas validate what clients send (``@blp.arguments``). Response schemas are what
+flask-smorest dumps every successful answer with (``@blp.response``), so the OpenAPI document
+is what the API returns: one schema per resource, reused wherever that resource is answered.
+A response schema declares every field the answer carries (dumping drops undeclared ones),
+``required`` where the field is always present and ``allow_none`` where it may be null.
+Problems (``application/problem+json``) are answered as they are built and documented here.
+"""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, fields, post_dump, validate
 
 from shared.contracts.money import MoneySchema
-from shared.contracts.payloads import CATEGORIES, CapSchema, PayeeSchema, PolicySchema, RequisitionFieldsSchema
+from shared.contracts.payloads import (
+    CATEGORIES,
+    ORIGINS,
+    CapSchema,
+    PayeeSchema,
+    PolicySchema,
+    RequisitionFieldsSchema,
+    TierPolicySchema,
+)
+from shared.contracts.roles import ROLES
 
 __all__ = ["CapSchema", "PolicySchema"]
+
+# What the services put in their bodies (they are the source; the contract tests compare).
+REQUISITION_STATUSES: tuple[str, ...] = (
+    "draft",
+    "submitted",
+    "pending_approval",
+    "pending_urgency_confirmation",
+    "changes_requested",
+    "approved",
+    "rejected",
+    "cancelled",
+    "expired",
+    "awaiting_funds",
+    "reserved",
+    "payment_processing",
+    "paid",
+    "payment_failed",
+)
+CASE_STATUSES: tuple[str, ...] = ("open", "approved", "rejected", "changes_requested", "expired", "cancelled")
+STEP_STATUSES: tuple[str, ...] = ("waiting", "active", "done", "skipped", "void")
+STEP_KINDS: tuple[str, ...] = ("approve", "urgency_confirmation")
+PAYMENT_STATES: tuple[str, ...] = ("processing", "completed", "failed")
+REPLENISHMENT_STATUSES: tuple[str, ...] = ("requested", "approved", "rejected")
+ENROLMENT_STATUSES: tuple[str, ...] = ("pending", "active")
+ACCOUNT_KINDS: tuple[str, ...] = ("bank", "float", "expense", "over_short")
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+RECEIPT_TYPES: tuple[str, ...] = ("application/pdf", "image/png", "image/jpeg")
+
+
+def _timestamp(*, nullable: bool = False, **metadata: Any) -> fields.String:
+    """An ISO 8601 timestamp with its offset, as the services write it (passed through as text)."""
+    return fields.String(required=True, allow_none=nullable, metadata={"format": "date-time", **metadata})
+
+
+def _uuid(*, nullable: bool = False, **metadata: Any) -> fields.String:
+    """An id the services generate (a UUID, passed through as text)."""
+    return fields.String(required=True, allow_none=nullable, metadata={"format": "uuid", **metadata})
+
+
+def _text(*, nullable: bool = False, **kwargs: Any) -> fields.String:
+    return fields.String(required=True, allow_none=nullable, **kwargs)
+
+
+def _one_of(choices: tuple[str, ...], *, nullable: bool = False, **kwargs: Any) -> fields.String:
+    return fields.String(required=True, allow_none=nullable, validate=validate.OneOf(choices), **kwargs)
+
+
+def _integer(*, nullable: bool = False, **kwargs: Any) -> fields.Integer:
+    return fields.Integer(required=True, allow_none=nullable, **kwargs)
+
+
+def _boolean(**kwargs: Any) -> fields.Boolean:
+    return fields.Boolean(required=True, **kwargs)
+
+
+def _strings(**kwargs: Any) -> fields.List:
+    return fields.List(fields.String(), required=True, **kwargs)
+
+
+def _money() -> fields.Nested:
+    return fields.Nested(MoneySchema, required=True)
+
+
+# -- requests -------------------------------------------------------------------------
 
 
 class RequisitionCreateSchema(RequisitionFieldsSchema):
@@ -50,156 +134,460 @@ class ReceiptUploadSchema(Schema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
 
 
+class OpenFloatSchema(Schema):
+    """Body of ``POST /api/v1/floats``."""
+
+    branch = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    amount = fields.Nested(MoneySchema, required=True)
+
+
+class ReplenishSchema(Schema):
+    """Body of ``POST /api/v1/floats/{branch_code}/replenishments``."""
+
+    amount = fields.Nested(MoneySchema, required=True)
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class DecisionSchema(Schema):
+    """Body of ``POST /api/v1/replenishments/{id}/decision``."""
+
+    approve = fields.Boolean(required=True)
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+OTP_CODE = validate.Regexp(r"^[0-9]{6}$", error="A 6-digit code from your authenticator.")
+
+
+class OtpActivationSchema(Schema):
+    """Body of ``POST /api/v1/otp/activation``."""
+
+    code = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
+
+
+class PaymentExecuteSchema(Schema):
+    """Body of ``POST /api/v1/requisitions/{id}/payment``."""
+
+    otp = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
+
+
+# -- rules across fields -----------------------------------------------------------------
+
+# What the API enforces across fields (a field's validity depends on another's) has no field
+# to carry it; these JSON Schema keywords are merged into the schemas' OpenAPI components, so
+# the document says what a request needs (see ``services.gateway.api.Blueprint``).
+PAYEE_ACCOUNT_RULE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"method": {"enum": ["cash"]}}},
+        {"required": ["account_ref"], "properties": {"account_ref": {"minLength": 1}}},
+    ],
+    "description": "A mobile money or bank payee needs an account_ref.",
+}
+URGENCY_RULE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"urgent": {"enum": [False]}}},
+        {"required": ["urgency_reason"], "properties": {"urgency_reason": {"pattern": "\\S"}}},
+    ],
+}
+COMPONENT_RULES: dict[type[Schema], dict[str, Any]] = {
+    PayeeSchema: PAYEE_ACCOUNT_RULE,
+    RequisitionCreateSchema: URGENCY_RULE,
+    RequisitionEditSchema: URGENCY_RULE,
+}
+# No text the API takes or gives may hold a NUL (no column can keep one): every string says so.
+NUL_FREE = "^[^\\x00]*$"
+
+
+# -- shared pieces of responses ---------------------------------------------------------
+
+
+class BalanceSchema(MoneySchema):
+    """Money that may be zero or negative (a float's balance, held and available amounts)."""
+
+    minor_units = fields.Integer(required=True, strict=True, metadata={"description": "Integer minor units"})
+
+
+class PayeeViewSchema(PayeeSchema):
+    """Who receives the money and how, as answered (``account_ref`` is empty for cash)."""
+
+    account_ref = fields.String(required=True)
+
+
+# -- requisitions ------------------------------------------------------------------------
+
+
 class ReceiptSchema(Schema):
-    sha256 = fields.String()
-    filename = fields.String()
-    content_type = fields.String()
-    size = fields.Integer()
-    uploaded_at = fields.String()
-    reused = fields.Boolean()
-    reused_in = fields.List(fields.String())
+    """A receipt, flagged when the same file is attached to other requisitions."""
 
-
-class InboxItemSchema(Schema):
-    requisition_id = fields.String()
-    voucher_no = fields.String()
-    branch_id = fields.String()
-    requester_name = fields.String()
-    amount = fields.Nested(MoneySchema)
-    category = fields.String(validate=validate.OneOf(CATEGORIES))
-    urgent = fields.Boolean()
-    urgency_reason = fields.String()
-    tier = fields.String()
-    step = fields.Integer()
-    role = fields.String()
-    kind = fields.String()
-    due_at = fields.String(allow_none=True)
-    overdue = fields.Boolean()
-    reused_receipts = fields.List(fields.String())
-
-
-class InboxSchema(Schema):
-    items = fields.List(fields.Nested(InboxItemSchema))
-
-
-class CapsSchema(Schema):
-    caps = fields.List(fields.Nested(CapSchema), required=True)
-
-
-class AlertSchema(Schema):
-    kind = fields.String()
-    severity = fields.String()
-    message = fields.String()
-    requisition_id = fields.String(allow_none=True)
-    branch_id = fields.String(allow_none=True)
-    source = fields.String()
-    raised_at = fields.String()
-
-
-class AlertListSchema(Schema):
-    items = fields.List(fields.Nested(AlertSchema))
+    sha256 = _text(validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    filename = _text()
+    content_type = _one_of(RECEIPT_TYPES)
+    size = _integer()
+    uploaded_at = _timestamp()
+    reused = _boolean()
+    reused_in = _strings(metadata={"description": "Vouchers of other requisitions carrying the same file"})
 
 
 class HistoryEntrySchema(Schema):
-    at = fields.String()
-    actor_id = fields.String()
-    actor_name = fields.String()
-    action = fields.String()
-    from_status = fields.String(allow_none=True)
-    to_status = fields.String()
-    comment = fields.String()
+    at = _timestamp()
+    actor_id = _text(metadata={"description": "A user id, or system"})
+    actor_name = _text()
+    action = _text()
+    from_status = _one_of(REQUISITION_STATUSES, nullable=True)
+    to_status = _one_of(REQUISITION_STATUSES)
+    comment = _text()
 
 
 class ApprovalStepSchema(Schema):
-    seq = fields.Integer()
-    role = fields.String()
-    kind = fields.String()
-    status = fields.String()
-    admin_may_act = fields.Boolean()
-    escalation_reason = fields.String()
-    due_at = fields.String(allow_none=True)
-    decided_by = fields.String(allow_none=True)
-    decided_by_name = fields.String(allow_none=True)
-    acted_as = fields.String(allow_none=True)
-    decision = fields.String(allow_none=True)
-    decided_at = fields.String(allow_none=True)
-    comment = fields.String()
+    seq = _integer()
+    role = _one_of(ROLES)
+    kind = _one_of(STEP_KINDS)
+    status = _one_of(STEP_STATUSES)
+    admin_may_act = _boolean()
+    escalation_reason = _text()
+    due_at = _timestamp(nullable=True)
+    decided_by = _text(nullable=True)
+    decided_by_name = _text(nullable=True)
+    acted_as = _text(nullable=True, metadata={"description": "The role the decider acted in"})
+    decision = _text(nullable=True)
+    decided_at = _timestamp(nullable=True)
+    comment = _text()
 
 
 class ApprovalCaseSchema(Schema):
-    id = fields.String()
-    requisition_id = fields.String()
-    voucher_no = fields.String()
-    tier = fields.String()
-    policy_version = fields.Integer()
-    revision = fields.Integer()
-    fast_track = fields.Boolean()
-    status = fields.String()
-    reused_receipts = fields.List(fields.String())
-    opened_at = fields.String()
-    closed_at = fields.String(allow_none=True)
-    steps = fields.List(fields.Nested(ApprovalStepSchema))
+    """A requisition's approval case: its tier, its policy version and the steps of its chain."""
+
+    id = _uuid()
+    requisition_id = _uuid()
+    voucher_no = _text()
+    tier = _text()
+    policy_version = _integer()
+    revision = _integer()
+    fast_track = _boolean()
+    status = _one_of(CASE_STATUSES)
+    reused_receipts = _strings()
+    opened_at = _timestamp()
+    closed_at = _timestamp(nullable=True)
+    steps = fields.List(fields.Nested(ApprovalStepSchema), required=True)
 
 
 class RequisitionSchema(Schema):
-    """A requisition as the API shows it."""
+    """A requisition as the API shows it.
 
-    id = fields.String()
-    voucher_no = fields.String()
-    branch_id = fields.String()
-    branch_code = fields.String()
-    region_id = fields.String()
-    requester_id = fields.String()
-    requester_name = fields.String()
-    amount = fields.Nested(MoneySchema)
-    category = fields.String()
-    purpose = fields.String()
-    payee = fields.Nested(PayeeSchema)
-    urgent = fields.Boolean()
-    urgency_reason = fields.String()
-    status = fields.String()
-    revision = fields.Integer()
-    tier = fields.String(allow_none=True)
-    approval_case_id = fields.String(allow_none=True)
-    changes_deadline = fields.String(allow_none=True)
-    created_at = fields.String()
-    updated_at = fields.String()
+    ``history`` and ``receipts`` come with a single requisition (``GET`` of one), ``approval``
+    too (null while no case is open, or when the case is outside the reader's scope); lists and
+    commands answer without them.
+    """
+
+    id = _uuid()
+    voucher_no = _text(nullable=True, metadata={"description": "Issued at submission; null for a draft"})
+    branch_id = _text()
+    branch_code = _text()
+    region_id = _text()
+    requester_id = _text()
+    requester_name = _text()
+    amount = _money()
+    category = _one_of(CATEGORIES)
+    purpose = _text()
+    payee = fields.Nested(PayeeViewSchema, required=True)
+    urgent = _boolean()
+    urgency_reason = _text()
+    status = _one_of(REQUISITION_STATUSES)
+    revision = _integer()
+    tier = _text(nullable=True)
+    approval_case_id = _uuid(nullable=True)
+    changes_deadline = _timestamp(nullable=True)
+    created_at = _timestamp()
+    updated_at = _timestamp()
     history = fields.List(fields.Nested(HistoryEntrySchema))
     receipts = fields.List(fields.Nested(ReceiptSchema))
     approval = fields.Nested(ApprovalCaseSchema, allow_none=True)
 
 
 class RequisitionListSchema(Schema):
-    items = fields.List(fields.Nested(RequisitionSchema))
-    limit = fields.Integer()
-    offset = fields.Integer()
+    items = fields.List(fields.Nested(RequisitionSchema), required=True)
+    limit = _integer()
+    offset = _integer()
+
+
+# -- approvals -------------------------------------------------------------------------
+
+
+class InboxItemSchema(Schema):
+    requisition_id = _uuid()
+    voucher_no = _text()
+    branch_id = _text()
+    requester_name = _text()
+    amount = _money()
+    category = _one_of(CATEGORIES)
+    urgent = _boolean()
+    urgency_reason = _text()
+    tier = _text()
+    step = _integer()
+    role = _one_of(ROLES)
+    kind = _one_of(STEP_KINDS)
+    due_at = _timestamp(nullable=True)
+    overdue = _boolean()
+    reused_receipts = _strings()
+
+
+class InboxSchema(Schema):
+    items = fields.List(fields.Nested(InboxItemSchema), required=True)
+
+
+class TierViewSchema(TierPolicySchema):
+    """A tier of the policy in force."""
+
+    origin = _one_of(ORIGINS)
+    up_to_major = _integer(nullable=True, metadata={"description": "Major units; null: no upper bound"})
+
+
+class PolicyVersionSchema(Schema):
+    """The approval policy in force, and its version (open cases keep the version they were routed under)."""
+
+    version = _integer()
+    tiers = fields.List(fields.Nested(TierViewSchema), required=True)
+    limits = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(ROLES)),
+        values=fields.Integer(allow_none=True),
+        required=True,
+        metadata={"description": "Approval limit per role, in major units; null: unlimited"},
+    )
+    sla_hours = _integer()
+    urgent_sla_hours = _integer()
+
+
+# -- caps and alerts ---------------------------------------------------------------------
+
+
+class CapsSchema(Schema):
+    """Body of ``PUT /api/v1/caps``."""
+
+    caps = fields.List(fields.Nested(CapSchema), required=True)
+
+
+class CapRuleSchema(Schema):
+    """A cap in force: per requisition of a category, or per branch per month."""
+
+    kind = _one_of(("category_per_requisition", "branch_monthly"))
+    category = _one_of(CATEGORIES, nullable=True)
+    branch_id = _text(nullable=True)
+    limit = _money()
+
+
+class CapListSchema(Schema):
+    caps = fields.List(fields.Nested(CapRuleSchema), required=True)
+
+
+class AlertSchema(Schema):
+    kind = _text()
+    severity = _one_of(SEVERITIES)
+    message = _text()
+    requisition_id = _uuid(nullable=True)
+    branch_id = _text(nullable=True)
+    source = _text()
+    raised_at = _timestamp()
+
+
+class AlertListSchema(Schema):
+    items = fields.List(fields.Nested(AlertSchema), required=True)
+
+
+# -- floats and the ledger -----------------------------------------------------------------
+
+
+class FloatSchema(Schema):
+    """A branch's float: balance, held (reserved for approved requisitions) and available."""
+
+    account = _text()
+    branch_id = _text()
+    branch_code = _text()
+    balance = fields.Nested(BalanceSchema, required=True)
+    held = fields.Nested(BalanceSchema, required=True)
+    available = fields.Nested(BalanceSchema, required=True)
+
+
+class FloatListSchema(Schema):
+    items = fields.List(fields.Nested(FloatSchema), required=True)
+
+
+class BranchFloatsSchema(Schema):
+    branch_id = _text()
+    floats = fields.List(fields.Nested(FloatSchema), required=True)
+
+
+class ReplenishmentSchema(Schema):
+    id = _uuid()
+    branch_id = _text()
+    amount = _money()
+    status = _one_of(REPLENISHMENT_STATUSES)
+    requested_by = _text()
+    requested_at = _timestamp()
+    comment = _text()
+    decided_by = _text(nullable=True)
+    decided_at = _timestamp(nullable=True)
+    decision_comment = _text()
+
+
+class LedgerTotalsSchema(Schema):
+    """Debits and credits in minor units, posted and pending."""
+
+    debits_posted = _integer()
+    credits_posted = _integer()
+    debits_pending = _integer()
+    credits_pending = _integer()
+
+
+class AccountSchema(LedgerTotalsSchema):
+    """A ledger account and its cached totals."""
+
+    code = _text()
+    kind = _one_of(ACCOUNT_KINDS)
+    currency = _text(validate=validate.Length(equal=3))
+    branch_id = _text(nullable=True)
+
+
+class TrialBalanceSchema(Schema):
+    balanced = _boolean(metadata={"description": "Debits equal credits and no cached balance disagrees"})
+    totals = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(LedgerTotalsSchema),
+        required=True,
+        metadata={"description": "Per currency"},
+    )
+    cache_mismatches = _strings(metadata={"description": "Accounts whose cached totals differ from their transfers"})
+    cache_checked_at = _timestamp(nullable=True, description="When the cached totals were last checked; null: never")
+    negative_floats = _strings()
+    accounts = fields.List(fields.Nested(AccountSchema), required=True)
+
+
+# -- treasury: authenticators and payments -----------------------------------------------
+
+
+class EnrolmentSchema(Schema):
+    """A treasury user's authenticator; the URI and QR code are shown once, at enrolment."""
+
+    user_id = _text()
+    status = _one_of(
+        ENROLMENT_STATUSES, metadata={"description": "pending until activated with a first code, then active"}
+    )
+    issuer = _text()
+    digits = _integer()
+    period = _integer()
+    created_at = _timestamp()
+    activated_at = _timestamp(nullable=True)
+    provisioning_uri = fields.String(metadata={"description": "otpauth:// URI (enrolment only; holds the secret)"})
+    qr_svg = fields.String(metadata={"description": "The URI as an SVG QR code (enrolment only)"})
+
+
+class ProviderAttemptSchema(Schema):
+    number = _integer()
+    provider = _text()
+    outcome = _text(metadata={"description": "paid, transient or permanent"})
+    detail = _text()
+    at = _timestamp()
+
+
+class PaymentExecutionSchema(Schema):
+    number = _integer()
+    executor_id = _text()
+    executor_name = _text()
+    started_at = _timestamp()
+    finished_at = _timestamp(nullable=True)
+    outcome = _text()
+    reason = _text()
+    attempts = fields.List(fields.Nested(ProviderAttemptSchema), required=True)
+
+
+class PaymentSchema(Schema):
+    """A requisition's payment as the API shows it (``history``: with a ``GET`` of it)."""
+
+    id = _uuid()
+    requisition_id = _uuid()
+    branch_id = _text()
+    state = _one_of(PAYMENT_STATES)
+    amount = _money()
+    payee = fields.Nested(PayeeViewSchema, required=True)
+    executions = _integer()
+    executions_left = _integer()
+    executor_id = _text()
+    executor_name = _text()
+    provider = _text(nullable=True)
+    provider_reference = _text(nullable=True)
+    last_error = _text(nullable=True)
+    created_at = _timestamp()
+    updated_at = _timestamp()
+    completed_at = _timestamp(nullable=True)
+    history = fields.List(fields.Nested(PaymentExecutionSchema))
+
+
+# -- commands, operations, problems -------------------------------------------------------
 
 
 class AcceptedSchema(Schema):
     """The command was accepted but its outcome is not known yet; poll ``status_url``."""
 
-    state = fields.String(metadata={"example": "pending"})
-    message_id = fields.String()
-    status_url = fields.String()
+    state = _one_of(("pending",), metadata={"example": "pending"})
+    message_id = _uuid()
+    status_url = _text()
+
+
+class _Extensible(Schema):
+    """A problem may carry extension members (RFC 9457 section 3.2): keep them when dumped."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    @post_dump(pass_original=True)
+    def _keep_extensions(self, data: dict[str, Any], original: Any, **_: Any) -> dict[str, Any]:
+        if isinstance(original, dict):
+            return {**original, **data}
+        return data
+
+
+class ReplyProblemSchema(_Extensible):
+    """How a service refused a command (its status is the command's)."""
+
+    type = _text(metadata={"description": "A stable machine-readable slug"})
+    title = _text()
+    detail = _text()
+
+
+class ProblemSchema(ReplyProblemSchema):
+    """application/problem+json (RFC 9457), with extension members where they apply."""
+
+    status = _integer()
+    errors = fields.Dict(metadata={"description": "Field messages of a malformed request, by field"})
+    rule = fields.String(metadata={"description": "The business rule that refused the request"})
+    retry_after = fields.Integer(metadata={"description": "Seconds until a locked-out user may try again"})
+    attempts_left = fields.Integer(metadata={"description": "Wrong codes left before payments lock"})
+    locked_until = fields.String(metadata={"format": "date-time"})
 
 
 class CommandStatusSchema(Schema):
-    state = fields.String(metadata={"description": "pending or done"})
-    status = fields.Integer(allow_none=True)
-    body = fields.Dict(allow_none=True)
-    problem = fields.Dict(allow_none=True)
+    """A command's outcome: ``pending`` (202), or ``done`` with the status and the body (or the
+    problem) its endpoint answered."""
+
+    state = _one_of(("pending", "done"))
+    status = _integer(nullable=True)
+    body = fields.Dict(
+        allow_none=True, metadata={"description": "The resource the command's endpoint answers with (when done)"}
+    )
+    problem = fields.Nested(ReplyProblemSchema, allow_none=True)
 
 
-class ProblemSchema(Schema):
-    """application/problem+json (RFC 9457)."""
-
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    errors = fields.Dict()
+class LagSchema(Schema):
+    samples = _integer()
+    p50_ms = fields.Float(required=True, allow_none=True)
+    p95_ms = fields.Float(required=True, allow_none=True)
+    max_ms = fields.Float(required=True, allow_none=True)
 
 
-class HealthSchema(Schema):
-    status = fields.String()
-    checks = fields.Dict()
+class SystemStatusSchema(Schema):
+    queues = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "Messages waiting per queue (empty with the embedded broker)"},
+    )
+    queue_limit = _integer()
+    projection_lag = fields.Nested(LagSchema, required=True)

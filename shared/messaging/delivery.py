@@ -97,6 +97,12 @@ def record_acks(session: Session, acks: Iterable[dict[str, Any]], expected: Call
         .on_conflict_do_nothing()
     )
     ids = sorted({m for m, _ in rows})
+    # Lock the messages first (in one order, so two batches never wait on each other
+    # crosswise): a concurrent batch acknowledging the same message commits before this one
+    # counts, so the last of them always sees every acknowledgement.
+    session.execute(
+        select(outbox.c.seq).where(outbox.c.message_id.in_(ids)).order_by(outbox.c.seq).with_for_update()
+    ).all()
     counts = session.execute(
         select(outbox.c.message_id, outbox.c.event_type, func.count(outbox_acks.c.subscriber))
         .join(outbox_acks, outbox_acks.c.message_id == outbox.c.message_id)
@@ -143,10 +149,13 @@ def resend_unacked(
             )
         ):
             acked.setdefault(message_id, set()).add(subscriber)
+        delivered = []
         for row in rows:
             missing = tuple(r for r in recipients(row.envelope) if r not in acked.get(row.message_id, set()))
-            if missing:
-                publish(row.envelope, only=missing)
+            if not missing:  # every recipient took it; only the marking was missed
+                delivered.append(row.seq)
+                continue
+            publish(row.envelope, only=missing)
             if row.resends + 1 in (3, 10, 30):
                 log.warning(
                     "%s %s re-sent %d times; %s never acknowledged it",
@@ -155,9 +164,11 @@ def resend_unacked(
                     row.resends + 1,
                     ", ".join(missing),
                 )
+        if delivered:
+            session.execute(update(outbox).where(outbox.c.seq.in_(delivered)).values(acked_at=now))
         session.execute(
             update(outbox)
-            .where(outbox.c.seq.in_([r.seq for r in rows]))
+            .where(outbox.c.seq.in_([r.seq for r in rows if r.seq not in delivered]))
             .values(resent_at=now, resends=outbox.c.resends + 1)
         )
         session.commit()

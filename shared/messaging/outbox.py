@@ -55,6 +55,21 @@ def add_to_outbox(session: Session, envelope: Envelope) -> None:
     )
 
 
+def record_sent(session: Session, envelope: Envelope) -> None:
+    """Keep a message that was just sent directly (not through the relay) as published, so
+    that end-to-end delivery re-sends it until its consumer acknowledges it."""
+    now = utcnow()
+    session.execute(
+        outbox.insert().values(
+            message_id=uuid.UUID(envelope.message_id),
+            event_type=envelope.type,
+            envelope=envelope.to_dict(),
+            created_at=now,
+            published_at=now,
+        )
+    )
+
+
 def publish_pending(session: Session, publish: Publisher, batch_size: int = 100) -> int:
     """Claim up to ``batch_size`` unpublished events, send them in order, commit the claim."""
     pending = (

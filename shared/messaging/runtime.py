@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from shared.config import Settings
 from shared.contracts.catalog import (
     ACKS,
+    ALERT_RAISED,
     EVENTS,
     EXPORTS,
     TaskSpec,
@@ -367,6 +368,11 @@ class ServiceRuntime:
                 runtime._bury(name, raw, f"permanent: {exc}", self.request.retries + 1)
                 return done(problem_reply(400, "malformed-message", str(exc)))
             except Exception as exc:
+                if is_transient(exc) and self.request.retries >= runtime.settings.task_max_retries and origin:
+                    # A database or broker away longer than the retries last: the sender sends it
+                    # again after its deadline, when it may be back. Burying it would need an operator.
+                    log.warning("%s still failing (%s); set aside for its sender's re-send", name, exc)
+                    return None
                 if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
                     delay = backoff_seconds(
                         runtime.settings.retry_backoff_seconds, self.request.retries, runtime.retry_cap
@@ -380,10 +386,24 @@ class ServiceRuntime:
                 return done(problem_reply(500, "internal-error", "The service could not complete the request."))
 
     def _bury(self, task_name: str, raw: Any, error: str, attempts: int) -> None:
+        """Keep the message for an operator, and raise an alert about it in the same commit."""
+        message_id = raw.get("message_id") if isinstance(raw, dict) else None
+        alert = Envelope(
+            type=ALERT_RAISED.name,
+            payload={
+                "kind": "dead_letter",
+                "severity": "critical",
+                "message": f"{task_name} gave up on message {message_id} after {attempts} attempt(s): {error}"[:1000],
+                "source": self.service,
+            },
+            actor=SYSTEM_ACTOR,
+        )
         try:
             with self.db.uow() as uow:
                 deadletter.bury(uow.session, task_name, raw, error, attempts)
+                uow.emit(alert)
                 uow.commit()
+            self.flush_outbox()
         except Exception:
             # Without a database we cannot even bury it: let the broker redeliver it later.
             log.exception("could not dead-letter %s", task_name)

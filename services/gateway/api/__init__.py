@@ -1,13 +1,27 @@
-"""The JSON API, one module per resource."""
+"""The JSON API, one module per resource.
+
+Views return the Python body of a successful answer (or ``(body, status)`` /
+``(body, status, headers)``) and flask-smorest dumps it with the schema of ``@blp.response``,
+so the OpenAPI document is what the API returns. Other answers (202 accepted, problems) are
+``Response`` objects, passed through as they are and documented with :meth:`Blueprint.problem`
+and :meth:`Blueprint.accepted`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import flask_smorest
 from flask import current_app
-from marshmallow import ValidationError
+from flask_smorest import abort
+from flask_smorest.utils import prepare_response
+from marshmallow import ValidationError, fields
 from webargs.flaskparser import FlaskParser
+
+from services.gateway.problems import PROBLEM_JSON
+from services.gateway.schemas import COMPONENT_RULES, NUL_FREE, AcceptedSchema, ProblemSchema
 
 
 def has_nul(value: Any) -> bool:
@@ -32,11 +46,121 @@ class _Parser(FlaskParser):
             raise ValidationError({location: ["Text may not contain NUL characters."]})
         return data
 
+    def _handle_invalid_json_error(self, error: Exception, req: Any, *args: Any, **kwargs: Any) -> Any:
+        # As the NUL refusal: ``errors`` is always an object, the body as a whole under "json".
+        abort(400, exc=error, messages={"json": {"json": ["Invalid JSON body."]}})
+
+
+RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before trying again",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+LOCATION_HEADER = {"description": "Where the answer can be read", "required": True, "schema": {"type": "string"}}
+WWW_AUTHENTICATE_HEADER = {
+    "description": "The scheme to authenticate with",
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+# Answers every operation of the API may give, whatever its own.
+COMMON_PROBLEMS: dict[int, tuple[str, dict[str, Any] | None]] = {
+    401: ("No bearer token, or one that is unknown or revoked", {"WWW-Authenticate": WWW_AUTHENTICATE_HEADER}),
+    503: (
+        "A service this request needs is unavailable, or the system is behind; retry after Retry-After",
+        {"Retry-After": RETRY_AFTER_HEADER},
+    ),
+}
+
+
+def _problem_doc(spec: Any, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A response object answering application/problem+json, ready for the spec."""
+    response: dict[str, Any] = {"description": description, "schema": ProblemSchema}
+    if headers:
+        response["headers"] = headers
+    prepare_response(response, spec, PROBLEM_JSON)
+    return response
+
 
 class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
-    """flask-smorest's blueprint with the API's validation status."""
+    """flask-smorest's blueprint with the API's validation status and its problem answers."""
 
     ARGUMENTS_PARSER = _Parser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_problem_doc)
+
+    def register_views_in_doc(self, api: Any, app: Any, spec: Any, *, name: str, parameters: Any) -> None:
+        _prepare_spec(api, spec)
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
+    def problem(
+        self, status: int, description: str, headers: dict[str, Any] | None = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Document an application/problem+json answer of this view."""
+        return self.alt_response(  # type: ignore[no-any-return]
+            status, schema=ProblemSchema, content_type=PROBLEM_JSON, description=description, headers=headers
+        )
+
+    def accepted(
+        self, description: str = "Accepted; the outcome is not known yet (poll status_url)"
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Document the 202 a command answers when its reply is slow (a status URL to poll)."""
+        return self.alt_response(  # type: ignore[no-any-return]
+            202, schema=AcceptedSchema, description=description, headers={"Location": LOCATION_HEADER}, success=True
+        )
+
+    @staticmethod
+    def _prepare_problem_doc(doc: dict[str, Any], doc_info: Any, *, spec: Any, **_: Any) -> dict[str, Any]:
+        """Every error is a problem: name each status an operation may answer (no catch-all
+        ``default``, so a status nobody documented is a finding), and describe as problems the
+        400s flask-smorest documents for ``@blp.arguments``."""
+        responses = doc.setdefault("responses", {})
+        responses.pop("default", None)
+        for status, answer in list(responses.items()):
+            if isinstance(answer, str):  # a reference to flask-smorest's generic error response
+                responses[status] = _problem_doc(
+                    spec, "Malformed request: see errors" if int(status) == 400 else HTTPStatus(int(status)).phrase
+                )
+        for status, (description, headers) in COMMON_PROBLEMS.items():
+            if status not in responses and str(status) not in responses:
+                responses[status] = _problem_doc(spec, description, headers)
+        if "requestBody" in doc and 413 not in responses:
+            responses[413] = _problem_doc(spec, "The body is larger than the API takes (1 MiB)")
+        # Answered by the HTTP server in front, before the API sees the request: not a problem.
+        responses.setdefault(414, {"description": "The request line is longer than the HTTP server takes (4 KiB)"})
+        _document_idempotency_key(doc_info.get("manual_doc", {}).get("parameters", []))
+        return doc
+
+
+def _nul_free_text(self: Any, field: fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """An apispec attribute function: a string not otherwise constrained says it holds no NUL."""
+    if isinstance(field, fields.String) and not {"pattern", "enum"} & set(ret):
+        return {"pattern": NUL_FREE}
+    return {}
+
+
+def _document_idempotency_key(parameters: list[Any]) -> None:
+    """The ``Idempotency-Key`` header documented with the pattern the gateway checks it against
+    (a key outside it is refused 400), not only its length."""
+    from services.gateway.idempotency import HEADER, KEY_PATTERN  # it imports this module
+
+    for parameter in parameters:
+        if isinstance(parameter, dict) and parameter.get("in") == "header" and parameter.get("name") == HEADER:
+            parameter["schema"] = {**parameter["schema"], "pattern": f"^{KEY_PATTERN.pattern}$"}
+
+
+def _prepare_spec(api: Any, spec: Any) -> None:
+    """Once per API, before any schema is converted: strings are NUL-free, and the rules across
+    fields (``schemas.COMPONENT_RULES``) are part of their schemas' components."""
+    converter = api.ma_plugin.converter
+    if _nul_free_text.__name__ not in vars(converter):
+        converter.add_attribute_function(_nul_free_text)
+    for schema, rule in COMPONENT_RULES.items():
+        component = api.ma_plugin.schema_name_resolver(schema)
+        if component not in spec.components.schemas:
+            spec.components.schema(component, dict(rule), schema=schema)
 
 
 def ctx() -> Any:

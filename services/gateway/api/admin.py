@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify
 from flask.views import MethodView
 
 from services.gateway import problems, reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import command, found, read, require_role
+from services.gateway.api.replies import Answer, command, found, read, require_role
 from services.gateway.branches import branch_by_code
-from services.gateway.schemas import AlertListSchema, CapsSchema, ProblemSchema
+from services.gateway.schemas import AlertListSchema, CapListSchema, CapsSchema
 from shared.contracts import catalog
 from shared.contracts.payloads import SetCapsPayload
 
@@ -20,16 +19,21 @@ blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Caps and a
 
 @blp.route("/caps")
 class Caps(MethodView):
-    @blp.response(200, CapsSchema)
-    def get(self) -> Response:
+    @blp.response(200, CapListSchema)
+    @blp.problem(403, "Not admin, finance, CFO or auditor")
+    @blp.problem(404, "No caps have been published yet")
+    def get(self) -> Any:
         """The caps checked at submission."""
         require_role("admin", "finance", "cfo", "auditor")
         return found(read(reads.document, "caps"), "caps")
 
     @blp.arguments(CapsSchema)
-    @blp.response(200, CapsSchema)
-    @blp.alt_response(422, schema=ProblemSchema, description="Unknown branch or an incomplete cap")
-    def put(self, data: dict[str, Any]) -> Response:
+    @blp.response(200, CapListSchema)
+    @blp.accepted()
+    @blp.problem(400, "Malformed body")
+    @blp.problem(403, "Not an admin")
+    @blp.problem(422, "Unknown branch or an incomplete cap")
+    def put(self, data: dict[str, Any]) -> Answer:
         """Replace the caps (admin). A cap's ``branch_id`` may be given as a branch code."""
         require_role("admin")
         for cap in data["caps"]:
@@ -44,7 +48,8 @@ class Caps(MethodView):
 @blp.route("/alerts")
 class Alerts(MethodView):
     @blp.response(200, AlertListSchema)
-    def get(self) -> Response:
+    @blp.problem(403, "Not treasury, finance, CFO, auditor, admin or a manager")
+    def get(self) -> Any:
         """Alerts (awaiting funds, failed payments) in your scope, newest first."""
         actor = require_role("treasury", "finance", "cfo", "auditor", "admin", "branch_manager", "regional_manager")
-        return jsonify(read(reads.alerts, actor))
+        return read(reads.alerts, actor)

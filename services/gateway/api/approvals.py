@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, jsonify
 from flask.views import MethodView
 
 from services.gateway import reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import command, found, read, require_role
+from services.gateway.api.replies import Answer, command, found, read, require_role
 from services.gateway.auth import current_actor
 from services.gateway.schemas import (
     ApprovalCaseSchema,
@@ -18,7 +17,7 @@ from services.gateway.schemas import (
     CommentSchema,
     InboxSchema,
     PolicySchema,
-    ProblemSchema,
+    PolicyVersionSchema,
     ReasonSchema,
 )
 from shared.contracts import catalog
@@ -26,12 +25,13 @@ from shared.contracts import catalog
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1", description="Approvals")
 
 
-def _decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any) -> Response:
+def _decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any) -> Answer:
     payload = {"requisition_id": str(requisition_id), "decision": decision, "comment": comment, **extra}
     return command(catalog.RECORD_DECISION, payload)
 
 
 DECISION_ERRORS = (
+    (400, "Malformed body"),
     (403, "Self-approval, an unexpected approver, or someone already in the chain"),
     (404, "No approval case in your scope"),
     (409, "Nothing waits for this decision"),
@@ -41,7 +41,8 @@ DECISION_ERRORS = (
 
 def _decision_docs(view: Any) -> Any:
     for status, description in DECISION_ERRORS:
-        view = blp.alt_response(status, schema=ProblemSchema, description=description)(view)
+        view = blp.problem(status, description)(view)
+    view = blp.accepted()(view)
     return blp.response(200, ApprovalCaseSchema)(view)
 
 
@@ -49,7 +50,7 @@ def _decision_docs(view: Any) -> Any:
 class Approve(MethodView):
     @blp.arguments(CommentSchema)
     @_decision_docs
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Approve the step that waits for you."""
         return _decide(requisition_id, "approve", data["comment"])
 
@@ -58,7 +59,7 @@ class Approve(MethodView):
 class Reject(MethodView):
     @blp.arguments(ReasonSchema)
     @_decision_docs
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Reject, with a reason."""
         return _decide(requisition_id, "reject", data["reason"])
 
@@ -67,7 +68,7 @@ class Reject(MethodView):
 class RequestChanges(MethodView):
     @blp.arguments(ChangesSchema)
     @_decision_docs
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Send it back to the requester, who must resubmit before the deadline."""
         return _decide(requisition_id, "request_changes", data["comment"], deadline_hours=data["deadline_hours"])
 
@@ -76,7 +77,7 @@ class RequestChanges(MethodView):
 class ConfirmUrgency(MethodView):
     @blp.arguments(CommentSchema)
     @_decision_docs
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """As the tier's final approver, confirm the urgency (and approve)."""
         return _decide(requisition_id, "confirm_urgency", data["comment"])
 
@@ -85,7 +86,7 @@ class ConfirmUrgency(MethodView):
 class RevertUrgency(MethodView):
     @blp.arguments(CommentSchema)
     @_decision_docs
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Decline the fast track: the requisition goes through the tier's normal chain."""
         return _decide(requisition_id, "revert_urgency", data["comment"])
 
@@ -93,23 +94,28 @@ class RevertUrgency(MethodView):
 @blp.route("/approvals/inbox")
 class Inbox(MethodView):
     @blp.response(200, InboxSchema)
-    def get(self) -> Response:
+    def get(self) -> Any:
         """What waits for your decision, the most overdue first."""
-        return jsonify(read(reads.inbox, current_actor()))
+        return read(reads.inbox, current_actor())
 
 
 @blp.route("/approval-policy")
 class ApprovalPolicy(MethodView):
-    @blp.response(200, PolicySchema)
-    def get(self) -> Response:
+    @blp.response(200, PolicyVersionSchema)
+    @blp.problem(403, "Not admin, finance, CFO or auditor")
+    @blp.problem(404, "No policy has been published yet")
+    def get(self) -> Any:
         """The approval policy in force (tiers, chains, approver limits, SLAs)."""
         require_role("admin", "finance", "cfo", "auditor")
         return found(read(reads.document, "policy"), "policy")
 
     @blp.arguments(PolicySchema)
-    @blp.response(201, PolicySchema)
-    @blp.alt_response(422, schema=ProblemSchema, description="The policy is inconsistent")
-    def put(self, data: dict[str, Any]) -> Response:
+    @blp.response(201, PolicyVersionSchema)
+    @blp.accepted()
+    @blp.problem(400, "Malformed body")
+    @blp.problem(403, "Not an admin")
+    @blp.problem(422, "The policy is inconsistent")
+    def put(self, data: dict[str, Any]) -> Answer:
         """Replace the policy (admin): a new version; open cases keep theirs."""
         require_role("admin")
         return command(catalog.SET_POLICY, PolicySchema().dump(data), resource="policy")

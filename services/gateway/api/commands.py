@@ -14,7 +14,7 @@ from services.gateway import problems
 from services.gateway.api import Blueprint, ctx
 from services.gateway.auth import current_actor
 from services.gateway.models import PendingCommand
-from services.gateway.schemas import CommandStatusSchema, ProblemSchema
+from services.gateway.schemas import AcceptedSchema, CommandStatusSchema
 from shared.contracts.envelope import Actor
 from shared.db.types import utcnow
 from shared.db.upsert import insert
@@ -47,7 +47,7 @@ def accepted(message_id: str, actor: Actor, resource: str) -> Response:
             record_pending(uow.session, [row])
             uow.commit()
     status_url = status_path(message_id)
-    response = jsonify(state="pending", message_id=message_id, status_url=status_url)
+    response = jsonify(AcceptedSchema().dump({"state": "pending", "message_id": message_id, "status_url": status_url}))
     response.status_code = 202
     response.headers["Location"] = status_url
     return response
@@ -62,9 +62,10 @@ def record_pending(session: Session, rows: list[dict[str, Any]]) -> None:
 
 @blp.route("/<uuid:message_id>")
 class CommandStatus(MethodView):
-    @blp.response(200, CommandStatusSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="Unknown command, or not yours")
-    def get(self, message_id: uuid.UUID) -> Response:
+    @blp.response(200, CommandStatusSchema, description="Done: the status and body (or problem) it answered")
+    @blp.alt_response(202, schema=CommandStatusSchema, description="Still pending", success=True)
+    @blp.problem(404, "Unknown command, or not yours")
+    def get(self, message_id: uuid.UUID) -> Any:
         """Whether a command has finished, and its outcome."""
         actor = current_actor()
         context = ctx()
@@ -76,7 +77,5 @@ class CommandStatus(MethodView):
             return problems.problem(404, "not-found", "No such command.")
         reply = context.bus.reply(str(message_id))
         if reply is None:
-            response = jsonify(state="pending", status=None)
-            response.status_code = 202
-            return response
-        return jsonify(state="done", status=reply["status"], body=reply.get("body"), problem=reply.get("problem"))
+            return {"state": "pending", "status": None}, 202
+        return {"state": "done", "status": reply["status"], "body": reply.get("body"), "problem": reply.get("problem")}

@@ -5,75 +5,36 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
 
 from services.gateway import problems, reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import command, read, require_role
+from services.gateway.api.replies import Answer, command, read, require_role
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch_by_code
 from services.gateway.idempotency import idempotent
-from services.gateway.schemas import ProblemSchema
+from services.gateway.schemas import (
+    BranchFloatsSchema,
+    DecisionSchema,
+    FloatListSchema,
+    FloatSchema,
+    OpenFloatSchema,
+    ReplenishmentSchema,
+    ReplenishSchema,
+    TrialBalanceSchema,
+)
 from shared.contracts import catalog
-from shared.contracts.money import MoneySchema
 
 blp = Blueprint("floats", __name__, url_prefix="/api/v1", description="Floats and the ledger")
 
-
-class OpenFloatSchema(Schema):
-    branch = fields.String(required=True, validate=validate.Length(min=1, max=32))
-    amount = fields.Nested(MoneySchema, required=True)
-
-
-class ReplenishSchema(Schema):
-    amount = fields.Nested(MoneySchema, required=True)
-    comment = fields.String(load_default="", validate=validate.Length(max=1000))
-
-
-class DecisionSchema(Schema):
-    approve = fields.Boolean(required=True)
-    comment = fields.String(load_default="", validate=validate.Length(max=1000))
-
-
-class FloatSchema(Schema):
-    account = fields.String()
-    branch_id = fields.String()
-    branch_code = fields.String()
-    balance = fields.Nested(MoneySchema)
-    held = fields.Nested(MoneySchema)
-    available = fields.Nested(MoneySchema)
-
-
-class FloatListSchema(Schema):
-    items = fields.List(fields.Nested(FloatSchema))
-
-
-class BranchFloatsSchema(Schema):
-    branch_id = fields.String()
-    floats = fields.List(fields.Nested(FloatSchema))
-
-
-class ReplenishmentSchema(Schema):
-    id = fields.String()
-    branch_id = fields.String()
-    amount = fields.Nested(MoneySchema)
-    status = fields.String()
-    requested_by = fields.String()
-    requested_at = fields.String()
-    comment = fields.String()
-    decided_by = fields.String(allow_none=True)
-    decided_at = fields.String(allow_none=True)
-    decision_comment = fields.String()
-
-
-class TrialBalanceSchema(Schema):
-    balanced = fields.Boolean()
-    totals = fields.Dict()
-    cache_mismatches = fields.List(fields.String())
-    negative_floats = fields.List(fields.String())
-    accounts = fields.List(fields.Dict())
+# A branch code is a path segment: no slash, and (as all text) no NUL.
+BRANCH_CODE = {
+    "in": "path",
+    "name": "branch_code",
+    "description": "Branch code, e.g. NBO-CBD",
+    "schema": {"type": "string", "minLength": 1, "pattern": "^[^/\\x00]+$"},
+}
 
 
 def _branch(code: str) -> dict[str, str] | None:
@@ -90,16 +51,19 @@ def _unknown_branch() -> Response:
 @blp.route("/floats")
 class Floats(MethodView):
     @blp.response(200, FloatListSchema)
-    def get(self) -> Response:
+    def get(self) -> Any:
         """The floats your scope covers: balance, held, available."""
-        return jsonify({"items": read(reads.floats, current_actor())})
+        return {"items": read(reads.floats, current_actor())}
 
     @idempotent
     @blp.arguments(OpenFloatSchema)
     @blp.response(201, FloatSchema)
-    @blp.alt_response(403, schema=ProblemSchema, description="Not treasury or admin")
-    @blp.alt_response(409, schema=ProblemSchema, description="The branch has a float already")
-    def post(self, data: dict[str, Any]) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body, or a malformed Idempotency-Key")
+    @blp.problem(403, "Not treasury or admin")
+    @blp.problem(409, "The branch has a float already, or a request with this Idempotency-Key is in flight")
+    @blp.problem(422, "No branch has that code, or the Idempotency-Key was used for another request")
+    def post(self, data: dict[str, Any]) -> Answer:
         """Open a branch's float, funded from the HQ bank account (treasury or admin)."""
         require_role("treasury", "admin")
         branch = _branch(data["branch"])
@@ -108,11 +72,12 @@ class Floats(MethodView):
         return command(catalog.OPEN_FLOAT, {**branch, "amount": data["amount"].to_dict()}, resource="float")
 
 
-@blp.route("/floats/<branch_code>")
+@blp.route("/floats/<branch_code>", parameters=[BRANCH_CODE])
 class BranchFloat(MethodView):
     @blp.response(200, BranchFloatsSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="No float for this branch in your scope")
-    def get(self, branch_code: str) -> Response:
+    @blp.problem(400, "The branch code holds a NUL character")
+    @blp.problem(404, "No such branch, or no float for it in your scope")
+    def get(self, branch_code: str) -> Any:
         """A branch's float status."""
         actor = current_actor()
         branch = _branch(branch_code)
@@ -121,16 +86,21 @@ class BranchFloat(MethodView):
         items = read(reads.floats, actor, branch["branch_id"])
         if not items:
             return problems.problem(404, "not-found", "No float for this branch in your scope.")
-        return jsonify({"branch_id": branch["branch_id"], "floats": items})
+        return {"branch_id": branch["branch_id"], "floats": items}
 
 
-@blp.route("/floats/<branch_code>/replenishments")
+@blp.route("/floats/<branch_code>/replenishments", parameters=[BRANCH_CODE])
 class Replenishments(MethodView):
     @idempotent
     @blp.arguments(ReplenishSchema)
     @blp.response(201, ReplenishmentSchema)
-    @blp.alt_response(403, schema=ProblemSchema, description="Not treasury")
-    def post(self, data: dict[str, Any], branch_code: str) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body, or a malformed Idempotency-Key")
+    @blp.problem(403, "Not treasury")
+    @blp.problem(404, "No such branch, or it has no float in that currency")
+    @blp.problem(409, "A request with this Idempotency-Key is in flight")
+    @blp.problem(422, "The Idempotency-Key was used for another request")
+    def post(self, data: dict[str, Any], branch_code: str) -> Answer:
         """Ask for money to be moved from the bank to this float (treasury)."""
         require_role("treasury")
         branch = _branch(branch_code)
@@ -145,9 +115,13 @@ class ReplenishmentDecision(MethodView):
     @idempotent
     @blp.arguments(DecisionSchema)
     @blp.response(200, ReplenishmentSchema)
-    @blp.alt_response(403, schema=ProblemSchema, description="Not finance or CFO, or your own request")
-    @blp.alt_response(409, schema=ProblemSchema, description="Decided already")
-    def post(self, data: dict[str, Any], request_id: uuid.UUID) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body, or a malformed Idempotency-Key")
+    @blp.problem(403, "Not finance or CFO, or your own request")
+    @blp.problem(404, "No such replenishment request")
+    @blp.problem(409, "Decided already, or a request with this Idempotency-Key is in flight")
+    @blp.problem(422, "The Idempotency-Key was used for another request")
+    def post(self, data: dict[str, Any], request_id: uuid.UUID) -> Answer:
         """Approve (the money moves; waiting requisitions are reserved) or reject (finance, CFO)."""
         require_role("finance", "cfo")
         payload = {"id": str(request_id), "approve": data["approve"], "comment": data["comment"]}
@@ -157,8 +131,8 @@ class ReplenishmentDecision(MethodView):
 @blp.route("/ledger/trial-balance")
 class TrialBalance(MethodView):
     @blp.response(200, TrialBalanceSchema)
-    @blp.alt_response(403, schema=ProblemSchema, description="Not finance, CFO, auditor or admin")
-    def get(self) -> Response:
+    @blp.problem(403, "Not finance, CFO, auditor or admin")
+    def get(self) -> Any:
         """Every account's totals, and whether debits equal credits (posted and pending)."""
         require_role("finance", "cfo", "auditor", "admin")
-        return jsonify(read(reads.trial_balance))
+        return read(reads.trial_balance)

@@ -8,108 +8,36 @@ from typing import Any
 
 from flask import Response, url_for
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
 
 from services.gateway import problems, reads
-from services.gateway.api import Blueprint, ctx
+from services.gateway.api import LOCATION_HEADER, RETRY_AFTER_HEADER, Blueprint, ctx
 from services.gateway.api.commands import accepted
-from services.gateway.api.replies import Behind, call, command, found, read, reply_response
+from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.idempotency import idempotent
-from services.gateway.schemas import AcceptedSchema, ProblemSchema
+from services.gateway.schemas import EnrolmentSchema, OtpActivationSchema, PaymentExecuteSchema, PaymentSchema
 from shared.contracts import catalog
-from shared.contracts.money import MoneySchema
-from shared.contracts.payloads import PayeeSchema
 from shared.contracts.payment import SealedEnrolmentError, unseal_enrolment
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Treasury: OTP enrolment and payments")
 
-OTP_CODE = validate.Regexp(r"^[0-9]{6}$", error="A 6-digit code from your authenticator.")
 
-
-class OtpActivationSchema(Schema):
-    """Body of ``POST /api/v1/otp/activation``."""
-
-    code = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
-
-
-class PaymentExecuteSchema(Schema):
-    """Body of ``POST /api/v1/requisitions/{id}/payment``."""
-
-    otp = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
-
-
-class EnrolmentSchema(Schema):
-    """A treasury user's authenticator; the URI and QR code are shown once, at enrolment."""
-
-    user_id = fields.String()
-    status = fields.String(metadata={"description": "pending until activated with a first code, then active"})
-    issuer = fields.String()
-    digits = fields.Integer()
-    period = fields.Integer()
-    created_at = fields.String()
-    activated_at = fields.String(allow_none=True)
-    provisioning_uri = fields.String(metadata={"description": "otpauth:// URI (enrolment only; holds the secret)"})
-    qr_svg = fields.String(metadata={"description": "The URI as an SVG QR code (enrolment only)"})
-
-
-class ProviderAttemptSchema(Schema):
-    number = fields.Integer()
-    provider = fields.String()
-    outcome = fields.String(metadata={"description": "paid, transient or permanent"})
-    detail = fields.String()
-    at = fields.String()
-
-
-class PaymentExecutionSchema(Schema):
-    number = fields.Integer()
-    executor_id = fields.String()
-    executor_name = fields.String()
-    started_at = fields.String()
-    finished_at = fields.String(allow_none=True)
-    outcome = fields.String()
-    reason = fields.String()
-    attempts = fields.List(fields.Nested(ProviderAttemptSchema))
-
-
-class PaymentSchema(Schema):
-    """A requisition's payment as the API shows it."""
-
-    id = fields.String()
-    requisition_id = fields.String()
-    branch_id = fields.String()
-    state = fields.String(metadata={"description": "processing, completed or failed"})
-    amount = fields.Nested(MoneySchema)
-    payee = fields.Nested(PayeeSchema)
-    executions = fields.Integer()
-    executions_left = fields.Integer()
-    executor_id = fields.String()
-    executor_name = fields.String()
-    provider = fields.String(allow_none=True)
-    provider_reference = fields.String(allow_none=True)
-    last_error = fields.String(allow_none=True)
-    created_at = fields.String()
-    updated_at = fields.String()
-    completed_at = fields.String(allow_none=True)
-    history = fields.List(fields.Nested(PaymentExecutionSchema))
-
-
-def _retry_after(response: Response) -> Response:
+def _retry_after(answer: Answer) -> Answer:
     """A lockout (429) says when to come back, as the problem's ``retry_after`` does."""
-    if response.status_code == 429:
-        retry_after = json.loads(response.get_data()).get("retry_after")
+    if isinstance(answer, Response) and answer.status_code == 429:
+        retry_after = json.loads(answer.get_data()).get("retry_after")
         if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-    return response
+            answer.headers["Retry-After"] = str(retry_after)
+    return answer
 
 
 @blp.route("/otp/enrolment")
 class OtpEnrolment(MethodView):
     @blp.response(201, EnrolmentSchema)
-    @blp.alt_response(202, schema=AcceptedSchema, description="Accepted; enrol again if it does not complete")
-    @blp.alt_response(403, schema=ProblemSchema, description="Not a treasury user")
-    @blp.alt_response(409, schema=ProblemSchema, description="An active authenticator exists already")
-    def post(self) -> Response:
+    @blp.accepted("Accepted; enrol again if it does not complete")
+    @blp.problem(403, "Not a treasury user")
+    @blp.problem(409, "An active authenticator exists already")
+    def post(self) -> Answer:
         """Enrol an authenticator app (treasury): its secret is shown once, as a URI and a QR code.
 
         A pending (not yet activated) enrolment is replaced by a new one.
@@ -138,12 +66,12 @@ class OtpEnrolment(MethodView):
 class OtpActivation(MethodView):
     @blp.arguments(OtpActivationSchema)
     @blp.response(200, EnrolmentSchema)
-    @blp.alt_response(202, schema=AcceptedSchema, description="Accepted; the outcome is not known yet")
-    @blp.alt_response(400, schema=ProblemSchema, description="Malformed body")
-    @blp.alt_response(403, schema=ProblemSchema, description="Not a treasury user")
-    @blp.alt_response(409, schema=ProblemSchema, description="Nothing to activate, or the code was used already")
-    @blp.alt_response(422, schema=ProblemSchema, description="The code is not valid")
-    def post(self, data: dict[str, Any]) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body")
+    @blp.problem(403, "Not a treasury user")
+    @blp.problem(409, "Nothing to activate, already active, or the code was used already")
+    @blp.problem(422, "The code is not valid")
+    def post(self, data: dict[str, Any]) -> Answer:
         """Activate the enrolled authenticator with a first code from it."""
         return command(catalog.ACTIVATE_OTP, {"code": data["code"]}, resource="otp-activation")
 
@@ -152,17 +80,21 @@ class OtpActivation(MethodView):
 class RequisitionPayment(MethodView):
     @idempotent
     @blp.arguments(PaymentExecuteSchema)
-    @blp.response(201, PaymentSchema)
-    @blp.alt_response(202, schema=AcceptedSchema, description="Accepted; the outcome is not known yet")
-    @blp.alt_response(400, schema=ProblemSchema, description="Malformed body")
-    @blp.alt_response(403, schema=ProblemSchema, description="Not treasury, or segregation of duties (see rule)")
-    @blp.alt_response(404, schema=ProblemSchema, description="No approved requisition with this id")
-    @blp.alt_response(
-        409, schema=ProblemSchema, description="Not reserved, cancelled, under way, paid, or the code was used"
+    @blp.response(201, PaymentSchema, headers={"Location": LOCATION_HEADER})
+    @blp.accepted()
+    @blp.problem(400, "Malformed body, or a malformed Idempotency-Key")
+    @blp.problem(403, "Not treasury, or segregation of duties (see rule)")
+    @blp.problem(404, "No approved requisition with this id")
+    @blp.problem(
+        409,
+        "Not reserved, cancelled, under way, paid, or the code was used; or a request with this Idempotency-Key "
+        "is in flight",
     )
-    @blp.alt_response(422, schema=ProblemSchema, description="Wrong code, or the execution limit is reached")
-    @blp.alt_response(429, schema=ProblemSchema, description="Locked out after 5 wrong codes (see Retry-After)")
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    @blp.problem(
+        422, "Wrong code, or the execution limit is reached; or the Idempotency-Key was used for another request"
+    )
+    @blp.problem(429, "Locked out after 5 wrong codes (see Retry-After)", headers={"Retry-After": RETRY_AFTER_HEADER})
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Execute the payment of a reserved requisition with a code from your authenticator (treasury).
 
         Answers with the payment in state ``processing``; a worker calls the provider. A failed
@@ -172,13 +104,16 @@ class RequisitionPayment(MethodView):
         # No role check here: the payment service refuses non-treasury users itself and
         # records the attempt, so its audit trail sees every try.
         payload = {"requisition_id": str(requisition_id), "otp": data["otp"]}
-        response = command(catalog.EXECUTE_PAYMENT, payload, resource="payment")
-        if response.status_code == 201:
-            response.headers["Location"] = url_for("payments.RequisitionPayment", requisition_id=requisition_id)
-        return _retry_after(response)
+        answer = command(catalog.EXECUTE_PAYMENT, payload, resource="payment")
+        if not isinstance(answer, Response):
+            body, status, headers = answer
+            if status == 201:
+                headers = {**headers, "Location": url_for("payments.RequisitionPayment", requisition_id=requisition_id)}
+            return body, status, headers
+        return _retry_after(answer)
 
     @blp.response(200, PaymentSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="No payment for this requisition in your scope")
-    def get(self, requisition_id: uuid.UUID) -> Response:
+    @blp.problem(404, "No payment for this requisition in your scope")
+    def get(self, requisition_id: uuid.UUID) -> Any:
         """The payment of a requisition, its executions and provider calls."""
         return found(read(reads.payment, current_actor(), str(requisition_id)), "payment for this requisition")

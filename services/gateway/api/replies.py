@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 
 from services.gateway import problems
 from services.gateway.api import ctx
@@ -15,9 +15,14 @@ from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.envelope import Actor
 
+# What a view answers: a body for its response schema to dump, with its status and headers,
+# or a ``Response`` passed through as it is (a problem, a 202).
+Answer = Response | tuple[Any, int, dict[str, str]]
 
-def reply_response(reply: dict[str, Any], location: str | None = None) -> Response:
-    """A service's reply as JSON (its status) or as a problem.
+
+def reply_response(reply: dict[str, Any], location: str | None = None) -> Answer:
+    """A service's reply: its body and status, for the view's response schema to dump (with a
+    ``Location`` when one is given), or a problem.
 
     The snapshots of what the command changed are projected first, so a GET that follows this
     answer reads the change (read-your-writes without waiting for the projector).
@@ -25,11 +30,7 @@ def reply_response(reply: dict[str, Any], location: str | None = None) -> Respon
     apply_reply_snapshots(ctx().db.uow, reply.get("snapshots") or [])
     if reply["status"] >= 400:
         return problems.from_reply(reply)
-    response = jsonify(reply["body"])
-    response.status_code = reply["status"]
-    if location:
-        response.headers["Location"] = location
-    return response
+    return reply["body"], int(reply["status"]), ({"Location": location} if location else {})
 
 
 class Behind(Exception):
@@ -59,7 +60,7 @@ def call(spec: TaskSpec, payload: dict[str, Any], actor: Actor) -> tuple[str, di
     return context.bus.call(spec, payload, actor, context.settings.command_wait_seconds)  # type: ignore[no-any-return]
 
 
-def command(spec: TaskSpec, payload: dict[str, Any], resource: str = "requisition") -> Response:
+def command(spec: TaskSpec, payload: dict[str, Any], resource: str = "requisition") -> Answer:
     """Send a command and answer with its outcome, or 202 and a status URL if it is slow."""
     actor = current_actor()
     try:
@@ -77,11 +78,11 @@ def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(uow.session, *args, **kwargs)
 
 
-def found(body: Any, what: str) -> Response:
-    """200 with the body, or 404 (absent and out of scope look alike)."""
+def found(body: Any, what: str) -> Any:
+    """The body, for the view's response schema to dump, or 404 (absent and out of scope look alike)."""
     if body is None:
         return problems.problem(404, "not-found", f"No {what} in your scope.")
-    return jsonify(body)
+    return body
 
 
 def require_role(*roles: str) -> Actor:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, jsonify, request, url_for
+from flask import request, url_for
 from flask.views import MethodView
 
 from services.gateway import problems, reads, receipts
-from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import Behind, call, command, found, read, reply_response
+from services.gateway.api import LOCATION_HEADER, Blueprint, ctx
+from services.gateway.api.commands import accepted
+from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch_by_code
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
-    AcceptedSchema,
     CommentSchema,
     ListQuerySchema,
-    ProblemSchema,
     ReceiptSchema,
     ReceiptUploadSchema,
     RequisitionCreateSchema,
@@ -31,6 +30,8 @@ from shared.contracts.payloads import RequisitionFieldsSchema, SubmitRequisition
 
 blp = Blueprint("requisitions", __name__, url_prefix="/api/v1/requisitions", description="Requests for money")
 
+NOT_FOUND = "No such requisition in your scope"
+
 
 def _location(body: dict[str, Any]) -> str:
     return url_for("requisitions.Requisition", requisition_id=body["id"])
@@ -40,7 +41,9 @@ def _location(body: dict[str, Any]) -> str:
 class Requisitions(MethodView):
     @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, RequisitionListSchema)
-    def get(self, args: dict[str, Any]) -> Response:
+    @blp.problem(400, "Malformed query: see errors")
+    @blp.problem(422, "No branch has that code")
+    def get(self, args: dict[str, Any]) -> Any:
         """List requisitions: mine (default), my branch's, or all my scope covers."""
         actor = current_actor()
         branch_id = None
@@ -50,7 +53,7 @@ class Requisitions(MethodView):
                 return problems.problem(422, "unknown-branch", "No branch has that code.")
             branch_id = branch.id
         with ctx().db.uow() as uow:
-            body = reads.list_requisitions(
+            return reads.list_requisitions(
                 uow.session,
                 actor,
                 scope=args["scope"],
@@ -59,16 +62,18 @@ class Requisitions(MethodView):
                 limit=args["limit"],
                 offset=args["offset"],
             )
-        return jsonify(body)
 
     @idempotent
     @blp.arguments(RequisitionCreateSchema)
-    @blp.response(201, RequisitionSchema)
-    @blp.alt_response(202, schema=AcceptedSchema, description="Accepted; the outcome is not known yet")
-    @blp.alt_response(400, schema=ProblemSchema, description="Malformed body")
-    @blp.alt_response(403, schema=ProblemSchema, description="Not a member of the branch")
-    @blp.alt_response(422, schema=ProblemSchema, description="A business rule refused it (unknown branch, cap)")
-    def post(self, data: dict[str, Any]) -> Response:
+    @blp.response(201, RequisitionSchema, headers={"Location": LOCATION_HEADER})
+    @blp.accepted()
+    @blp.problem(400, "Malformed body, or a malformed Idempotency-Key")
+    @blp.problem(403, "Not a member of the branch")
+    @blp.problem(409, "A request with this Idempotency-Key is in flight")
+    @blp.problem(
+        422, "A business rule refused it (unknown branch, cap), or the Idempotency-Key was used for another request"
+    )
+    def post(self, data: dict[str, Any]) -> Answer:
         """Submit a requisition (or save a draft with ``"draft": true``)."""
         actor = current_actor()
         branch = branch_by_code(data.pop("branch"))
@@ -81,8 +86,6 @@ class Requisitions(MethodView):
         except Behind as behind:
             return behind.response()
         if reply is None:
-            from services.gateway.api.commands import accepted
-
             return accepted(message_id, actor, "requisition")
         return reply_response(reply, _location(reply["body"]) if reply["status"] == 201 else None)
 
@@ -90,15 +93,19 @@ class Requisitions(MethodView):
 @blp.route("/<uuid:requisition_id>")
 class Requisition(MethodView):
     @blp.response(200, RequisitionSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="No such requisition in your scope")
-    def get(self, requisition_id: uuid.UUID) -> Response:
+    @blp.problem(404, NOT_FOUND)
+    def get(self, requisition_id: uuid.UUID) -> Any:
         """A requisition, its history, its receipts and its approval case."""
         return found(read(reads.get_requisition, current_actor(), str(requisition_id)), "such requisition")
 
     @blp.arguments(RequisitionEditSchema)
     @blp.response(200, RequisitionSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="Not editable in its state")
-    def patch(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body")
+    @blp.problem(403, "Not the requester")
+    @blp.problem(404, NOT_FOUND)
+    @blp.problem(409, "Not editable in its state")
+    def patch(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Edit a draft, or a requisition sent back for changes (requester only)."""
         payload = RequisitionFieldsSchema().dump(data)
         return command(catalog.UPDATE_REQUISITION, {**payload, "id": str(requisition_id)})
@@ -107,9 +114,12 @@ class Requisition(MethodView):
 @blp.route("/<uuid:requisition_id>/submit")
 class Submit(MethodView):
     @blp.response(200, RequisitionSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="Not a draft nor sent back for changes")
-    @blp.alt_response(422, schema=ProblemSchema, description="A cap refused it")
-    def post(self, requisition_id: uuid.UUID) -> Response:
+    @blp.accepted()
+    @blp.problem(403, "Not the requester")
+    @blp.problem(404, NOT_FOUND)
+    @blp.problem(409, "Not a draft nor sent back for changes")
+    @blp.problem(422, "A cap refused it")
+    def post(self, requisition_id: uuid.UUID) -> Answer:
         """Submit a draft, or resubmit after changes were requested."""
         return command(catalog.SUBMIT_DRAFT, {"id": str(requisition_id), "comment": ""})
 
@@ -118,8 +128,12 @@ class Submit(MethodView):
 class Cancel(MethodView):
     @blp.arguments(CommentSchema)
     @blp.response(200, RequisitionSchema)
-    @blp.alt_response(409, schema=ProblemSchema, description="Too late to cancel")
-    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Malformed body")
+    @blp.problem(403, "Neither the requester nor finance, CFO or admin")
+    @blp.problem(404, NOT_FOUND)
+    @blp.problem(409, "Too late to cancel")
+    def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Cancel: the requester before a decision; finance, CFO or admin until payment."""
         return command(catalog.CANCEL_REQUISITION, {"id": str(requisition_id), "comment": data["comment"]})
 
@@ -128,8 +142,13 @@ class Cancel(MethodView):
 class Receipts(MethodView):
     @blp.arguments(ReceiptUploadSchema, location="files")
     @blp.response(201, ReceiptSchema)
-    @blp.alt_response(400, schema=ProblemSchema, description="Not a PDF, PNG or JPEG, empty, or too large")
-    def post(self, files: dict[str, Any], requisition_id: uuid.UUID) -> Response:
+    @blp.accepted()
+    @blp.problem(400, "Not a PDF, PNG or JPEG, empty, or no file")
+    @blp.problem(403, "Not the requester")
+    @blp.problem(404, NOT_FOUND)
+    @blp.problem(409, "No receipts may be attached in its state, or this file is attached already")
+    @blp.problem(413, "Larger than 5 MiB")
+    def post(self, files: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Attach a receipt (multipart field ``file``; PDF, PNG or JPEG; at most 5 MiB)."""
         current_actor()
         upload = files["file"]

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Response, jsonify
+from typing import Any
+
 from flask.views import MethodView
-from marshmallow import Schema, fields
 
 from services.gateway import backlog
 from services.gateway.api import Blueprint, ctx
 from services.gateway.api.replies import require_role
+from services.gateway.schemas import SystemStatusSchema
 
 blp = Blueprint("system", __name__, url_prefix="/api/v1/system", description="Operations")
-
-
-class LagSchema(Schema):
-    samples = fields.Integer()
-    p50_ms = fields.Float(allow_none=True)
-    p95_ms = fields.Float(allow_none=True)
-    max_ms = fields.Float(allow_none=True)
-
-
-class SystemStatusSchema(Schema):
-    queues = fields.Dict(keys=fields.String(), values=fields.Integer())
-    queue_limit = fields.Integer()
-    projection_lag = fields.Nested(LagSchema)
 
 
 @blp.route("/status")
 class SystemStatus(MethodView):
     @blp.response(200, SystemStatusSchema)
-    def get(self) -> Response:
+    @blp.problem(403, "Not admin, auditor, finance, CFO or treasury")
+    def get(self) -> Any:
         """Messages waiting per queue, the bound past which new work is refused, and the
         projection lag (service commit to gateway projection) over the last minute."""
         require_role("admin", "auditor", "finance", "cfo", "treasury")
         context = ctx()
-        return jsonify(backlog.status(context.backlog, context.db))
+        return backlog.status(context.backlog, context.db)

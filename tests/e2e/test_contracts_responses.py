@@ -1,0 +1,373 @@
+"""The answers' contract: what the API returns is what its OpenAPI document says, and nothing less
+than what the services say.
+
+The fuzzer (``test_api_fuzzing``) runs on a nearly empty system, so most of its answers are
+problems and empty lists. Here a whole journey (a float, requisitions through every decision,
+a receipt, an authenticator, a payment, a replenishment, the policy and the caps) is driven as
+its users would, and every answer is checked by schemathesis's conformance checks: status,
+content type, headers and body as documented. Then every body the services published to the
+gateway's projections is dumped with its response schema and must come out unchanged: a field
+a schema forgot would be dropped by flask-smorest, silently, and this says which.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pyotp
+import pytest
+import requests
+import schemathesis
+from marshmallow import Schema
+from sqlalchemy import select
+
+from services.gateway import schemas
+from services.gateway.readmodels import (
+    rm_accounts,
+    rm_alerts,
+    rm_approval_cases,
+    rm_documents,
+    rm_payments,
+    rm_requisitions,
+)
+from shared.db.engine import Database
+from tests.payment_support import Authenticator, Person, bank, ensure_float, new_person, wait_payment
+from tests.support import Api, Stack, kes, requisition_body, wait_for
+
+CONFORMANCE = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class Contract:
+    """Calls the API and checks each answer against the operation the OpenAPI document declares."""
+
+    def __init__(self, api: Api) -> None:
+        from schemathesis.checks import CHECKS, load_all_checks
+
+        self.api = api
+        self.document = schemathesis.openapi.from_dict(api.get("/api/v1/openapi.json").json())
+        load_all_checks()
+        self.checks = CHECKS.get_by_names(list(CONFORMANCE))
+        self.answered: set[tuple[str, str, int]] = set()
+
+    def __call__(
+        self, method: str, template: str, token: str | None, expect: int | set[int], /, **kwargs: Any
+    ) -> requests.Response:
+        params = kwargs.pop("params", None)
+        path_parameters = {k[1:]: v for k, v in list(kwargs.items()) if k.startswith("_")}
+        for key in path_parameters:
+            kwargs.pop(f"_{key}")
+        path = template.format(**path_parameters)
+        response = self.api.request(method, path, token, params=params, **kwargs)
+        expected = expect if isinstance(expect, set) else {expect}
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
+        operation = self.document[template][method.upper()]
+        case = operation.Case(path_parameters=path_parameters or None, query=params)
+        case.validate_response(response, checks=self.checks)  # raises, naming what does not conform
+        self.answered.add((method.upper(), template, response.status_code))
+        return response
+
+
+@pytest.fixture(scope="module")
+def contract(stack: Stack) -> Contract:
+    return Contract(Api(stack.base_url))
+
+
+def _json(value: Any) -> Any:
+    """As it travels: through JSON and back."""
+    return json.loads(json.dumps(value))
+
+
+def _lossless(schema: Schema, body: dict[str, Any], what: str) -> None:
+    assert _json(schema.dump(body)) == _json(body), f"{what}: the response schema changes {body}"
+
+
+def _status(api: Api, token: str, rid: str) -> str:
+    return str(api.get(f"/api/v1/requisitions/{rid}", token).json()["status"])
+
+
+def _wait(api: Api, token: str, rid: str, *statuses: str) -> None:
+    wait_for(lambda: _status(api, token, rid) in statuses, 20, 0.05, f"{rid} to become one of {statuses}")
+
+
+@pytest.fixture(scope="module")
+def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]) -> Contract:
+    """The journey, once per module: each of its answers checked as it comes."""
+    call, api = contract, contract.api
+    alice, bob, rita, fiona, admin, aud = (tokens[u] for u in ("alice", "bob", "rita", "fiona", "admin", "aud"))
+    requisition = "/api/v1/requisitions/{requisition_id}"
+
+    # Floats: opened (or open already), listed, one branch's.
+    ensure_float(api, tokens)
+    call("GET", "/api/v1/floats", tokens["tom"], 200)
+    call("GET", "/api/v1/floats/{branch_code}", aud, 200, _branch_code="NBO-CBD")
+    call("POST", "/api/v1/floats", tokens["tom"], 409, json={"branch": "NBO-CBD", "amount": kes(1)})
+    call("POST", "/api/v1/floats", tokens["tom"], {201, 409}, json={"branch": "HQ", "amount": kes(1_000)})
+
+    # A requisition submitted (201, Location), routed, listed, shown, approved: T1, bob.
+    created = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(payee=bank("ACC-1")))
+    rid = created.json()["id"]
+    assert created.headers["Location"].endswith(rid)
+    _wait(api, alice, rid, "pending_approval")
+    inbox = call("GET", "/api/v1/approvals/inbox", bob, 200).json()
+    assert rid in [item["requisition_id"] for item in inbox["items"]]
+    call("POST", requisition + "/approve", bob, 200, _requisition_id=rid, json={"comment": "ok"})
+    _wait(api, alice, rid, "reserved", "awaiting_funds")
+    shown = call("GET", requisition, alice, 200, _requisition_id=rid).json()
+    assert shown["approval"]["steps"]
+    assert shown["history"]
+    call("GET", "/api/v1/requisitions", alice, 200, params={"scope": "mine", "limit": 5})
+    call("GET", "/api/v1/requisitions", admin, 200, params={"scope": "all", "status": "reserved"})
+
+    # A draft with a receipt, edited, submitted; sent back for changes, edited, resubmitted.
+    draft = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(draft=True)).json()
+    assert draft["status"] == "draft"
+    assert draft["voucher_no"] is None
+    receipt = PNG + uuid.uuid4().bytes
+    attached = call(
+        "POST",
+        requisition + "/receipts",
+        alice,
+        201,
+        _requisition_id=draft["id"],
+        files={"file": ("r.png", receipt, "image/png")},
+    )
+    assert attached.json()["content_type"] == "image/png"
+    edit = requisition_body(amount=kes(900), purpose="Printer toner")
+    del edit["branch"]
+    call("PATCH", requisition, alice, 200, _requisition_id=draft["id"], json=edit)
+    call("POST", requisition + "/submit", alice, 200, _requisition_id=draft["id"])
+    _wait(api, alice, draft["id"], "pending_approval")
+    call("POST", requisition + "/request-changes", bob, 200, _requisition_id=draft["id"], json={"comment": "Split it"})
+    _wait(api, alice, draft["id"], "changes_requested")
+    call("GET", requisition, alice, 200, _requisition_id=draft["id"])
+    call("PATCH", requisition, alice, 200, _requisition_id=draft["id"], json=edit)
+    call("POST", requisition + "/submit", alice, 200, _requisition_id=draft["id"])
+    _wait(api, alice, draft["id"], "pending_approval")
+    call("POST", requisition + "/reject", bob, 200, _requisition_id=draft["id"], json={"reason": "Not this month"})
+
+    # Urgent requests: one confirmed by the tier's final approver, one reverted, one cancelled.
+    urgent = {"amount": kes(30_000), "urgent": True, "urgency_reason": "Generator failed"}
+    confirmed = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(**urgent)).json()["id"]
+    reverted = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(**urgent)).json()["id"]
+    _wait(api, alice, confirmed, "pending_urgency_confirmation")
+    call("POST", requisition + "/confirm-urgency", rita, 200, _requisition_id=confirmed, json={"comment": "Confirmed"})
+    _wait(api, alice, reverted, "pending_urgency_confirmation")
+    call("POST", requisition + "/revert-urgency", rita, 200, _requisition_id=reverted, json={"comment": "Can wait"})
+    _wait(api, alice, reverted, "pending_approval")
+    call("POST", requisition + "/cancel", alice, 200, _requisition_id=reverted, json={"comment": "No longer needed"})
+    call("GET", requisition, alice, 200, _requisition_id=confirmed)
+
+    # Treasury: an authenticator enrolled (the secret shown once) and activated, then a payment.
+    person = new_person(dbs)
+    enrolled = call("POST", "/api/v1/otp/enrolment", person.token, 201).json()
+    assert enrolled["provisioning_uri"].startswith("otpauth://")
+    assert enrolled["qr_svg"]
+    device = Authenticator(pyotp.parse_uri(enrolled["provisioning_uri"]).secret)
+    call("POST", "/api/v1/otp/activation", person.token, 200, json={"code": device.code()})
+    _pay(call, api, person, device, rid, alice)
+
+    # A replenishment asked for and decided.
+    asked = call(
+        "POST",
+        "/api/v1/floats/{branch_code}/replenishments",
+        tokens["tom"],
+        201,
+        _branch_code="NBO-CBD",
+        json={"amount": kes(1_000), "comment": "Month end"},
+    ).json()
+    decided = call(
+        "POST",
+        "/api/v1/replenishments/{request_id}/decision",
+        fiona,
+        200,
+        _request_id=asked["id"],
+        json={"approve": True},
+    )
+    assert decided.json()["status"] == "approved"
+
+    # The books, the policy (put back as it is: a new version), the caps, alerts, operations.
+    call("GET", "/api/v1/ledger/trial-balance", aud, 200)
+    policy = call("GET", "/api/v1/approval-policy", admin, 200).json()
+    again = call("PUT", "/api/v1/approval-policy", admin, 201, json={k: v for k, v in policy.items() if k != "version"})
+    assert again.json()["version"] > policy["version"]
+    _put_caps_and_back(call, api, admin, dbs)
+    call("GET", "/api/v1/alerts", admin, 200)
+    call("GET", "/api/v1/alerts", bob, 200)
+    call("GET", "/api/v1/system/status", admin, 200)
+
+    # One left waiting for bob, so the projections hold an inbox item for the next test.
+    waiting = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(amount=kes(700))).json()["id"]
+    _wait(api, alice, waiting, "pending_approval")
+
+    # Problems, as documented.
+    call("GET", requisition, alice, 404, _requisition_id=str(uuid.uuid4()))
+    call("GET", requisition, None, 401, _requisition_id=rid)
+    call("GET", "/api/v1/ledger/trial-balance", alice, 403)
+    call("GET", "/api/v1/requisitions", alice, 422, params={"branch": "NOPE"})
+    call("POST", "/api/v1/requisitions", alice, 400, data="{", headers={"Content-Type": "application/json"})
+    call("POST", "/api/v1/requisitions", alice, 400, json=requisition_body(payee={"name": "x", "method": "bank"}))
+    call("POST", requisition + "/approve", bob, 409, _requisition_id=rid, json={"comment": "again"})
+    call("GET", "/api/v1/commands/{message_id}", alice, 404, _message_id=str(uuid.uuid4()))
+    not_allowed = api.request("DELETE", "/api/v1/requisitions", alice)
+    assert not_allowed.status_code == 405
+    assert set(not_allowed.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    return contract
+
+
+def test_every_answer_of_a_whole_journey_conforms(journey: Contract) -> None:
+    """Each operation of the document answered a success, as documented, at least once (the
+    status of a slow command, a 202 first, is left to the gateway-path tests)."""
+    succeeded = {(method, path) for method, path, status in journey.answered if status < 300}
+    documented = {
+        (method.upper(), path)
+        for path, operations in journey.document.raw_schema["paths"].items()
+        for method in operations
+        if method != "parameters"
+    }
+    assert documented - succeeded == {("GET", "/api/v1/commands/{message_id}")}
+
+
+def _pay(call: Contract, api: Api, person: Person, device: Authenticator, rid: str, alice: str) -> None:
+    _wait(api, alice, rid, "reserved")
+    path = "/api/v1/requisitions/{requisition_id}/payment"
+    executed = call("POST", path, person.token, 201, _requisition_id=rid, json={"otp": device.code()})
+    assert executed.json()["state"] == "processing"
+    assert executed.headers["Location"].endswith(f"/{rid}/payment")
+    wait_payment(api, person.token, rid, "completed")
+    paid = call("GET", path, person.token, 200, _requisition_id=rid).json()
+    assert paid["history"][0]["attempts"]
+    _wait(api, alice, rid, "paid")
+
+
+def _put_caps_and_back(call: Contract, api: Api, admin: str, dbs: dict[str, Database]) -> None:
+    before = call("GET", "/api/v1/caps", admin, 200).json()["caps"]
+    caps = [
+        {"kind": "category_per_requisition", "category": "travel", "limit": kes(9_999_999)},
+        {"kind": "branch_monthly", "branch_id": "MLD-01", "limit": kes(9_999_999)},
+    ]
+    put = call("PUT", "/api/v1/caps", admin, 200, json={"caps": caps}).json()
+    assert [c["kind"] for c in put["caps"]] == ["category_per_requisition", "branch_monthly"]
+    codes = _branch_codes(dbs)
+    restored = [{**c, "branch_id": codes[c["branch_id"]]} if c["branch_id"] else c for c in before]
+    call("PUT", "/api/v1/caps", admin, 200, json={"caps": restored})
+
+
+def _branch_codes(dbs: dict[str, Database]) -> dict[str, str]:
+    from sqlalchemy import text
+
+    with dbs["gateway"].engine.connect() as conn:
+        return {str(i): str(c) for i, c in conn.execute(text("SELECT id, code FROM branches"))}
+
+
+def test_the_response_schemas_drop_nothing_the_services_publish(journey: Contract, dbs: dict[str, Database]) -> None:
+    """Every body in the gateway's projections (what the GETs answer with), dumped with its
+    response schema, comes out as it went in."""
+    checked: dict[str, int] = {}
+
+    def each(table: Any, column: str, schema: Schema, what: str, where: Callable[[Any], Any] | None = None) -> None:
+        query = select(table.c[column])
+        if where is not None:
+            query = query.where(where(table))
+        with dbs["gateway"].engine.connect() as conn:
+            for body in conn.execute(query).scalars():
+                if body is not None:
+                    _lossless(schema, body, what)
+                    checked[what] = checked.get(what, 0) + 1
+
+    each(rm_requisitions, "body", schemas.RequisitionSchema(), "requisition")
+    each(rm_approval_cases, "body", schemas.ApprovalCaseSchema(), "approval case")
+    each(rm_approval_cases, "item", schemas.InboxItemSchema(), "inbox item")
+    each(rm_accounts, "body", schemas.AccountSchema(), "account")
+    each(rm_accounts, "float", schemas.FloatSchema(), "float")
+    each(rm_payments, "body", schemas.PaymentSchema(), "payment")
+    each(rm_alerts, "body", schemas.AlertSchema(), "alert")
+    each(rm_documents, "body", schemas.PolicyVersionSchema(), "policy", lambda t: t.c.id == "policy")
+    each(rm_documents, "body", schemas.CapListSchema(), "caps", lambda t: t.c.id == "caps")
+    for what in ("requisition", "approval case", "inbox item", "account", "float", "payment", "policy", "caps"):
+        assert checked.get(what), f"no {what} was projected to check"
+
+
+def test_the_bodies_no_projection_keeps_are_dumped_whole() -> None:
+    """Replies that are not projected (a replenishment, an enrolment with its secret shown
+    once, a command's status), and an alert (the journey may raise none), built by the
+    services' own presenters."""
+    from datetime import UTC, datetime
+
+    from services.ledger.models import Replenishment
+    from services.ledger.schemas import replenishment_body
+    from services.payment.models import OtpEnrolment
+    from services.payment.schemas import enrolment_body, enrolment_secret_body
+    from services.requisition.models import Alert
+    from services.requisition.schemas import alert_body
+
+    now = datetime.now(UTC)
+    replenishment = Replenishment(
+        id=uuid.uuid4(),
+        branch_id=str(uuid.uuid4()),
+        amount_minor=100_000,
+        currency="KES",
+        status="requested",
+        requested_by=str(uuid.uuid4()),
+        requested_at=now,
+        comment="",
+        decided_by=None,
+        decided_at=None,
+        decision_comment="",
+    )
+    _lossless(schemas.ReplenishmentSchema(), replenishment_body(replenishment), "replenishment")
+    enrolment = OtpEnrolment(user_id=str(uuid.uuid4()), username="t", status="pending", created_at=now)
+    body = {**enrolment_body(enrolment), **enrolment_secret_body("otpauth://totp/x?secret=ABC")}
+    _lossless(schemas.EnrolmentSchema(), body, "enrolment")
+    problem = {"type": "otp-invalid", "title": "otp invalid", "detail": "No.", "attempts_left": 3}
+    _lossless(schemas.CommandStatusSchema(), {"state": "done", "status": 422, "body": None, "problem": problem}, "cmd")
+    done = {"state": "done", "status": 201, "body": {"id": "x", "nested": {"a": [1]}}, "problem": None}
+    _lossless(schemas.CommandStatusSchema(), done, "command status")
+    for requisition_id, branch_id in ((uuid.uuid4(), str(uuid.uuid4())), (None, None)):
+        alert = Alert(
+            kind="awaiting_funds",
+            severity="warning",
+            message="Waiting for funds",
+            requisition_id=requisition_id,
+            branch_id=branch_id,
+            source="ledger",
+            raised_at=now,
+        )
+        _lossless(schemas.AlertSchema(), alert_body(alert), "alert")
+
+
+def test_the_documented_states_are_the_services_states() -> None:
+    """The enumerations the document declares are the services' own (a new state fails here,
+    not in a client)."""
+    from services.payment.domain import PaymentState
+    from services.requisition.domain import Status
+
+    assert set(schemas.REQUISITION_STATUSES) == {s.value for s in Status}
+    assert set(schemas.PAYMENT_STATES) == {s.value for s in PaymentState}
+
+
+def test_every_operation_is_documented_with_its_problems(api: Api) -> None:
+    """No catch-all: each operation names the statuses it answers, problems as problem+json."""
+    document = api.get("/api/v1/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            responses = operation["responses"]
+            assert "default" not in responses, (method, path)
+            assert {"401", "503"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                content = set(response.get("content", {}))
+                if status.startswith(("4", "5")) and status != "414":
+                    assert content == {"application/problem+json"}, (method, path, status)
+                elif status.startswith("2"):
+                    assert content == {"application/json"}, (method, path, status)
