@@ -66,12 +66,6 @@ def set_policy(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> 
     return ok_reply(201, {"version": version, **policy.to_dict()})
 
 
-def get_policy(session: Session, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
-    """The policy in force."""
-    policy = current_policy(session)
-    return ok_reply(200, {"version": policy.version, **policy.to_dict()})
-
-
 # -- the directory --------------------------------------------------------------------
 
 

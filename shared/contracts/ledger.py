@@ -48,9 +48,3 @@ class DecideReplenishmentPayload(Schema):
     id = fields.UUID(required=True)
     approve = fields.Boolean(required=True)
     comment = fields.String(load_default="", validate=validate.Length(max=1000))
-
-
-class BranchPayload(Schema):
-    """Queries about one branch's float."""
-
-    branch_id = fields.String(required=True, validate=validate.Length(min=1, max=64))

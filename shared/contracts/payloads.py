@@ -64,12 +64,6 @@ class SubmitRequisitionPayload(RequisitionFieldsSchema):
     draft = fields.Boolean(load_default=False)
 
 
-class ByIdPayload(Schema):
-    """Queries that name one thing by id."""
-
-    id = fields.UUID(required=True)
-
-
 class RequisitionSubmittedPayload(Schema):
     """Event: a requisition entered (or, after changes, re-entered) the approval process."""
 
@@ -227,16 +221,6 @@ class AttachReceiptPayload(Schema):
     size = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
 
 
-class ListRequisitionsPayload(Schema):
-    """Query ``requisition.list_requisitions``."""
-
-    scope = fields.String(load_default="mine", validate=validate.OneOf(("mine", "branch", "all")))
-    branch_id = fields.String(load_default=None, allow_none=True)
-    status = fields.String(load_default=None, allow_none=True)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
-
-
 class CapSchema(Schema):
     """A cap on requisitions: per requisition of a category, or per branch per month."""
 
@@ -278,10 +262,6 @@ class PolicySchema(Schema):
     )
     sla_hours = fields.Integer(load_default=24, validate=validate.Range(min=1, max=24 * 30))
     urgent_sla_hours = fields.Integer(load_default=2, validate=validate.Range(min=1, max=24 * 30))
-
-
-class InboxPayload(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class NoPayload(Schema):

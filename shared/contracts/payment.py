@@ -65,12 +65,6 @@ class PaymentIdPayload(Schema):
     payment_id = fields.UUID(required=True)
 
 
-class RequisitionRefPayload(Schema):
-    """Queries about the payment of one requisition."""
-
-    requisition_id = fields.UUID(required=True)
-
-
 class SealedEnrolmentError(ValueError):
     """A sealed enrolment that cannot be opened: wrong key, tampered with, or too old."""
 
