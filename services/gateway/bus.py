@@ -43,7 +43,7 @@ from shared.contracts.catalog import TaskSpec
 from shared.contracts.envelope import Actor, Envelope, load_envelope
 from shared.db.engine import Database
 from shared.messaging.app import send_command
-from shared.messaging.outbox import record_sent
+from shared.messaging.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
 
@@ -525,7 +525,7 @@ class Bus:
             return
         try:
             with self.db.uow() as uow:
-                record_sent(uow.session, load_envelope(envelope))
+                add_to_outbox(uow.session, load_envelope(envelope), sent=True)
                 uow.commit()
         except Exception:
             log.warning("could not track command %s for re-sending", envelope["message_id"], exc_info=True)

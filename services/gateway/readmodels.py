@@ -217,22 +217,48 @@ def project(session: Session, event_type: str, payload: dict[str, Any], *, repla
 
     ``replace_equal`` also rewrites a row of the same version (a rebuild repairing a row).
     """
-    kind = kind_of(event_type, payload)
-    table = TABLES[kind]
-    row = _row(kind, payload, session)
-    stmt = upsert.insert(session, table).values(row)
-    newer = table.c.version <= stmt.excluded.version if replace_equal else table.c.version < stmt.excluded.version
-    applied = session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"], set_={k: stmt.excluded[k] for k in row if k != "id"}, where=newer
-        ).returning(table.c.id)
-    ).first()
-    if applied is not None and kind == "approval_case":
-        session.execute(delete(rm_case_deciders).where(rm_case_deciders.c.case_id == payload["id"]))
-        deciders = (payload["inbox"] or {}).get("deciders", [])
-        if deciders:
-            session.execute(insert(rm_case_deciders), [{"case_id": payload["id"], "user_id": d} for d in deciders])
-    return applied is not None
+    return bool(project_many(session, event_type, [payload], replace_equal=replace_equal))
+
+
+def project_many(
+    session: Session, event_type: str, payloads: list[dict[str, Any]], *, replace_equal: bool = False
+) -> int:
+    """Apply loaded snapshots of one event type, one statement per kind; returns how many applied.
+
+    Each row is written only if its version is newer than the projection's (or equal, with
+    ``replace_equal``). Two snapshots of one aggregate in one call keep the newest.
+    """
+    by_kind: dict[str, dict[Any, dict[str, Any]]] = {}
+    for payload in payloads:
+        kind = kind_of(event_type, payload)
+        rows = by_kind.setdefault(kind, {})
+        row = _row(kind, payload, session)
+        if row["id"] not in rows or rows[row["id"]]["version"] < row["version"]:
+            rows[row["id"]] = {**row, "_deciders": _deciders(payload)}
+    applied = 0
+    for kind, rows in by_kind.items():
+        table = TABLES[kind]
+        values = [{k: v for k, v in row.items() if k != "_deciders"} for row in rows.values()]
+        stmt = upsert.insert(session, table).values(values)
+        newer = table.c.version <= stmt.excluded.version if replace_equal else table.c.version < stmt.excluded.version
+        ids = list(
+            session.scalars(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"], set_={k: stmt.excluded[k] for k in values[0] if k != "id"}, where=newer
+                ).returning(table.c.id)
+            )
+        )
+        applied += len(ids)
+        if kind == "approval_case" and ids:
+            session.execute(delete(rm_case_deciders).where(rm_case_deciders.c.case_id.in_(ids)))
+            deciders = [{"case_id": i, "user_id": d} for i in ids for d in rows[i]["_deciders"]]
+            if deciders:
+                session.execute(insert(rm_case_deciders), deciders)
+    return applied
+
+
+def _deciders(payload: dict[str, Any]) -> list[str]:
+    return list((payload.get("inbox") or {}).get("deciders", []))
 
 
 def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from services.gateway.readmodels import TABLES, project
+from services.gateway.readmodels import TABLES, project_many
 from shared.contracts import catalog
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.readmodels import DOCUMENTS
@@ -25,7 +25,7 @@ from shared.db.types import utcnow
 log = logging.getLogger(__name__)
 
 Ask = Callable[[TaskSpec, dict[str, Any]], dict[str, Any]]
-PAGE = 500
+PAGE = 1000
 
 EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "requisition": catalog.REQUISITION_CHANGED,
@@ -57,11 +57,11 @@ def _rebuild_kind(db: Database, ask: Ask, service: str, kind: str) -> int:
     after: str | None = None
     while True:
         page = ask(catalog.EXPORTS[service], {"kind": kind, "after": after, "limit": PAGE})
+        items = [schema.load(item) for item in page["items"]]
         with db.uow() as uow:
-            for item in page["items"]:
-                project(uow.session, spec.name, schema.load(item), replace_equal=True)
-                seen.add(str(item["id"]))
+            project_many(uow.session, spec.name, items, replace_equal=True)
             uow.commit()
+        seen.update(str(item["id"]) for item in items)
         after = page["next"]
         if after is None:
             break

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.uow import UnitOfWork
+from shared.db.uow import Publisher, UnitOfWork
 
 if TYPE_CHECKING:
     from shared.messaging.snapshots import Snapshots
@@ -49,10 +49,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 class Database:
-    """One service's database: its engine and a unit-of-work factory."""
+    """One service's database: its engine and a unit-of-work factory.
 
-    def __init__(self, url: str, snapshots: Snapshots | None = None, **engine_kwargs: Any) -> None:
+    ``publish``: send what a unit of work emitted straight after its commit (see ``UnitOfWork``).
+    """
+
+    def __init__(
+        self, url: str, snapshots: Snapshots | None = None, publish: Publisher | None = None, **engine_kwargs: Any
+    ) -> None:
         self.url = url
+        self.publish = publish
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.snapshots = snapshots
@@ -65,7 +71,7 @@ class Database:
 
     def uow(self) -> UnitOfWork:
         """A fresh unit of work; it rolls back unless committed."""
-        return UnitOfWork(self.sessions, self.snapshots.publish_touched if self.snapshots else None)
+        return UnitOfWork(self.sessions, self.snapshots.publish_touched if self.snapshots else None, self.publish)
 
     def dispose(self) -> None:
         self.engine.dispose()

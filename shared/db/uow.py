@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts.envelope import Envelope
 from shared.messaging.outbox import add_to_outbox
+from shared.messaging.tables import outbox
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[dict[str, Any]], None]
 
 
 class UnitOfWork:
-    """Wraps a session; events emitted through it land in the outbox in the same commit."""
+    """Wraps a session; events emitted through it land in the outbox in the same commit.
+
+    With a ``publish`` function (a service's workers), the outbox rows are written already
+    marked as sent and the events are sent straight after the commit, from memory: no second
+    transaction to claim them. A send that fails hands its rows back to the relay; a process
+    that dies between the commit and the send leaves rows that nobody acknowledges, which the
+    relay sends again after the delivery deadline (``shared.messaging.delivery``).
+    """
 
     session: Session
 
@@ -21,9 +36,11 @@ class UnitOfWork:
         self,
         session_factory: sessionmaker[Session],
         describe_changes: Callable[[Session], list[Envelope]] | None = None,
+        publish: Publisher | None = None,
     ) -> None:
         self._factory = session_factory
         self._describe_changes = describe_changes
+        self._publish = publish
         self.emitted: list[Envelope] = []
 
     def __enter__(self) -> Self:
@@ -39,7 +56,7 @@ class UnitOfWork:
 
     def emit(self, envelope: Envelope) -> None:
         """Queue an event for publication; it is written to the outbox with this transaction."""
-        add_to_outbox(self.session, envelope)
+        add_to_outbox(self.session, envelope, sent=self._publish is not None)
         self.emitted.append(envelope)
 
     def publish_changes(self) -> list[Envelope]:
@@ -55,7 +72,26 @@ class UnitOfWork:
     def commit(self) -> None:
         self.publish_changes()
         self.session.commit()
+        if self._publish is not None and self.emitted:
+            self._send(self._publish, self.emitted)
 
     def rollback(self) -> None:
         self.session.rollback()
         self.emitted = []
+
+    def _send(self, publish: Publisher, envelopes: list[Envelope]) -> None:
+        try:
+            for envelope in envelopes:
+                publish(envelope.to_dict())
+        except Exception:
+            log.warning("could not send %d committed event(s); the relay will", len(envelopes), exc_info=True)
+            self._hand_to_relay(envelopes)
+
+    def _hand_to_relay(self, envelopes: list[Envelope]) -> None:
+        ids = [uuid.UUID(e.message_id) for e in envelopes]
+        try:
+            with self._factory() as session:
+                session.execute(update(outbox).where(outbox.c.message_id.in_(ids)).values(published_at=None))
+                session.commit()
+        except Exception:  # the rows stay marked sent: unacknowledged, they are re-sent after the deadline
+            log.warning("could not hand %d event(s) to the relay; re-sent after the deadline", len(ids))

@@ -35,7 +35,7 @@ from shared.messaging.tables import outbox, outbox_acks
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.25
 RESEND_BATCH = 200
 # Re-sends back off: the deadline, then twice it, four times... at most this many deadlines.
 MAX_BACKOFF_FACTOR = 32

@@ -42,22 +42,13 @@ def check_contract(envelope: Envelope) -> None:
         raise ContractViolation(f"{envelope.type} breaks its contract: {errors}")
 
 
-def add_to_outbox(session: Session, envelope: Envelope) -> None:
-    """Write an event to the outbox as part of the session's current transaction (checked first)."""
+def add_to_outbox(session: Session, envelope: Envelope, *, sent: bool = False) -> None:
+    """Write an event to the outbox as part of the session's current transaction (checked first).
+
+    ``sent``: the caller sends it itself straight after the commit (``UnitOfWork``), so the row
+    is written as published and only the delivery deadline's re-send stands behind it.
+    """
     check_contract(envelope)
-    session.execute(
-        outbox.insert().values(
-            message_id=uuid.UUID(envelope.message_id),
-            event_type=envelope.type,
-            envelope=envelope.to_dict(),
-            created_at=utcnow(),
-        )
-    )
-
-
-def record_sent(session: Session, envelope: Envelope) -> None:
-    """Keep a message that was just sent directly (not through the relay) as published, so
-    that end-to-end delivery re-sends it until its consumer acknowledges it."""
     now = utcnow()
     session.execute(
         outbox.insert().values(
@@ -65,7 +56,7 @@ def record_sent(session: Session, envelope: Envelope) -> None:
             event_type=envelope.type,
             envelope=envelope.to_dict(),
             created_at=now,
-            published_at=now,
+            published_at=now if sent else None,
         )
     )
 

@@ -1,8 +1,9 @@
 """The outbox relay: publishes each service's committed events, in order, after commit.
 
-Workers already publish what they commit (``ServiceRuntime.flush_outbox``); the relay is
-the guarantee behind that fast path: it publishes whatever a worker that died, or lost the
-broker, left behind. Several relays may run against one database.
+Workers send what they commit straight after the commit (``shared.db.uow.UnitOfWork``); the
+relay is the guarantee behind that fast path: it publishes whatever a worker could not send
+(the broker away), and re-sends whatever nobody acknowledged in time, which covers a worker
+that died between its commit and its send. Several relays may run against one database.
 """
 
 from __future__ import annotations

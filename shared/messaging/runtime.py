@@ -41,7 +41,7 @@ from shared.messaging import deadletter, inbox
 from shared.messaging.app import event_publisher, make_celery, recipients
 from shared.messaging.delivery import AckBatcher, record_acks
 from shared.messaging.errors import DomainError, is_transient, problem_reply
-from shared.messaging.outbox import prune_published, publish_pending
+from shared.messaging.outbox import prune_published
 from shared.messaging.snapshots import Snapshots, touch
 from shared.messaging.tables import read_model_versions
 
@@ -109,7 +109,9 @@ class ServiceRuntime:
     def db(self) -> Database:
         """This service's database; recreated after a fork so no connection is shared."""
         if self._db is None or self._db_pid != os.getpid():
-            self._db = Database(self.settings.database_url(self.service), snapshots=self.snapshots)
+            self._db = Database(
+                self.settings.database_url(self.service), snapshots=self.snapshots, publish=self.publish
+            )
             self._db_pid = os.getpid()
         return self._db
 
@@ -165,9 +167,6 @@ class ServiceRuntime:
                 with self.db.uow() as uow:
                     result = handler(uow, envelope, payload)
                     uow.commit()
-                    emitted = bool(uow.emitted)
-                if emitted:
-                    self.flush_outbox()
                 return result
 
             self._task(spec.name, body, ignore_result=True)
@@ -186,10 +185,7 @@ class ServiceRuntime:
         def register(handler: JobHandler) -> JobHandler:
             def body(envelope: Envelope) -> dict[str, Any]:
                 payload = self._load_payload(spec.payload, envelope)
-                try:
-                    return handler(self.db, envelope, payload)
-                finally:
-                    self.flush_outbox()
+                return handler(self.db, envelope, payload)
 
             self._task(spec.name, body, ignore_result=True)
             return handler
@@ -260,9 +256,6 @@ class ServiceRuntime:
                 if kind not in published:
                     touch(uow.session, kind, kind)
             uow.commit()
-            emitted = bool(uow.emitted)
-        if emitted:
-            self.flush_outbox()
 
     def _export(self, session: Session, _envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
         if payload["kind"] not in self.snapshots.models:
@@ -315,19 +308,8 @@ class ServiceRuntime:
                     uow.rollback()
                     return inbox.stored_result(uow.session, envelope.message_id)
             self._maybe_fault(task_name)
-            uow.commit()
-            emitted = bool(uow.emitted)
-        if emitted:
-            self.flush_outbox()
+            uow.commit()  # sends what it emitted, straight after the commit
         return reply
-
-    def flush_outbox(self) -> None:
-        """Publish what this process just committed, without waiting for the relay."""
-        try:
-            with self.db.uow() as uow:
-                publish_pending(uow.session, self.publish)
-        except Exception:  # the relay will publish it; the effect is already committed
-            log.warning("outbox flush failed; the relay will publish", exc_info=True)
 
     def _maybe_fault(self, task_name: str) -> None:
         delay = self.settings.fault_sleep.get(task_name)
@@ -403,7 +385,6 @@ class ServiceRuntime:
                 deadletter.bury(uow.session, task_name, raw, error, attempts)
                 uow.emit(alert)
                 uow.commit()
-            self.flush_outbox()
         except Exception:
             # Without a database we cannot even bury it: let the broker redeliver it later.
             log.exception("could not dead-letter %s", task_name)
