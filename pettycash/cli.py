@@ -124,12 +124,13 @@ def beat() -> None:
 
 
 @main.command()
-@click.option("--workers", type=int, default=2)
-@click.option("--threads", type=int, default=8)
-def gateway(workers: int, threads: int) -> None:
+@click.option("--workers", type=int, default=None, help="gunicorn processes (default: pettycash.server.WORKERS).")
+@click.option("--threads", type=int, default=None, help="Threads per process (default: pettycash.server.THREADS).")
+def gateway(workers: int | None, threads: int | None) -> None:
     """Serve the gateway with gunicorn."""
-    from pettycash.server import serve
+    from pettycash.server import THREADS, WORKERS, serve
 
+    workers, threads = workers or WORKERS, threads or THREADS
     serve(load_settings(), workers=workers, threads=threads)
 
 

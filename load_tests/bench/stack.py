@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pettycash.components import migrate_all
+from pettycash.server import THREADS, WORKERS
 from pettycash.supervisor import Child, roles, stop_all
 from shared.config import DATABASES, Settings, load_settings
 
@@ -50,8 +51,8 @@ class StackOptions:
     """Where the stack's data lives and how big its gateway is."""
 
     db_prefix: str = "pettycash_bench_"
-    gunicorn_workers: int = 2
-    gunicorn_threads: int = 8
+    gunicorn_workers: int = WORKERS
+    gunicorn_threads: int = THREADS
     worker_concurrency: int = 4
     postgres_url: str = f"postgresql+psycopg://postgres@{LOOPBACK}:5432/postgres"
     # The broker: redis://127.0.0.1:PORT/DB. Empty: a Redis server of the run's own (see above).

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from services.gateway.models import Branch, metadata
-from shared.contracts import catalog
+from shared.contracts import catalog, instances
 from shared.contracts.envelope import Envelope
 from shared.db import upsert
 from shared.db.types import JSONType, UTCDateTime, utcnow
@@ -269,7 +269,7 @@ def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list
         with uow_factory() as uow:
             for snapshot in snapshots:
                 spec = catalog.EVENTS[snapshot["type"]]
-                project(uow.session, snapshot["type"], spec.payload().load(snapshot["payload"]))
+                project(uow.session, snapshot["type"], instances.schema(spec.payload).load(snapshot["payload"]))
             uow.commit()
     except Exception:
         # The command took effect; only its early projection failed. The projector applies

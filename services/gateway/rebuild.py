@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from services.gateway.readmodels import TABLES, project_many
-from shared.contracts import catalog
+from shared.contracts import catalog, instances
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.readmodels import DOCUMENTS
 from shared.db.engine import Database
@@ -52,7 +52,7 @@ def rebuild(db: Database, ask: Ask, kinds: Iterable[str] | None = None) -> dict[
 def _rebuild_kind(db: Database, ask: Ask, service: str, kind: str) -> int:
     started = utcnow()
     spec = EVENT_OF_KIND[kind]
-    schema = spec.payload()
+    schema = instances.schema(spec.payload)
     seen: set[str] = set()
     after: str | None = None
     while True:

@@ -10,6 +10,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
+from shared.contracts import instances
+
 ENVELOPE_VERSION = 1
 
 
@@ -42,7 +44,7 @@ class Actor:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Actor:
         """An actor from its wire form; ``ValidationError`` (a permanent message error) if malformed."""
-        actor: Actor = ActorSchema().load(dict(data))
+        actor: Actor = instances.schema(ActorSchema).load(dict(data))
         return actor
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,5 +157,5 @@ class EnvelopeSchema(Schema):
 
 def load_envelope(raw: dict[str, Any]) -> Envelope:
     """Parse and validate an envelope received from the broker."""
-    envelope: Envelope = EnvelopeSchema().load(raw)
+    envelope: Envelope = instances.schema(EnvelopeSchema).load(raw)
     return envelope

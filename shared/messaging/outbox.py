@@ -32,12 +32,13 @@ class ContractViolation(Exception):
 
 def check_contract(envelope: Envelope) -> None:
     """Validate a message against its declared payload schema before it leaves the service."""
+    from shared.contracts import instances
     from shared.contracts.catalog import EVENTS, TASKS_BY_NAME
 
     spec = EVENTS.get(envelope.type) or TASKS_BY_NAME.get(envelope.type)
     if spec is None:
         raise ContractViolation(f"{envelope.type} is not declared in shared.contracts")
-    errors = spec.payload().validate(envelope.payload)
+    errors = instances.schema(spec.payload).validate(envelope.payload)
     if errors:
         raise ContractViolation(f"{envelope.type} breaks its contract: {errors}")
 

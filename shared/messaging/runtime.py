@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
+from shared.contracts import instances
 from shared.contracts.catalog import (
     ACKS,
     ALERT_RAISED,
@@ -212,7 +213,7 @@ class ServiceRuntime:
     @staticmethod
     def _load_payload(schema: type[Any], envelope: Envelope) -> dict[str, Any]:
         try:
-            loaded: dict[str, Any] = schema().load(envelope.payload)
+            loaded: dict[str, Any] = instances.schema(schema).load(envelope.payload)
         except ValidationError as exc:
             raise PermanentMessageError(f"invalid {envelope.type} payload: {exc.messages}") from exc
         return loaded

@@ -11,7 +11,7 @@ from services.gateway.api import Blueprint
 from services.gateway.api.replies import Answer, command, found, read, require_role
 from services.gateway.branches import branch_by_code
 from services.gateway.schemas import AlertListSchema, CapListSchema, CapsSchema
-from shared.contracts import catalog
+from shared.contracts import catalog, instances
 from shared.contracts.payloads import SetCapsPayload
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Caps and alerts")
@@ -42,7 +42,7 @@ class Caps(MethodView):
                 if branch is None:
                     return problems.problem(422, "unknown-branch", f"No branch has code {cap['branch_id']!r}.")
                 cap["branch_id"] = branch.id
-        return command(catalog.SET_CAPS, SetCapsPayload().dump(data), resource="caps")
+        return command(catalog.SET_CAPS, instances.schema(SetCapsPayload).dump(data), resource="caps")
 
 
 @blp.route("/alerts")

@@ -20,7 +20,7 @@ from services.gateway.schemas import (
     PolicyVersionSchema,
     ReasonSchema,
 )
-from shared.contracts import catalog
+from shared.contracts import catalog, instances
 
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1", description="Approvals")
 
@@ -118,4 +118,4 @@ class ApprovalPolicy(MethodView):
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the policy (admin): a new version; open cases keep theirs."""
         require_role("admin")
-        return command(catalog.SET_POLICY, PolicySchema().dump(data), resource="policy")
+        return command(catalog.SET_POLICY, instances.schema(PolicySchema).dump(data), resource="policy")

@@ -15,6 +15,7 @@ from services.gateway.api import Blueprint, ctx
 from services.gateway.auth import current_actor
 from services.gateway.models import PendingCommand
 from services.gateway.schemas import AcceptedSchema, CommandStatusSchema
+from shared.contracts import instances
 from shared.contracts.envelope import Actor
 from shared.db.types import utcnow
 from shared.db.upsert import insert
@@ -47,7 +48,8 @@ def accepted(message_id: str, actor: Actor, resource: str) -> Response:
             record_pending(uow.session, [row])
             uow.commit()
     status_url = status_path(message_id)
-    response = jsonify(AcceptedSchema().dump({"state": "pending", "message_id": message_id, "status_url": status_url}))
+    accepted = {"state": "pending", "message_id": message_id, "status_url": status_url}
+    response = jsonify(instances.schema(AcceptedSchema).dump(accepted))
     response.status_code = 202
     response.headers["Location"] = status_url
     return response

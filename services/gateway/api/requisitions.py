@@ -25,7 +25,7 @@ from services.gateway.schemas import (
     RequisitionListSchema,
     RequisitionSchema,
 )
-from shared.contracts import catalog
+from shared.contracts import catalog, instances
 from shared.contracts.payloads import RequisitionFieldsSchema, SubmitRequisitionPayload
 
 blp = Blueprint("requisitions", __name__, url_prefix="/api/v1/requisitions", description="Requests for money")
@@ -80,7 +80,7 @@ class Requisitions(MethodView):
         if branch is None:
             return problems.problem(422, "unknown-branch", "No branch has that code.")
         data.update(branch_id=branch.id, branch_code=branch.code, region_id=branch.region_id, origin=branch.origin)
-        payload = SubmitRequisitionPayload().dump(data)
+        payload = instances.schema(SubmitRequisitionPayload).dump(data)
         try:
             message_id, reply = call(catalog.SUBMIT_REQUISITION, payload, actor)
         except Behind as behind:
@@ -107,7 +107,7 @@ class Requisition(MethodView):
     @blp.problem(409, "Not editable in its state")
     def patch(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Edit a draft, or a requisition sent back for changes (requester only)."""
-        payload = RequisitionFieldsSchema().dump(data)
+        payload = instances.schema(RequisitionFieldsSchema).dump(data)
         return command(catalog.UPDATE_REQUISITION, {**payload, "id": str(requisition_id)})
 
 
