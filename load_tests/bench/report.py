@@ -254,7 +254,31 @@ def _cpu(stage: StageResult) -> list[str]:
     rows.append(["other processes on the machine (not this run's)", "", "", cpu.get("others_percent_of_one_core")])
     rows.append(["**machine (all processes)**", "", "", cpu["machine_percent_of_one_core"]])
     lines = [f"CPU over {cpu['wall_seconds']} s (100 % = one core; this machine has {cpu['cores']}):", ""]
-    return lines + _table(["process (tree summed)", "processes", "CPU s", "CPU %"], rows)
+    return lines + _table(["process (tree summed)", "processes", "CPU s", "CPU %"], rows) + _cost(stage)
+
+
+# What a stage's unit of work is, for its CPU cost (the reads' unit is any request).
+UNITS = {"create": (u.CREATE, "requisition created"), "pay": (u.PAY, "payment"), "chain": (u.CHAIN, "whole chain")}
+
+
+def _cost(stage: StageResult) -> list[str]:
+    """The CPU the stack spent per unit of work served, and the ceiling that puts on this machine."""
+    name, unit = UNITS.get(stage.name, (None, "request"))
+    served = (stage.endpoint(name) if name else None) or stage.total
+    done = served["requests"] - served["failures"]
+    stack_seconds = sum(
+        g["cpu_seconds"] for group, g in stage.cpu["groups"].items() if not group.startswith("load generator")
+    )
+    if done <= 0 or stack_seconds <= 0:
+        return []
+    per_unit_ms = stack_seconds * 1000 / done
+    ceiling = stage.cpu["cores"] * 1000 / per_unit_ms
+    return [
+        "",
+        f"CPU per {unit} (every process of the stack, the load generator excluded): {per_unit_ms:.1f} ms "
+        f"over {done} served; so this machine's {stage.cpu['cores']} cores cannot serve more than "
+        f"about {ceiling:.0f} per second, whatever the latency.",
+    ]
 
 
 def _lag_rows(lags: dict[str, Any], prefix: str = "") -> list[list[Any]]:
