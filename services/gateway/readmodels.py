@@ -228,37 +228,45 @@ def project_many(
     Each row is written only if its version is newer than the projection's (or equal, with
     ``replace_equal``). Two snapshots of one aggregate in one call keep the newest.
     """
-    by_kind: dict[str, dict[Any, dict[str, Any]]] = {}
+    applied = 0
+    for kind, newest in _newest_by_kind(session, event_type, payloads).items():
+        ids = _upsert_newer(session, TABLES[kind], [row for row, _ in newest.values()], replace_equal)
+        applied += len(ids)
+        if kind == "approval_case" and ids:
+            _replace_deciders(session, {i: newest[i][1] for i in ids})
+    return applied
+
+
+def _newest_by_kind(
+    session: Session, event_type: str, payloads: list[dict[str, Any]]
+) -> dict[str, dict[Any, tuple[dict[str, Any], list[str]]]]:
+    """Each snapshot's row (and its case's deciders), the newest per aggregate, by kind."""
+    by_kind: dict[str, dict[Any, tuple[dict[str, Any], list[str]]]] = {}
     for payload in payloads:
         kind = kind_of(event_type, payload)
         rows = by_kind.setdefault(kind, {})
         row = _row(kind, payload, session)
-        if row["id"] not in rows or rows[row["id"]]["version"] < row["version"]:
-            rows[row["id"]] = {**row, "_deciders": _deciders(payload)}
-    applied = 0
-    for kind, rows in by_kind.items():
-        table = TABLES[kind]
-        values = [{k: v for k, v in row.items() if k != "_deciders"} for row in rows.values()]
-        stmt = upsert.insert(session, table).values(values)
-        newer = table.c.version <= stmt.excluded.version if replace_equal else table.c.version < stmt.excluded.version
-        ids = list(
-            session.scalars(
-                stmt.on_conflict_do_update(
-                    index_elements=["id"], set_={k: stmt.excluded[k] for k in values[0] if k != "id"}, where=newer
-                ).returning(table.c.id)
-            )
-        )
-        applied += len(ids)
-        if kind == "approval_case" and ids:
-            session.execute(delete(rm_case_deciders).where(rm_case_deciders.c.case_id.in_(ids)))
-            deciders = [{"case_id": i, "user_id": d} for i in ids for d in rows[i]["_deciders"]]
-            if deciders:
-                session.execute(insert(rm_case_deciders), deciders)
-    return applied
+        if row["id"] not in rows or rows[row["id"]][0]["version"] < row["version"]:
+            rows[row["id"]] = (row, list((payload.get("inbox") or {}).get("deciders", [])))
+    return by_kind
 
 
-def _deciders(payload: dict[str, Any]) -> list[str]:
-    return list((payload.get("inbox") or {}).get("deciders", []))
+def _upsert_newer(session: Session, table: Table, rows: list[dict[str, Any]], replace_equal: bool) -> list[Any]:
+    """Insert the rows or overwrite older versions; the ids written."""
+    stmt = upsert.insert(session, table).values(rows)
+    newer = table.c.version <= stmt.excluded.version if replace_equal else table.c.version < stmt.excluded.version
+    written = stmt.on_conflict_do_update(
+        index_elements=["id"], set_={k: stmt.excluded[k] for k in rows[0] if k != "id"}, where=newer
+    ).returning(table.c.id)
+    return list(session.scalars(written))
+
+
+def _replace_deciders(session: Session, deciders_of: dict[Any, list[str]]) -> None:
+    """The people who already decided each approval case written (the inbox leaves them out)."""
+    session.execute(delete(rm_case_deciders).where(rm_case_deciders.c.case_id.in_(list(deciders_of))))
+    rows = [{"case_id": case, "user_id": user} for case, users in deciders_of.items() for user in users]
+    if rows:
+        session.execute(insert(rm_case_deciders), rows)
 
 
 def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list[dict[str, Any]]) -> None:
