@@ -130,40 +130,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = environ.get("PETTYCASH_ENV", "development")
     var_dir = Path(environ.get("PETTYCASH_VAR_DIR", "var")).resolve()
 
-    template = environ.get("PETTYCASH_DATABASE_URL", "")
-    database_urls: dict[str, str] = {}
-    for name in DATABASES:
-        url = environ.get(f"PETTYCASH_{name.upper()}_DATABASE_URL")
-        if not url and template:
-            if "{service}" not in template:
-                raise ConfigError("PETTYCASH_DATABASE_URL must contain {service}")
-            url = template.format(service=name)
-        database_urls[name] = url or f"sqlite:///{var_dir / 'db' / f'{name}.sqlite'}"
-
+    database_urls = _database_urls(environ, var_dir)
     broker_url = environ.get("PETTYCASH_BROKER_URL", "") or "filesystem://"
-    transport_options: dict[str, object]
-    if broker_url.startswith("filesystem://"):
-        queue_dir = str(var_dir / "broker" / "queue")
-        transport_options = {
-            "data_folder_in": queue_dir,
-            "data_folder_out": queue_dir,
-            "control_folder": str(var_dir / "broker" / "control"),
-            "store_processed": False,
-            "polling_interval": _float(environ, "PETTYCASH_BROKER_POLL_SECONDS", 0.01),
-        }
-        default_backend = f"db+sqlite:///{var_dir / 'db' / 'results.sqlite'}"
-    else:
-        # Retries are scheduled well below this, so a message is only redelivered when the
-        # worker holding it is gone (Celery's Redis guide: ETA/countdown < visibility).
-        visibility = _int(environ, "PETTYCASH_VISIBILITY_TIMEOUT", 300)
-        transport_options = {
-            "visibility_timeout": visibility,
-            # Sweep for messages of dead workers often enough that a redelivery takes about
-            # one visibility timeout, not kombu's default of ten sweeps of ten seconds.
-            "unacked_restore_interval": max(1, min(10, visibility // 2)),
-            "unacked_restore_throttle": 1,
-        }
-        default_backend = broker_url
+    transport_options, default_backend = _broker_options(environ, broker_url, var_dir)
     result_backend = environ.get("PETTYCASH_RESULT_BACKEND", "") or default_backend
 
     secret_key = environ.get("PETTYCASH_SECRET_KEY", "") or _local_secret(env, var_dir)
@@ -195,3 +164,42 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redelivery_seconds=_float(environ, "PETTYCASH_REDELIVERY_SECONDS", 30.0),
         duplicate_delivery=_fault_flag(env, environ, "PETTYCASH_FAULT_DUPLICATE_DELIVERY"),
     )
+
+
+def _database_urls(environ: Mapping[str, str], var_dir: Path) -> dict[str, str]:
+    """Each database's URL: its own variable, else the template, else a SQLite file (embedded)."""
+    template = environ.get("PETTYCASH_DATABASE_URL", "")
+    urls: dict[str, str] = {}
+    for name in DATABASES:
+        url = environ.get(f"PETTYCASH_{name.upper()}_DATABASE_URL")
+        if not url and template:
+            if "{service}" not in template:
+                raise ConfigError("PETTYCASH_DATABASE_URL must contain {service}")
+            url = template.format(service=name)
+        urls[name] = url or f"sqlite:///{var_dir / 'db' / f'{name}.sqlite'}"
+    return urls
+
+
+def _broker_options(environ: Mapping[str, str], broker_url: str, var_dir: Path) -> tuple[dict[str, object], str]:
+    """The broker transport's options and the default result backend for that broker."""
+    if broker_url.startswith("filesystem://"):
+        queue_dir = str(var_dir / "broker" / "queue")
+        options: dict[str, object] = {
+            "data_folder_in": queue_dir,
+            "data_folder_out": queue_dir,
+            "control_folder": str(var_dir / "broker" / "control"),
+            "store_processed": False,
+            "polling_interval": _float(environ, "PETTYCASH_BROKER_POLL_SECONDS", 0.01),
+        }
+        return options, f"db+sqlite:///{var_dir / 'db' / 'results.sqlite'}"
+    # Retries are scheduled well below this, so a message is only redelivered when the
+    # worker holding it is gone (Celery's Redis guide: ETA/countdown < visibility).
+    visibility = _int(environ, "PETTYCASH_VISIBILITY_TIMEOUT", 300)
+    options = {
+        "visibility_timeout": visibility,
+        # Sweep for messages of dead workers often enough that a redelivery takes about
+        # one visibility timeout, not kombu's default of ten sweeps of ten seconds.
+        "unacked_restore_interval": max(1, min(10, visibility // 2)),
+        "unacked_restore_throttle": 1,
+    }
+    return options, broker_url

@@ -140,6 +140,9 @@ class ReplyListener:
         self._to_delete: set[bytes] = set()
         self._subscribed = False
         self._subscriptions = 0
+        # Failed reconnects in a row, and when the outage began (the listener thread's own).
+        self._failures = 0
+        self._outage_started = 0.0
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pettycash-reply-listener", daemon=True)
         self._thread.start()
@@ -239,50 +242,56 @@ class ReplyListener:
     # -- the listener thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        failures = 0
-        outage_started = 0.0
         while not self._stopping.is_set():
             pubsub = None
             try:
                 pubsub = self.client.pubsub(ignore_subscribe_messages=False)
                 pubsub.psubscribe(self._pattern)
-                next_sweep = time.monotonic() + LISTENER_TICK_SECONDS
-                while not self._stopping.is_set():
-                    message = pubsub.get_message(timeout=LISTENER_TICK_SECONDS)
-                    while message is not None:
-                        if self._handle(message):  # (re)subscribed
-                            if self._subscriptions > 1:  # after our reconnect, or one redis-py made by itself
-                                log.warning(
-                                    "reply listener: subscribed again (pid %s) after %d failed attempts, %.1fs",
-                                    os.getpid(),
-                                    failures,
-                                    time.monotonic() - outage_started if failures else 0.0,
-                                )
-                            failures = 0
-                        message = pubsub.get_message(timeout=0)
-                    if time.monotonic() >= next_sweep:
-                        self._sweep()
-                        next_sweep = time.monotonic() + LISTENER_TICK_SECONDS
-                    self._delete_forgotten()
+                self._listen(pubsub)
             except Exception as exc:  # any failure leaves the subscription in doubt: start over
                 self._subscribed = False
-                if failures == 0:
-                    outage_started = time.monotonic()
-                    log.warning(
-                        "reply listener: lost its Redis subscription (%s: %s); reconnecting", type(exc).__name__, exc
-                    )
-                else:
-                    log.debug("reply listener: reconnect attempt %d failed: %s", failures, exc)
-                failures += 1
-                # Exponential backoff with jitter, so gateway processes do not reconnect in step.
-                delay = min(MAX_RECONNECT_DELAY_SECONDS, 0.05 * 2**failures) * random.uniform(0.5, 1.0)  # noqa: S311
-                self._stopping.wait(delay)
+                self._stopping.wait(self._reconnect_delay(exc))
             finally:
                 if pubsub is not None:
                     try:
                         pubsub.close()
                     except Exception:  # closing a broken connection may fail too; it is dropped anyway
                         log.debug("reply listener: close failed", exc_info=True)
+
+    def _listen(self, pubsub: Any) -> None:
+        """Take messages as they come, sweeping and deleting forgotten results every tick."""
+        next_sweep = time.monotonic() + LISTENER_TICK_SECONDS
+        while not self._stopping.is_set():
+            message = pubsub.get_message(timeout=LISTENER_TICK_SECONDS)
+            while message is not None:
+                if self._handle(message):  # (re)subscribed
+                    self._on_resubscribed()
+                message = pubsub.get_message(timeout=0)
+            if time.monotonic() >= next_sweep:
+                self._sweep()
+                next_sweep = time.monotonic() + LISTENER_TICK_SECONDS
+            self._delete_forgotten()
+
+    def _on_resubscribed(self) -> None:
+        if self._subscriptions > 1:  # after our reconnect, or one redis-py made by itself
+            log.warning(
+                "reply listener: subscribed again (pid %s) after %d failed attempts, %.1fs",
+                os.getpid(),
+                self._failures,
+                time.monotonic() - self._outage_started if self._failures else 0.0,
+            )
+        self._failures = 0
+
+    def _reconnect_delay(self, exc: Exception) -> float:
+        """Say the subscription was lost (once per outage) and how long to wait before the next attempt."""
+        if self._failures == 0:
+            self._outage_started = time.monotonic()
+            log.warning("reply listener: lost its Redis subscription (%s: %s); reconnecting", type(exc).__name__, exc)
+        else:
+            log.debug("reply listener: reconnect attempt %d failed: %s", self._failures, exc)
+        self._failures += 1
+        # Exponential backoff with jitter, so gateway processes do not reconnect in step.
+        return min(MAX_RECONNECT_DELAY_SECONDS, 0.05 * 2**self._failures) * random.uniform(0.5, 1.0)  # noqa: S311
 
     def _handle(self, message: dict[str, Any]) -> bool:
         """Dispatch one pub/sub message; True when it confirms a (re)subscription."""

@@ -48,37 +48,47 @@ def from_reply(reply: dict[str, Any]) -> Response:
     return problem(status, p.pop("type"), p.pop("detail"), **{k: v for k, v in p.items() if k != "title"})
 
 
+# The problem type of each HTTP error status werkzeug or flask-smorest raises.
+SLUG_OF_STATUS = {
+    400: "invalid-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "state-conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "rule-violated",
+    429: "rate-limited",
+}
+
+
 def from_http_exception(exc: HTTPException) -> Response:
     """Turn werkzeug/webargs/flask-smorest errors into problems, keeping field messages."""
     status = exc.code or 500
-    data = getattr(exc, "data", None) or {}
-    extra: dict[str, Any] = {}
-    messages = data.get("messages") if isinstance(data, dict) else None
-    if messages:
-        # webargs nests messages by location ({"json": {...}}); the body is the only one here.
-        extra["errors"] = messages.get("json", messages) if isinstance(messages, dict) else messages
-    slug = {
-        400: "invalid-request",
-        401: "unauthenticated",
-        403: "forbidden",
-        404: "not-found",
-        405: "method-not-allowed",
-        409: "state-conflict",
-        413: "payload-too-large",
-        415: "unsupported-media-type",
-        422: "rule-violated",
-        429: "rate-limited",
-    }.get(status, "error")
-    detail = data.get("message") if isinstance(data, dict) and data.get("message") else exc.description
-    if extra.get("errors") and status == 400:
+    data = getattr(exc, "data", None)
+    data = data if isinstance(data, dict) else {}
+    errors = _field_errors(data)
+    detail = data.get("message") or exc.description
+    if errors and status == 400:
         detail = "The request body is not valid; see errors."
-    response = problem(status, slug, str(detail), **extra)
+    response = problem(
+        status, SLUG_OF_STATUS.get(status, "error"), str(detail), **({"errors": errors} if errors else {})
+    )
     for name, value in exc.get_headers():  # e.g. the Allow of a 405 (RFC 9110 requires it)
         if name.lower() != "content-type":
             response.headers[name] = value
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pettycash"'
     return response
+
+
+def _field_errors(data: dict[str, Any]) -> Any:
+    """webargs' field messages, which it nests by location ({"json": {...}}); the body is the only one here."""
+    messages = data.get("messages")
+    if not messages:
+        return None
+    return messages.get("json", messages) if isinstance(messages, dict) else messages
 
 
 def is_outage(exc: BaseException) -> bool:

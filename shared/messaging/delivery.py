@@ -123,9 +123,31 @@ def resend_unacked(
     Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so several relays share the work.
     """
     now = utcnow()
-    wait = timedelta(seconds=deadline)
+    try:
+        rows = session.execute(_due(session, now, timedelta(seconds=deadline))).all()
+        if not rows:
+            session.rollback()
+            return 0
+        acked = _acknowledged_by(session, [r.message_id for r in rows])
+        delivered = []
+        for row in rows:
+            missing = tuple(r for r in recipients(row.envelope) if r not in acked.get(row.message_id, set()))
+            if missing:
+                _resend(publish, row, missing)
+            else:  # every recipient took it; only the marking was missed
+                delivered.append(row.seq)
+        _mark_resent(session, now, rows, delivered)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return len(rows)
+
+
+def _due(session: Session, now: Any, wait: timedelta) -> Any:
+    """The unacknowledged messages past their deadline (backed off by their re-sends so far)."""
     backoff = func.least(func.power(2, outbox.c.resends), MAX_BACKOFF_FACTOR) if _postgres(session) else 1
-    due = (
+    return (
         select(outbox.c.seq, outbox.c.message_id, outbox.c.envelope, outbox.c.resends)
         .where(
             outbox.c.acked_at.is_(None),
@@ -137,45 +159,38 @@ def resend_unacked(
         .limit(RESEND_BATCH)
         .with_for_update(skip_locked=True)
     )
-    try:
-        rows = session.execute(due).all()
-        if not rows:
-            session.rollback()
-            return 0
-        acked: dict[uuid.UUID, set[str]] = {}
-        for message_id, subscriber in session.execute(
-            select(outbox_acks.c.message_id, outbox_acks.c.subscriber).where(
-                outbox_acks.c.message_id.in_([r.message_id for r in rows])
-            )
-        ):
-            acked.setdefault(message_id, set()).add(subscriber)
-        delivered = []
-        for row in rows:
-            missing = tuple(r for r in recipients(row.envelope) if r not in acked.get(row.message_id, set()))
-            if not missing:  # every recipient took it; only the marking was missed
-                delivered.append(row.seq)
-                continue
-            publish(row.envelope, only=missing)
-            if row.resends + 1 in (3, 10, 30):
-                log.warning(
-                    "%s %s re-sent %d times; %s never acknowledged it",
-                    row.envelope["type"],
-                    row.message_id,
-                    row.resends + 1,
-                    ", ".join(missing),
-                )
-        if delivered:
-            session.execute(update(outbox).where(outbox.c.seq.in_(delivered)).values(acked_at=now))
-        session.execute(
-            update(outbox)
-            .where(outbox.c.seq.in_([r.seq for r in rows if r.seq not in delivered]))
-            .values(resent_at=now, resends=outbox.c.resends + 1)
+
+
+def _acknowledged_by(session: Session, message_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    """Who acknowledged each of these messages."""
+    acked: dict[uuid.UUID, set[str]] = {}
+    for message_id, subscriber in session.execute(
+        select(outbox_acks.c.message_id, outbox_acks.c.subscriber).where(outbox_acks.c.message_id.in_(message_ids))
+    ):
+        acked.setdefault(message_id, set()).add(subscriber)
+    return acked
+
+
+def _resend(publish: Publisher, row: Any, missing: tuple[str, ...]) -> None:
+    publish(row.envelope, only=missing)
+    if row.resends + 1 in (3, 10, 30):
+        log.warning(
+            "%s %s re-sent %d times; %s never acknowledged it",
+            row.envelope["type"],
+            row.message_id,
+            row.resends + 1,
+            ", ".join(missing),
         )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return len(rows)
+
+
+def _mark_resent(session: Session, now: Any, rows: list[Any], delivered: list[int]) -> None:
+    if delivered:
+        session.execute(update(outbox).where(outbox.c.seq.in_(delivered)).values(acked_at=now))
+    session.execute(
+        update(outbox)
+        .where(outbox.c.seq.in_([r.seq for r in rows if r.seq not in delivered]))
+        .values(resent_at=now, resends=outbox.c.resends + 1)
+    )
 
 
 def _postgres(session: Session) -> bool:

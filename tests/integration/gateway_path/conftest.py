@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
+from shared.db.types import utcnow
+from shared.messaging.tables import outbox
 from tests.integration.gateway_path.netproxy import TcpProxy
 from tests.integration.gateway_path.rig import OWN_REQUISITION_DB, Rig, ThrowawayRedis, recreate_database
 from tests.support import Api
@@ -33,16 +37,32 @@ def rig(
     pg_proxy = TcpProxy(gateway_db.host or "127.0.0.1", gateway_db.port or 5432, postgres=True)
     env = dict(test_env)
     rig = Rig(settings, env, log_dir, redis_server, redis_proxy, pg_proxy, requisitions)
+    started = utcnow()
     try:
         rig.start_worker()
         yield rig
     finally:
         rig.stop_gateways()
         rig.stop_worker()
+        _settle_commands_sent_since(settings, started)
         redis_proxy.close()
         pg_proxy.close()
         redis_server.kill()
         requisitions.dispose()
+
+
+def _settle_commands_sent_since(settings: Settings, started: datetime) -> None:
+    """The rig's gateways track their commands in this session's gateway outbox, for re-sending
+    until acknowledged; their worker is gone now, so mark them done, or the session's relay
+    would later re-send them to the shared stack's workers (a requisition out of nowhere)."""
+    db = Database(settings.database_url("gateway"))
+    try:
+        with db.uow() as uow:
+            unacknowledged = outbox.c.acked_at.is_(None), outbox.c.created_at >= started
+            uow.session.execute(update(outbox).where(*unacknowledged).values(acked_at=utcnow()))
+            uow.commit()
+    finally:
+        db.dispose()
 
 
 @pytest.fixture
