@@ -12,7 +12,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.approval import domain
-from services.approval.domain import CaseFacts, Person, Policy
+from services.approval.domain import (
+    FINAL,
+    LIVE_STEPS,
+    AttemptOutcome,
+    CaseFacts,
+    CaseStatus,
+    Decision,
+    Person,
+    Policy,
+    StepKind,
+    StepOutcome,
+    StepStatus,
+)
 from services.approval.models import ApprovalCase, ApprovalStep, Approver, DecisionAttempt, PolicyVersion
 from services.approval.schemas import case_body, inbox_item
 from shared.contracts import catalog
@@ -118,19 +130,27 @@ def _actor_person(actor: Actor) -> Person:
 # -- routing --------------------------------------------------------------------------
 
 
+def _locked_case(session: Session, requisition_id: Any) -> ApprovalCase | None:
+    """A requisition's case, locked for this transaction (None: not routed yet)."""
+    return session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == requisition_id).with_for_update())
+
+
+def _current(case: ApprovalCase) -> list[ApprovalStep]:
+    """The steps of the case's current revision."""
+    return [s for s in case.steps if s.revision == case.revision]
+
+
 def _facts(case: ApprovalCase) -> CaseFacts:
-    deciders = frozenset(
-        s.decided_by for s in case.steps if s.revision == case.revision and s.decided_by and s.status == "done"
-    )
+    deciders = frozenset(s.decided_by for s in _current(case) if s.decided_by and s.status == StepStatus.DONE)
     return CaseFacts(
         case.requester_id, case.branch_id, case.region_id, Money(case.currency, case.amount_minor), deciders
     )
 
 
-def _plan_steps(case: ApprovalCase, chain: tuple[str, ...], kind: str) -> None:
-    for seq, role in enumerate(chain, start=1):
+def _plan_steps(case: ApprovalCase, chain: tuple[str, ...], kind: StepKind, first_seq: int = 1) -> None:
+    for seq, role in enumerate(chain, start=first_seq):
         case.steps.append(
-            ApprovalStep(revision=case.revision, seq=seq, role=role, kind=kind, status="waiting", comment="")
+            ApprovalStep(revision=case.revision, seq=seq, role=role, kind=kind, status=StepStatus.WAITING, comment="")
         )
 
 
@@ -160,14 +180,14 @@ def _advance(uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, policy: Po
     chain, or a limit below the amount) escalates to the next step's approver; when no step
     is left, to an admin. Each escalation is recorded and announced.
     """
-    waiting = [s for s in case.steps if s.revision == case.revision and s.status == "waiting"]
+    waiting = [s for s in _current(case) if s.status == StepStatus.WAITING]
     people = _people(uow.session)
     facts = _facts(case)
     for index, step in enumerate(waiting):
         if domain.eligible(people, step.role, facts, policy):
             break
         if index + 1 < len(waiting):
-            step.status = "skipped"
+            step.status = StepStatus.SKIPPED
             nxt = waiting[index + 1].role
             why = f"no eligible {step.role} for this requisition; escalated to {nxt}"
             _escalate(uow, envelope, case, step, to=nxt, why=why)
@@ -184,7 +204,7 @@ def _advance(uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, policy: Po
         break
     else:
         return False
-    step.status = "active"
+    step.status = StepStatus.ACTIVE
     step.activated_at = now
     step.due_at = domain.due(now, case.urgent, policy)
     return True
@@ -193,23 +213,39 @@ def _advance(uow: UnitOfWork, envelope: Envelope, case: ApprovalCase, policy: Po
 def on_requisition_submitted(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """Route a (re)submitted requisition: pick the tier, build the chain, activate step one."""
     session = uow.session
-    case = session.scalar(
-        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
-    )
-    revision = payload["revision"]
-    if case is not None and case.revision >= revision:
-        return  # this submission was routed already
-    amount: Money = payload["amount"]
+    case = _locked_case(session, payload["requisition_id"])
     policy = current_policy(session)
-    tier = policy.tier_for(payload["origin"], amount)
+    routing = domain.route(_submission(payload), None if case is None else case.revision, policy)
+    if isinstance(routing, domain.Refusal):
+        return  # this submission was routed already
     now = utcnow()
+    case = _case_for_revision(session, case, payload["requisition_id"])
+    _take_submission(case, payload)
+    _open_revision(case, routing, payload["revision"], now)
+    session.flush()
+    _advance(uow, envelope, case, policy, now)
+    uow.emit(_case_opened(envelope, case))
+
+
+def _submission(payload: dict[str, Any]) -> domain.Submission:
+    return domain.Submission(payload["revision"], payload["origin"], payload["amount"], payload["urgent"])
+
+
+def _case_for_revision(session: Session, case: ApprovalCase | None, requisition_id: Any) -> ApprovalCase:
+    """The case a new revision is routed on: a new one, or this one with every live step voided."""
     if case is None:
-        case = ApprovalCase(id=uuid.uuid4(), requisition_id=payload["requisition_id"], steps=[])
+        case = ApprovalCase(id=uuid.uuid4(), requisition_id=requisition_id, steps=[])
         session.add(case)
-    else:
-        for step in case.steps:
-            if step.status in ("waiting", "active"):
-                step.status = "void"
+        return case
+    for step in case.steps:
+        if step.status in LIVE_STEPS:
+            step.status = StepStatus.VOID
+    return case
+
+
+def _take_submission(case: ApprovalCase, payload: dict[str, Any]) -> None:
+    """Copy what approvers see of the submitted requisition onto its case."""
+    amount: Money = payload["amount"]
     case.voucher_no = payload["voucher_no"]
     case.branch_id = payload["branch_id"]
     case.region_id = payload["region_id"]
@@ -223,47 +259,60 @@ def on_requisition_submitted(uow: UnitOfWork, envelope: Envelope, payload: dict[
     case.urgency_reason = payload["urgency_reason"]
     case.payee = dict(payload["payee"]) if payload["payee"] else None
     case.reused_receipts = list(payload["reused_receipts"])
-    case.tier = tier.name
-    case.policy_version = policy.version
+
+
+def _open_revision(case: ApprovalCase, routing: domain.Routing, revision: int, now: datetime) -> None:
+    """Open the case for a new revision, routed as decided, with its chain planned."""
+    case.tier = routing.tier
+    case.policy_version = routing.policy_version
     case.revision = revision
-    case.status = "open"
+    case.status = CaseStatus.OPEN  # a new revision opens afresh (domain.TRANSITIONS)
     case.opened_at = now
     case.closed_at = None
-    case.fast_track = domain.fast_track_allowed(case.urgent, tier, policy)
-    if case.fast_track:
-        _plan_steps(case, (tier.chain[-1],), "urgency_confirmation")
-    else:
-        _plan_steps(case, tier.chain, "approve")
-    session.flush()
-    _advance(uow, envelope, case, policy, now)
-    uow.emit(
-        envelope.caused(
-            catalog.APPROVAL_CASE_OPENED.name,
-            {
-                "requisition_id": str(case.requisition_id),
-                "case_id": str(case.id),
-                "tier": case.tier,
-                "policy_version": case.policy_version,
-                "fast_track": case.fast_track,
-                "chain": [s.role for s in case.steps if s.revision == case.revision],
-                "escalations": [
-                    s.escalation_reason for s in case.steps if s.revision == case.revision and s.escalation_reason
-                ],
-            },
-        )
+    case.fast_track = routing.fast_track
+    _plan_steps(case, routing.chain, routing.kind)
+
+
+def _case_opened(envelope: Envelope, case: ApprovalCase) -> Envelope:
+    """``ApprovalCaseOpened``: the tier, the chain and any escalation routing already made."""
+    steps = _current(case)
+    return envelope.caused(
+        catalog.APPROVAL_CASE_OPENED.name,
+        {
+            "requisition_id": str(case.requisition_id),
+            "case_id": str(case.id),
+            "tier": case.tier,
+            "policy_version": case.policy_version,
+            "fast_track": case.fast_track,
+            "chain": [s.role for s in steps],
+            "escalations": [s.escalation_reason for s in steps if s.escalation_reason],
+        },
     )
 
 
 # -- decisions ------------------------------------------------------------------------
 
 
-def _open_case(session: Session, requisition_id: uuid.UUID, actor: Actor) -> ApprovalCase:
-    case = session.scalar(select(ApprovalCase).where(ApprovalCase.requisition_id == requisition_id).with_for_update())
+def _visible_case(session: Session, requisition_id: uuid.UUID, actor: Actor) -> ApprovalCase:
+    """The case, locked, when the actor's scope covers its branch (an admin's covers all)."""
+    case = _locked_case(session, requisition_id)
     if case is None or (not can_see_branch(actor, case.branch_id, case.region_id) and "admin" not in actor.roles):
         raise NotFound("No approval case for this requisition.")
-    if case.status != "open":
-        raise Conflict(f"The approval case is {case.status}; nothing waits for a decision.", code="case-closed")
     return case
+
+
+def _active_step(case: ApprovalCase) -> ApprovalStep | None:
+    return next((s for s in _current(case) if s.status == StepStatus.ACTIVE), None)
+
+
+def _decision_facts(case: ApprovalCase) -> domain.DecisionFacts:
+    step = _active_step(case)
+    active = (
+        None
+        if step is None
+        else domain.StepFacts(step.role, StepKind(step.kind), bool(step.admin_may_act or step.sla_escalated))
+    )
+    return domain.DecisionFacts(CaseStatus(case.status), active, _facts(case))
 
 
 def _decider_payload(case: ApprovalCase, envelope: Envelope, comment: str) -> dict[str, Any]:
@@ -279,53 +328,69 @@ def _decider_payload(case: ApprovalCase, envelope: Envelope, comment: str) -> di
 def record_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Approve, reject, request changes, confirm or revert an urgency, under the invariants."""
     session = uow.session
-    case = _open_case(session, payload["requisition_id"], envelope.actor)
+    case = _visible_case(session, payload["requisition_id"], envelope.actor)
     policy = policy_version(session, case.policy_version)
-    step = next((s for s in case.steps if s.revision == case.revision and s.status == "active"), None)
-    if step is None:
-        raise Conflict("No step of this case is waiting for a decision.", code="no-active-step")
-    decision, comment = payload["decision"], payload["comment"].strip()
-    acting, refusal = domain.check_decider(
-        _actor_person(envelope.actor), step.role, step.admin_may_act or step.sla_escalated, _facts(case), policy
-    )
-    if refusal is not None:
-        raise DomainError(refusal.detail, code=refusal.rule, status=refusal.status)
-    urgency_step = step.kind == "urgency_confirmation"
-    if decision in ("confirm_urgency", "revert_urgency") and not urgency_step:
-        raise Conflict("This step is not an urgency confirmation.", code="not-an-urgency-step")
-    if decision == "approve" and urgency_step:
-        raise Conflict("Confirm or revert the urgency of this request.", code="urgency-step")
-    if decision in ("reject", "request_changes") and not comment:
-        raise DomainError("A reason is required.", code="reason-required")
-
-    now = utcnow()
-    step.decided_by = envelope.actor.user_id
-    step.decided_by_name = envelope.actor.username
-    step.acted_as = acting
-    step.decision = decision
-    step.decided_at = now
-    step.comment = comment
-    step.status = "done"
-    _attempt(session, envelope, payload, outcome="accepted")
-    base = _decider_payload(case, envelope, comment)
-
-    if decision == "reject":
-        _close(case, "rejected", now)
-        uow.emit(envelope.caused(catalog.REQUISITION_REJECTED.name, base))
-    elif decision == "request_changes":
-        _close(case, "changes_requested", now)
-        deadline = now + timedelta(hours=payload["deadline_hours"])
-        uow.emit(envelope.caused(catalog.CHANGES_REQUESTED.name, {**base, "deadline": deadline.isoformat()}))
-    elif decision == "revert_urgency":
-        _revert_urgency(uow, envelope, case, step, policy, now)
-        uow.emit(envelope.caused(catalog.URGENCY_REVERTED.name, {**base, "chain": [s.role for s in _live(case)]}))
-    else:  # approve or confirm_urgency
-        _approve_step(uow, envelope, case, step, policy, now, acting=acting, base=base)
+    attempt = domain.Attempt(_actor_person(envelope.actor), Decision(payload["decision"]), payload["comment"])
+    verdict = domain.decide(_decision_facts(case), attempt, policy)
+    if isinstance(verdict, domain.Refusal):
+        raise DomainError(verdict.detail, code=verdict.rule, status=verdict.status)
+    _carry_out(uow, envelope, payload, case, policy, verdict)
     return ok_reply(200, case_body(case))
 
 
+def _carry_out(
+    uow: UnitOfWork,
+    envelope: Envelope,
+    payload: dict[str, Any],
+    case: ApprovalCase,
+    policy: Policy,
+    accepted: domain.Accepted,
+) -> None:
+    """Record an accepted decision on the active step, then do what it does to the case."""
+    now = utcnow()
+    step = _decided_step(case)
+    _record_on_step(step, envelope.actor, accepted, now)
+    _record_attempt(uow.session, envelope, payload, outcome=AttemptOutcome.ACCEPTED)
+    base = _decider_payload(case, envelope, accepted.comment)
+    if accepted.closes_as is not None:
+        _close(case, accepted.closes_as, now)
+        uow.emit(_closed_by_decision(envelope, accepted.closes_as, base, now, payload["deadline_hours"]))
+    elif accepted.completes_as is not None:
+        _complete_step(
+            uow, envelope, case, step, policy, now, acting=accepted.acting, outcome=accepted.completes_as, base=base
+        )
+    else:
+        _revert_urgency(uow, envelope, case, step, policy, now)
+        uow.emit(envelope.caused(catalog.URGENCY_REVERTED.name, {**base, "chain": [s.role for s in _live(case)]}))
+
+
+def _decided_step(case: ApprovalCase) -> ApprovalStep:
+    """The active step an accepted decision is on (``domain.decide`` accepts none without one)."""
+    return next(s for s in _current(case) if s.status == StepStatus.ACTIVE)
+
+
+def _record_on_step(step: ApprovalStep, actor: Actor, accepted: domain.Accepted, now: datetime) -> None:
+    step.decided_by = actor.user_id
+    step.decided_by_name = actor.username
+    step.acted_as = accepted.acting
+    step.decision = accepted.decision
+    step.decided_at = now
+    step.comment = accepted.comment
+    step.status = StepStatus.DONE
+
+
+def _closed_by_decision(
+    envelope: Envelope, status: CaseStatus, base: dict[str, Any], now: datetime, deadline_hours: int
+) -> Envelope:
+    """``RequisitionRejected``, or ``ChangesRequested`` with the deadline for the changes."""
+    if status == CaseStatus.REJECTED:
+        return envelope.caused(catalog.REQUISITION_REJECTED.name, base)
+    deadline = now + timedelta(hours=deadline_hours)
+    return envelope.caused(catalog.CHANGES_REQUESTED.name, {**base, "deadline": deadline.isoformat()})
+
+
 def _live(case: ApprovalCase) -> list[ApprovalStep]:
-    return [s for s in case.steps if s.revision == case.revision and s.status in ("waiting", "active")]
+    return [s for s in _current(case) if s.status in LIVE_STEPS]
 
 
 def _revert_urgency(
@@ -335,17 +400,13 @@ def _revert_urgency(
     still approve in the normal chain, so their urgency step is not a decision on the money."""
     case.fast_track = False
     tier = next(t for t in policy.tiers[case.origin] if t.name == case.tier)
-    existing = len([s for s in case.steps if s.revision == case.revision])
-    for seq, role in enumerate(tier.chain, start=existing + 1):
-        case.steps.append(
-            ApprovalStep(revision=case.revision, seq=seq, role=role, kind="approve", status="waiting", comment="")
-        )
-    step.status = "void"
+    _plan_steps(case, tier.chain, StepKind.APPROVE, first_seq=len(_current(case)) + 1)
+    step.status = StepStatus.VOID
     uow.session.flush()
     _advance(uow, envelope, case, policy, now)
 
 
-def _approve_step(
+def _complete_step(
     uow: UnitOfWork,
     envelope: Envelope,
     case: ApprovalCase,
@@ -354,50 +415,59 @@ def _approve_step(
     now: datetime,
     *,
     acting: str,
+    outcome: StepOutcome,
     base: dict[str, Any],
 ) -> None:
     """One approval (or urgency confirmation); the last one approves the requisition."""
-    urgency_step = step.kind == "urgency_confirmation"
     uow.emit(
         envelope.caused(
             catalog.APPROVAL_STEP_COMPLETED.name,
-            {**base, "step": step.seq, "role": acting, "decision": "urgency_confirmed" if urgency_step else "approved"},
+            {**base, "step": step.seq, "role": acting, "decision": outcome},
         )
     )
     uow.session.flush()
     if _advance(uow, envelope, case, policy, now):
         return
-    _close(case, "approved", now)
-    approvers = [s.decided_by for s in case.steps if s.revision == case.revision and s.status == "done"]
-    uow.emit(
-        envelope.caused(
-            catalog.REQUISITION_APPROVED.name,
-            {
-                **base,
-                "voucher_no": case.voucher_no,
-                "branch_id": case.branch_id,
-                "region_id": case.region_id,
-                "requester_id": case.requester_id,
-                "approver_ids": approvers,
-                "amount": {"minor_units": case.amount_minor, "currency": case.currency},
-                "category": case.category,
-                "payee": case.payee,
-                "approved_at": now.isoformat(),
-            },
-        )
+    _close(case, CaseStatus.APPROVED, now)
+    uow.emit(_requisition_approved(envelope, case, base, now))
+
+
+def _requisition_approved(envelope: Envelope, case: ApprovalCase, base: dict[str, Any], now: datetime) -> Envelope:
+    """``RequisitionApproved``: what the ledger and payment need, with everyone who approved."""
+    approvers = [s.decided_by for s in _current(case) if s.status == StepStatus.DONE]
+    return envelope.caused(
+        catalog.REQUISITION_APPROVED.name,
+        {
+            **base,
+            "voucher_no": case.voucher_no,
+            "branch_id": case.branch_id,
+            "region_id": case.region_id,
+            "requester_id": case.requester_id,
+            "approver_ids": approvers,
+            "amount": {"minor_units": case.amount_minor, "currency": case.currency},
+            "category": case.category,
+            "payee": case.payee,
+            "approved_at": now.isoformat(),
+        },
     )
 
 
-def _close(case: ApprovalCase, status: str, now: datetime) -> None:
-    case.status = status
+def _close(case: ApprovalCase, status: CaseStatus, now: datetime) -> None:
+    case.status = domain.transition(case.status, status)
     case.closed_at = now
-    for step in case.steps:
-        if step.revision == case.revision and step.status in ("waiting", "active"):
-            step.status = "void"
+    for step in _current(case):
+        if step.status in LIVE_STEPS:
+            step.status = StepStatus.VOID
 
 
-def _attempt(
-    session: Session, envelope: Envelope, payload: dict[str, Any], *, outcome: str, rule: str = "", detail: str = ""
+def _record_attempt(
+    session: Session,
+    envelope: Envelope,
+    payload: dict[str, Any],
+    *,
+    outcome: AttemptOutcome,
+    rule: str = "",
+    detail: str = "",
 ) -> None:
     session.add(
         DecisionAttempt(
@@ -415,7 +485,7 @@ def _attempt(
 
 def record_refused_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
     """Every refused attempt is kept, with the rule that refused it."""
-    _attempt(uow.session, envelope, payload, outcome="refused", rule=exc.code, detail=exc.detail)
+    _record_attempt(uow.session, envelope, payload, outcome=AttemptOutcome.REFUSED, rule=exc.code, detail=exc.detail)
 
 
 # -- closing and timers ---------------------------------------------------------------
@@ -423,19 +493,16 @@ def record_refused_decision(uow: UnitOfWork, envelope: Envelope, payload: dict[s
 
 def on_requisition_closed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """A cancelled or expired requisition closes its case; nothing waits any more."""
-    case = uow.session.scalar(
-        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
-    )
-    if case is None or case.status in ("approved", "rejected", "cancelled", "expired"):
+    case = _locked_case(uow.session, payload["requisition_id"])
+    if case is None or case.status in FINAL:
         return
-    _close(case, "expired" if envelope.type == catalog.REQUISITION_EXPIRED.name else "cancelled", utcnow())
+    expired = envelope.type == catalog.REQUISITION_EXPIRED.name
+    _close(case, CaseStatus.EXPIRED if expired else CaseStatus.CANCELLED, utcnow())
 
 
 def on_receipt_attached(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """Flag, for approvers, a receipt that was already used on another requisition."""
-    case = uow.session.scalar(
-        select(ApprovalCase).where(ApprovalCase.requisition_id == payload["requisition_id"]).with_for_update()
-    )
+    case = _locked_case(uow.session, payload["requisition_id"])
     if case is not None and payload["reused_in"]:
         case.reused_receipts = sorted({*(case.reused_receipts or []), *payload["reused_in"]})
 
@@ -445,13 +512,14 @@ def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any
     now = payload["as_of"] or utcnow()
     overdue = uow.session.scalars(
         select(ApprovalStep)
-        .where(ApprovalStep.status == "active", ApprovalStep.sla_escalated.is_(False), ApprovalStep.due_at < now)
+        .where(
+            ApprovalStep.status == StepStatus.ACTIVE, ApprovalStep.sla_escalated.is_(False), ApprovalStep.due_at < now
+        )
         .with_for_update(skip_locked=True)
     ).all()
     system = envelope if envelope.actor.user_id == "system" else envelope.caused(envelope.type, {}, SYSTEM_ACTOR)
     for step in overdue:
-        case = uow.session.get(ApprovalCase, step.case_id)
-        assert case is not None
+        case = uow.session.get_one(ApprovalCase, step.case_id)
         step.sla_escalated = True
         hours = (
             round((step.due_at - step.activated_at).total_seconds() / 3600) if step.due_at and step.activated_at else 0
@@ -470,7 +538,7 @@ def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any
 
 def _inbox_facts(case: ApprovalCase, policy: Policy) -> dict[str, Any] | None:
     """Who may decide the active step, as the gateway's inbox query needs it (None: nobody now)."""
-    active = [s for s in case.steps if s.status == "active"] if case.status == "open" else []
+    active = [s for s in case.steps if s.status == StepStatus.ACTIVE] if case.status == CaseStatus.OPEN else []
     if not active:
         return None
     step, facts = active[0], _facts(case)
