@@ -383,11 +383,12 @@ def check_decider(
         )
     if not policy.covers(acting, facts.amount):
         limit = policy.limits.get(acting)
-        return "", Refusal(
-            Rule.APPROVER_LIMIT_EXCEEDED,
-            422,
-            f"The {acting} approval limit ({limit:,} major units) is below the amount.",
+        detail = (
+            f"The policy gives the {acting} role no approval limit."
+            if limit is None  # absent from the policy's limits: it may approve nothing
+            else f"The {acting} approval limit ({limit:,} major units) is below the amount."
         )
+        return "", Refusal(Rule.APPROVER_LIMIT_EXCEEDED, 422, detail)
     return acting, None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from services.approval.domain import (
@@ -167,6 +169,13 @@ def test_a_rejection_or_a_request_for_changes_closes_the_case(
 def test_an_admin_acts_on_an_escalated_step_as_admin() -> None:
     facts = decision_facts(step=a_step(admin_may_act=True))
     assert accepted(facts, an_attempt(an_admin())).acting == "admin"
+
+
+def test_an_admin_the_policy_gives_no_limit_is_refused_in_words() -> None:
+    facts = decision_facts(step=a_step(admin_may_act=True))
+    policy = replace(DEFAULT_POLICY, limits={k: v for k, v in DEFAULT_POLICY.limits.items() if k != "admin"})
+    refusal = decide(facts, an_attempt(an_admin()), policy)
+    assert refusal == Refusal(Rule.APPROVER_LIMIT_EXCEEDED, 422, "The policy gives the admin role no approval limit.")
 
 
 def test_the_expected_approver_acts_in_their_own_role_even_when_an_admin_may_too() -> None:
