@@ -584,8 +584,9 @@ def _record_call(
     """Record a provider call and what follows from it; returns the retry delay (if any) and the state."""
     with db.uow() as uow:
         session = uow.session
-        payment = session.scalar(select(Payment).where(Payment.id == claim.order.payment_id).with_for_update())
-        assert payment is not None
+        payment = session.execute(
+            select(Payment).where(Payment.id == claim.order.payment_id).with_for_update()
+        ).scalar_one()
         now = config.clock()
         mine = payment.call_claim == claim.token and payment.state == PaymentState.PROCESSING
         if mine:
@@ -605,23 +606,43 @@ def _record_call(
         )
         payment.provider = provider
         payment.updated_at = now
-        retry_in = None
-        if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
-            # Money went out: record it even from a call whose lease ran out, since a later
-            # call with the same key gets this very payment back and finds it completed.
-            _complete(uow, envelope, payment, reference, now)
-        elif mine:
-            step = config.retry.next_step(outcome, payment.attempts)
-            if step == domain.Next.RETRY:
-                retry_in = config.retry.delay(payment.attempts)
-                payment.last_error = detail
-                payment.next_attempt_at = now + timedelta(seconds=retry_in)
-            else:
-                if outcome == Outcome.TRANSIENT:
-                    detail = f"{detail} (gave up after {payment.attempts} calls)"
-                _fail_execution(uow, envelope, payment, config, detail)
+        retry_in = _follow_call(uow, envelope, payment, outcome, detail, reference, mine=mine, now=now, config=config)
         uow.commit()
         return retry_in, str(payment.state)
+
+
+def _follow_call(
+    uow: UnitOfWork,
+    envelope: Envelope,
+    payment: Payment,
+    outcome: Outcome,
+    detail: str,
+    reference: str,
+    *,
+    mine: bool,
+    now: datetime,
+    config: PaymentConfig,
+) -> float | None:
+    """Complete, schedule a retry (its delay is returned) or fail the execution after a call.
+
+    A call whose lease had run out (not ``mine``) changes nothing unless it paid.
+    """
+    if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
+        # Money went out: record it even from a call whose lease ran out, since a later
+        # call with the same key gets this very payment back and finds it completed.
+        _complete(uow, envelope, payment, reference, now)
+        return None
+    if not mine:
+        return None
+    if config.retry.next_step(outcome, payment.attempts) == domain.Next.RETRY:
+        retry_in = config.retry.delay(payment.attempts)
+        payment.last_error = detail
+        payment.next_attempt_at = now + timedelta(seconds=retry_in)
+        return retry_in
+    if outcome == Outcome.TRANSIENT:
+        detail = f"{detail} (gave up after {payment.attempts} calls)"
+    _fail_execution(uow, envelope, payment, config, detail)
+    return None
 
 
 def _current_execution(session: Session, payment: Payment) -> PaymentExecution | None:
