@@ -1,4 +1,4 @@
-"""Payment rules: OTP steps, lockout, the payment state machine, retries, segregation. Pure, no I/O.
+"""Payment rules: OTP steps, lockout, the payment state machine, executing, retries, segregation. Pure, no I/O.
 
 Every function that depends on time takes ``now``; nothing here reads a clock, so tests
 can walk a code through its time steps and a user through a lockout deterministically.
@@ -10,10 +10,11 @@ import hmac
 import math
 import random
 import uuid
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import pyotp
 
@@ -238,6 +239,284 @@ PAYMENT_NAMESPACE = uuid.UUID("6f1c1a52-4f0e-4d6b-9a53-7d0b3e2c9a11")
 def payment_id_for(requisition_id: uuid.UUID) -> uuid.UUID:
     """The id (and provider idempotency key) of a requisition's payment."""
     return uuid.uuid5(PAYMENT_NAMESPACE, str(requisition_id))
+
+
+# -- executing a payment: decide, then do ---------------------------------------------
+#
+# ``execute_payment`` loads the facts below, asks :func:`decide_execution` what they come
+# to, and does that: raises a refusal (its effects roll back), counts a wrong code (kept,
+# committed with the command), or spends the code's step and starts the execution.
+
+
+class PaymentRule(StrEnum):
+    """The rules an execution is checked against, in the order they are checked.
+
+    A :class:`Refusal` names the one it broke; most share their name with the problem type
+    the API answers with (the exceptions: an unknown requisition answers ``not-found``, and
+    both segregation rules answer ``segregation-of-duties`` with the rule as a member).
+    """
+
+    TREASURY_ONLY = "treasury-only"
+    LOCKED_OUT = "otp-locked-out"
+    REQUISITION_NOT_APPROVED = "requisition-not-approved"
+    REQUISITION_CANCELLED = "requisition-cancelled"
+    FUNDS_NOT_RESERVED = "funds-not-reserved"
+    PAYEE_UNKNOWN = "payee-unknown"
+    REQUESTER_CANNOT_PAY = Segregation.REQUESTER.value
+    APPROVER_CANNOT_PAY = Segregation.APPROVER.value
+    PAYMENT_IN_PROGRESS = ExecutionBlock.IN_PROGRESS.value
+    ALREADY_PAID = ExecutionBlock.ALREADY_PAID.value
+    EXECUTION_LIMIT_REACHED = ExecutionBlock.LIMIT_REACHED.value
+    OTP_NOT_ENROLLED = "otp-not-enrolled"
+    OTP_UNREADABLE = "otp-unreadable"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a refused request is answered with: HTTP status, problem type, the text shown, extra members."""
+
+    status: int
+    code: str
+    detail: str
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An execution a rule refuses: answered with ``problem``, and nothing it did is kept."""
+
+    rule: PaymentRule
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class CodeRefused:
+    """A wrong or spent code: not a refusal but an outcome with effects, kept with the command.
+
+    ``guard`` is the executor's guard after this failure (it may now be locked); ``problem``
+    is the answer.
+    """
+
+    rejection: OtpRejection | None
+    guard: Guard
+    problem: Problem
+
+
+@dataclass(frozen=True)
+class StartExecution:
+    """A good code: spend its time step and start execution ``number`` of the payment.
+
+    ``if_step_taken`` is what this becomes when a concurrent request spent the same step first
+    (the database's unique constraint says so when the step is spent): a reused code.
+    """
+
+    step: int
+    number: int
+    create_payment: bool
+    state: PaymentState
+    clear_failures: bool
+    if_step_taken: CodeRefused
+
+
+ExecutionDecision = Refusal | CodeRefused | StartExecution
+
+UNREADABLE = Refusal(
+    PaymentRule.OTP_UNREADABLE,
+    Problem(409, "otp-unreadable", "Your authenticator can no longer be read (the OTP key changed); it must be reset."),
+)
+
+
+@dataclass(frozen=True)
+class PayableFacts:
+    """What payment knows of the requisition to pay (its ``payable_requisitions`` row)."""
+
+    approved: bool
+    cancelled: bool
+    reserved: bool
+    requester_id: str
+    approver_ids: tuple[str, ...]
+    payee_method: str | None
+    amount_minor: int | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """The requisition's payment, once it was executed: its state and how many executions it had."""
+
+    state: str
+    executions: int
+
+
+@dataclass(frozen=True)
+class AuthenticatorFacts:
+    """The executor's OTP enrolment: whether it is active, its secret (None: sealed with
+    another key, unreadable) and the time steps near now the executor already spent."""
+
+    active: bool
+    secret: str | None
+    used_steps: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class ExecutionFacts:
+    """Everything an execution is decided on; ``requisition``, ``payment`` and
+    ``authenticator`` are None when there is no such row."""
+
+    executor: Actor
+    guard: Guard
+    requisition: PayableFacts | None
+    payment: PaymentFacts | None
+    authenticator: AuthenticatorFacts | None
+    code: str
+    now: datetime
+    max_executions: int
+
+
+def decide_execution(facts: ExecutionFacts) -> ExecutionDecision:
+    """What executing a payment comes to: a refusal, a wrong code counted, or the execution to start.
+
+    The rules are checked in the order the API has always answered in: who the executor is
+    (treasury, not locked out), the requisition (approved, not cancelled, reserved, a payee,
+    segregation of duties), the payment (not under way, not paid, an execution left), the
+    authenticator (active, readable); the code comes last, so a refusal never costs an attempt.
+    """
+    refusal = (
+        _executor_refusal(facts.executor, facts.guard, facts.now)
+        or _requisition_refusal(facts.requisition, facts.executor.user_id)
+        or _payment_refusal(facts.payment, facts.max_executions)
+    )
+    if refusal is not None:
+        return refusal
+    return _decide_code(facts)
+
+
+def _refuse(rule: PaymentRule, status: int, detail: str, code: str | None = None, /, **extensions: Any) -> Refusal:
+    """A refusal by ``rule``, answered with the problem type ``code`` (the rule's name by default).
+
+    Positional-only, so an extension member may be called ``rule`` (segregation's is).
+    """
+    return Refusal(rule, Problem(status, code or str(rule), detail, extensions))
+
+
+def treasury_refusal(actor: Actor) -> Refusal | None:
+    """Refuses anyone outside treasury (paying, and enrolling an authenticator for it)."""
+    if is_treasury(actor):
+        return None
+    return _refuse(
+        PaymentRule.TREASURY_ONLY, 403, "Only treasury executes payments and enrols an authenticator for it."
+    )
+
+
+def _lockout_extensions(guard: Guard, now: datetime) -> dict[str, Any]:
+    """The members a lockout is answered with: seconds to wait (the Retry-After) and until when."""
+    locked_until = guard.locked_until.isoformat() if guard.locked_until is not None else None
+    return {"retry_after": guard.retry_after_seconds(now), "locked_until": locked_until}
+
+
+def _executor_refusal(executor: Actor, guard: Guard, now: datetime) -> Refusal | None:
+    """Refuses an executor outside treasury, or one locked out by wrong codes (the code is not checked)."""
+    refusal = treasury_refusal(executor)
+    if refusal is not None:
+        return refusal
+    if guard.locked(now):
+        return _refuse(
+            PaymentRule.LOCKED_OUT,
+            429,
+            "Too many wrong codes: payments are locked for you for now.",
+            **_lockout_extensions(guard, now),
+        )
+    return None
+
+
+def _requisition_refusal(requisition: PayableFacts | None, executor_id: str) -> Refusal | None:
+    """The first rule the requisition breaks: approved, not cancelled, reserved, a payee, segregation."""
+    if requisition is None or not requisition.approved:
+        return _refuse(PaymentRule.REQUISITION_NOT_APPROVED, 404, "No approved requisition with this id.", "not-found")
+    if requisition.cancelled:
+        return _refuse(PaymentRule.REQUISITION_CANCELLED, 409, "The requisition was cancelled; it cannot be paid.")
+    if not requisition.reserved:
+        return _refuse(PaymentRule.FUNDS_NOT_RESERVED, 409, "The funds are not reserved yet; it cannot be paid before.")
+    if requisition.payee_method is None or requisition.amount_minor is None or requisition.currency is None:
+        return _refuse(PaymentRule.PAYEE_UNKNOWN, 409, "The approval did not name a payee; it cannot be paid.")
+    return _segregation_refusal(requisition, executor_id)
+
+
+def _segregation_refusal(requisition: PayableFacts, executor_id: str) -> Refusal | None:
+    """Refuses the requester and the approvers: someone else in treasury pays."""
+    breach = segregation_breach(executor_id, requisition.requester_id, requisition.approver_ids)
+    if breach is None:
+        return None
+    who = "requested" if breach == Segregation.REQUESTER else "approved"
+    return _refuse(
+        PaymentRule(breach.value),
+        403,
+        f"Segregation of duties: you {who} this requisition, so someone else in treasury must pay it.",
+        "segregation-of-duties",
+        rule=str(breach),
+    )
+
+
+def _payment_refusal(payment: PaymentFacts | None, max_executions: int) -> Refusal | None:
+    """Refuses a payment under way or paid, or one that failed every execution it had."""
+    block = execution_block(payment.state if payment else None, payment.executions if payment else 0, max_executions)
+    if block == ExecutionBlock.LIMIT_REACHED:
+        return _refuse(
+            PaymentRule.EXECUTION_LIMIT_REACHED,
+            422,
+            f"This payment failed {max_executions} times; it cannot be executed again.",
+        )
+    if block is not None:
+        detail = "The payment is already under way." if block == ExecutionBlock.IN_PROGRESS else "Already paid."
+        return _refuse(PaymentRule(block.value), 409, detail)
+    return None
+
+
+def _decide_code(facts: ExecutionFacts) -> ExecutionDecision:
+    """With an active, readable authenticator, check the code: count it as wrong, or start."""
+    authenticator = facts.authenticator
+    if authenticator is None or not authenticator.active:
+        return _refuse(PaymentRule.OTP_NOT_ENROLLED, 409, "Enrol and activate an authenticator before paying.")
+    if authenticator.secret is None:
+        return UNREADABLE
+    check = check_code(authenticator.secret, facts.code, facts.now, authenticator.used_steps)
+    if check.step is None:
+        return _code_refused(facts.guard, check.rejection, facts.now)
+    return _execution_to_start(facts, check.step)
+
+
+def rejected_code_problem(rejection: OtpRejection | None, **extensions: Any) -> Problem:
+    """How a refused code is answered: a spent one is a conflict (409), any other is invalid (422)."""
+    reused = rejection == OtpRejection.REUSED
+    return Problem(
+        409 if reused else 422,
+        str(rejection),
+        "That code was already used; wait for the next one." if reused else "That code is not valid.",
+        extensions,
+    )
+
+
+def _code_refused(guard: Guard, rejection: OtpRejection | None, now: datetime) -> CodeRefused:
+    """Count a wrong or spent code against the executor; the fifth in a row locks them out."""
+    after = guard.after_failure(now)
+    if after.locked(now):
+        minutes = int(LOCKOUT.total_seconds() // 60)
+        detail = f"Wrong code, {MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for {minutes} minutes."
+        return CodeRefused(rejection, after, Problem(429, "otp-locked-out", detail, _lockout_extensions(after, now)))
+    return CodeRefused(rejection, after, rejected_code_problem(rejection, attempts_left=after.attempts_left))
+
+
+def _execution_to_start(facts: ExecutionFacts, step: int) -> StartExecution:
+    """The execution a good code starts: the payment's first (created processing) or its next."""
+    payment = facts.payment
+    return StartExecution(
+        step=step,
+        number=(payment.executions if payment else 0) + 1,
+        create_payment=payment is None,
+        state=PaymentState.PROCESSING if payment is None else transition(payment.state, PaymentState.PROCESSING),
+        clear_failures=bool(facts.guard.failures),
+        if_step_taken=_code_refused(facts.guard, OtpRejection.REUSED, facts.now),
+    )
 
 
 # -- disbursement retries -------------------------------------------------------------

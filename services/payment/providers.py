@@ -111,21 +111,40 @@ _MARKERS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], Fault]], ...] =
 
 
 def parse_faults(raw: str) -> dict[str, Fault]:
-    """Parse ``PETTYCASH_PROVIDER_FAULTS`` (see the module docstring); ConfigError if malformed."""
-    rules: dict[str, Fault] = {}
-    for item in filter(None, (part.strip() for part in raw.split(";"))):
-        method, _, spec = (s.strip() for s in item.partition("="))
-        kind, _, count = (s.strip() for s in spec.partition(":"))
-        if method not in SIMULATED_METHODS:
-            raise ConfigError(f"PETTYCASH_PROVIDER_FAULTS: {method!r} is not one of {', '.join(SIMULATED_METHODS)}")
-        try:
-            fault = Fault(FaultKind(kind), int(count) if count else 1)
-        except ValueError:
-            raise ConfigError(f"PETTYCASH_PROVIDER_FAULTS: bad entry {item!r}") from None
-        if fault.count < 1 or (count and fault.kind != FaultKind.TRANSIENT):
-            raise ConfigError(f"PETTYCASH_PROVIDER_FAULTS: bad entry {item!r}")
-        rules[method] = fault
-    return rules
+    """Parse ``PETTYCASH_PROVIDER_FAULTS`` (see the module docstring); ConfigError if malformed.
+
+    A later rule for a method replaces an earlier one.
+    """
+    return dict(_fault_rule(item) for item in _fault_items(raw))
+
+
+def _fault_items(raw: str) -> list[str]:
+    """The ``;``-separated rules, stripped, empty ones dropped."""
+    return [item for item in (part.strip() for part in raw.split(";")) if item]
+
+
+def _fault_rule(item: str) -> tuple[str, Fault]:
+    """One ``method=kind[:n]`` rule: the simulated method it is for, and its fault."""
+    method, _, spec = (s.strip() for s in item.partition("="))
+    if method not in SIMULATED_METHODS:
+        raise ConfigError(f"PETTYCASH_PROVIDER_FAULTS: {method!r} is not one of {', '.join(SIMULATED_METHODS)}")
+    return method, _fault_spec(spec, item)
+
+
+def _fault_spec(spec: str, item: str) -> Fault:
+    """The fault a ``kind[:n]`` spec names; only a transient fault takes a count, of at least 1."""
+    kind, _, count = (s.strip() for s in spec.partition(":"))
+    try:
+        fault = Fault(FaultKind(kind), int(count) if count else 1)
+    except ValueError:
+        raise _bad_entry(item) from None
+    if fault.count < 1 or (count and fault.kind != FaultKind.TRANSIENT):
+        raise _bad_entry(item)
+    return fault
+
+
+def _bad_entry(item: str) -> ConfigError:
+    return ConfigError(f"PETTYCASH_PROVIDER_FAULTS: bad entry {item!r}")
 
 
 def marker_fault(account_ref: str) -> Fault | None:
@@ -180,28 +199,48 @@ class BookedProvider:
         """Pay once per payment id; replays answer with the first receipt."""
         if self.latency_ms:
             self.sleep(self.latency_ms / 1000)  # outside the transaction: latency holds no lock
-        fault = self.fault
+        reference, replayed = self._book(order)
+        if not replayed and self._fault_is(FaultKind.LOST_REPLY):
+            raise TransientProviderError(f"{self.name}: simulated timeout after paying (reply lost)")
+        return Receipt(self.name, reference)
+
+    def _book(self, order: Disbursement) -> tuple[str, bool]:
+        """Count the call in the books and pay, committed either way: the reference, and whether
+        it is the first payment's (a replay). A scripted failure is raised once committed."""
         with self.db.uow() as uow:
             calls, reference = _count_call(uow.session, self.name, order)
             if reference is not None:
                 uow.commit()
-                return Receipt(self.name, reference)  # already paid: the idempotent answer
-            if fault is not None and fault.kind == FaultKind.TRANSIENT and calls <= fault.count:
+                return reference, True  # already paid: the idempotent answer
+            failure = self._scripted_failure(calls, order)
+            if failure is not None:
                 uow.commit()
-                raise TransientProviderError(f"{self.name}: simulated outage (call {calls} of {fault.count} failing)")
-            if fault is not None and fault.kind == FaultKind.PERMANENT:
-                uow.commit()
-                raise PermanentProviderError(f"{self.name}: simulated refusal of account {order.account_ref!r}")
-            reference = f"{self.name[:4].upper()}-{secrets.token_hex(6).upper()}"
-            uow.session.execute(
-                update(ProviderTransfer)
-                .where(ProviderTransfer.provider == self.name, ProviderTransfer.idempotency_key == order.payment_id)
-                .values(reference=reference, paid_at=utcnow())
-            )
+                raise failure
+            reference = self._pay(uow.session, order)
             uow.commit()
-        if fault is not None and fault.kind == FaultKind.LOST_REPLY:
-            raise TransientProviderError(f"{self.name}: simulated timeout after paying (reply lost)")
-        return Receipt(self.name, reference)
+        return reference, False
+
+    def _fault_is(self, kind: FaultKind) -> bool:
+        return self.fault is not None and self.fault.kind == kind
+
+    def _scripted_failure(self, calls: int, order: Disbursement) -> ProviderError | None:
+        """The error call number ``calls`` fails with under the injected fault, if it fails."""
+        fault = self.fault
+        if fault is not None and fault.kind == FaultKind.TRANSIENT and calls <= fault.count:
+            return TransientProviderError(f"{self.name}: simulated outage (call {calls} of {fault.count} failing)")
+        if self._fault_is(FaultKind.PERMANENT):
+            return PermanentProviderError(f"{self.name}: simulated refusal of account {order.account_ref!r}")
+        return None
+
+    def _pay(self, session: Session, order: Disbursement) -> str:
+        """Mark the transfer paid under a fresh reference."""
+        reference = f"{self.name[:4].upper()}-{secrets.token_hex(6).upper()}"
+        session.execute(
+            update(ProviderTransfer)
+            .where(ProviderTransfer.provider == self.name, ProviderTransfer.idempotency_key == order.payment_id)
+            .values(reference=reference, paid_at=utcnow())
+        )
+        return reference
 
 
 @dataclass(frozen=True)

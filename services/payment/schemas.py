@@ -62,28 +62,33 @@ def payment_body(
         "completed_at": payment.completed_at.isoformat() if payment.completed_at else None,
     }
     if executions is not None:
-        calls = attempts or []
-        body["history"] = [
-            {
-                "number": e.number,
-                "executor_id": e.executor_id,
-                "executor_name": e.executor_name,
-                "started_at": e.started_at.isoformat(),
-                "finished_at": e.finished_at.isoformat() if e.finished_at else None,
-                "outcome": e.outcome,
-                "reason": e.reason,
-                "attempts": [
-                    {
-                        "number": a.number,
-                        "provider": a.provider,
-                        "outcome": a.outcome,
-                        "detail": a.detail,
-                        "at": a.at.isoformat(),
-                    }
-                    for a in calls
-                    if a.execution == e.number
-                ],
-            }
-            for e in executions
-        ]
+        body["history"] = _history(executions, attempts or [])
     return body
+
+
+def _history(executions: list[PaymentExecution], calls: list[ProviderAttempt]) -> list[dict[str, Any]]:
+    """Each execution of a payment, with the provider calls made in it."""
+    return [
+        {
+            "number": e.number,
+            "executor_id": e.executor_id,
+            "executor_name": e.executor_name,
+            "started_at": e.started_at.isoformat(),
+            "finished_at": e.finished_at.isoformat() if e.finished_at else None,
+            "outcome": e.outcome,
+            "reason": e.reason,
+            "attempts": [_call_body(a) for a in calls if a.execution == e.number],
+        }
+        for e in executions
+    ]
+
+
+def _call_body(attempt: ProviderAttempt) -> dict[str, Any]:
+    """One provider call as the history shows it."""
+    return {
+        "number": attempt.number,
+        "provider": attempt.provider,
+        "outcome": attempt.outcome,
+        "detail": attempt.detail,
+        "at": attempt.at.isoformat(),
+    }

@@ -91,25 +91,40 @@ class PaymentConfig:
 
 # -- helpers --------------------------------------------------------------------------
 
+# A refusal is raised as the exception its status has always been raised as.
+_ERRORS_BY_STATUS: dict[int, type[DomainError]] = {403: Forbidden, 404: NotFound, 409: Conflict}
+
+
+def _error(problem: domain.Problem) -> DomainError:
+    """The exception that refuses a request with ``problem`` (the command's effects roll back)."""
+    kind = _ERRORS_BY_STATUS.get(problem.status, DomainError)
+    return kind(problem.detail, code=problem.code, status=problem.status, **problem.extensions)
+
 
 def _seal(key: str, secret: str) -> str:
     return Fernet(key.encode()).encrypt(secret.encode()).decode()
 
 
-def _unseal(key: str, sealed: str) -> str:
+def _readable_secret(key: str, sealed: str) -> str | None:
+    """The secret, or None when ``key`` cannot open it (the key changed without re-sealing)."""
     try:
         return Fernet(key.encode()).decrypt(sealed.encode()).decode()
     except InvalidToken:
+        return None
+
+
+def _unseal(key: str, sealed: str) -> str:
+    secret = _readable_secret(key, sealed)
+    if secret is None:
         # The key changed without re-sealing: refuse plainly rather than fail every code.
-        raise Conflict(
-            "Your authenticator can no longer be read (the OTP key changed); it must be reset.",
-            code="otp-unreadable",
-        ) from None
+        raise _error(domain.UNREADABLE.problem)
+    return secret
 
 
 def _require_treasury(actor: Actor) -> None:
-    if not domain.is_treasury(actor):
-        raise Forbidden("Only treasury executes payments and enrols an authenticator for it.", code="treasury-only")
+    refusal = domain.treasury_refusal(actor)
+    if refusal is not None:
+        raise _error(refusal.problem)
 
 
 def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
@@ -121,11 +136,6 @@ def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
         .on_conflict_do_nothing()
     )
     return session.get_one(OtpGuard, user_id, with_for_update=True, populate_existing=True)
-
-
-def _lockout_extra(guard: domain.Guard, now: datetime) -> dict[str, Any]:
-    assert guard.locked_until is not None
-    return {"retry_after": guard.retry_after_seconds(now), "locked_until": guard.locked_until.isoformat()}
 
 
 def _record_attempt(
@@ -154,28 +164,37 @@ def _record_attempt(
     )
 
 
+def _used_steps(session: Session, user_id: str, now: datetime) -> frozenset[int]:
+    """The time steps a code may belong to at ``now`` that the user already spent."""
+    window = list(domain.window_steps(now))
+    return frozenset(
+        session.scalars(
+            select(OtpStepUse.time_step).where(OtpStepUse.user_id == user_id, OtpStepUse.time_step.in_(window))
+        )
+    )
+
+
+def _take_step(session: Session, user_id: str, step: int, now: datetime, **use: Any) -> bool:
+    """Spend a time step; False when a concurrent twin spent it first."""
+    try:
+        # The primary key (user_id, time_step) is the guard against a concurrent twin: the
+        # second insert waits for the first transaction and fails when it commits.
+        with session.begin_nested():
+            session.add(OtpStepUse(user_id=user_id, time_step=step, used_at=now, **use))
+    except IntegrityError:
+        return False
+    return True
+
+
 def _spend_step(
     session: Session, config: PaymentConfig, enrolment: OtpEnrolment, code: str, now: datetime, **use: Any
 ) -> domain.OtpCheck:
     """Check a code and, if good, spend its time step; the check says why not otherwise."""
     secret = _unseal(config.otp_key, enrolment.sealed_secret)
-    window = list(domain.window_steps(now))
-    used = set(
-        session.scalars(
-            select(OtpStepUse.time_step).where(
-                OtpStepUse.user_id == enrolment.user_id, OtpStepUse.time_step.in_(window)
-            )
-        )
-    )
-    check = domain.check_code(secret, code, now, used)
-    if not check.accepted:
+    check = domain.check_code(secret, code, now, _used_steps(session, enrolment.user_id, now))
+    if check.step is None:
         return check
-    try:
-        # The primary key (user_id, time_step) is the guard against a concurrent twin: the
-        # second insert waits for the first transaction and fails when it commits.
-        with session.begin_nested():
-            session.add(OtpStepUse(user_id=enrolment.user_id, time_step=check.step, used_at=now, **use))
-    except IntegrityError:
+    if not _take_step(session, enrolment.user_id, check.step, now, **use):
         return domain.OtpCheck(None, domain.OtpRejection.REUSED)
     return check
 
@@ -237,12 +256,8 @@ def activate_otp(
     now = config.clock()
     check = _spend_step(session, config, enrolment, payload["code"], now, purpose="activation")
     if not check.accepted:
-        reused = check.rejection == domain.OtpRejection.REUSED
-        raise DomainError(
-            "That code was already used; wait for the next one." if reused else "That code is not valid.",
-            code=str(check.rejection),
-            status=409 if reused else 422,
-        )
+        problem = domain.rejected_code_problem(check.rejection)
+        raise DomainError(problem.detail, code=problem.code, status=problem.status)
     enrolment.status = ACTIVE
     enrolment.activated_at = now
     _record_attempt(session, envelope, "activate", None, "accepted", "ok", step=check.step)
@@ -257,11 +272,100 @@ def record_refused_activation(uow: UnitOfWork, envelope: Envelope, payload: dict
 # -- execution ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ExecutionRows:
+    """The rows an execution is decided on and changes."""
+
+    guard: OtpGuard
+    requisition: PayableRequisition | None
+    payment: Payment | None
+    enrolment: OtpEnrolment | None
+
+
+def execute_payment(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Start paying a reserved requisition: who may, with a fresh code, then hand it to the job.
+
+    Decide, then do: the rules are :func:`domain.decide_execution`'s, applied to the facts of
+    the rows loaded here. A refusal is raised (nothing is kept); a wrong or spent code is
+    counted and answered (kept); a good code is spent and the execution starts.
+    """
+    session = uow.session
+    now = config.clock()
+    requisition_id = payload["requisition_id"]
+    rows = _load_execution_rows(session, envelope.actor.user_id, requisition_id, now)
+    decision = domain.decide_execution(_execution_facts(session, rows, envelope.actor, payload["otp"], now, config))
+    if isinstance(decision, domain.Refusal):
+        raise _error(decision.problem)
+    if isinstance(decision, domain.CodeRefused):
+        return _refuse_code(session, envelope, rows.guard, decision, now, requisition_id)
+    return _start_execution(uow, envelope, rows, decision, requisition_id, now, config)
+
+
+def _load_execution_rows(session: Session, user_id: str, requisition_id: uuid.UUID, now: datetime) -> _ExecutionRows:
+    """Lock the executor's guard, the requisition and its payment, in that order; read the enrolment.
+
+    All of them, whatever the decision will be: a refused request rolls back, releasing them.
+    """
+    guard = _locked_guard(session, user_id, now)
+    # Locked for the whole use case: two executions of one requisition run one after the other.
+    requisition = session.get(PayableRequisition, requisition_id, with_for_update=True)
+    payment = session.get(Payment, domain.payment_id_for(requisition_id), with_for_update=True)
+    return _ExecutionRows(guard, requisition, payment, session.get(OtpEnrolment, user_id))
+
+
+def _execution_facts(
+    session: Session, rows: _ExecutionRows, actor: Actor, code: str, now: datetime, config: PaymentConfig
+) -> domain.ExecutionFacts:
+    """What the rows say, as plain values for :func:`domain.decide_execution`."""
+    payment = rows.payment
+    return domain.ExecutionFacts(
+        executor=actor,
+        guard=domain.Guard(rows.guard.failures, rows.guard.locked_until),
+        requisition=_payable_facts(rows.requisition),
+        payment=None if payment is None else domain.PaymentFacts(payment.state, payment.executions),
+        authenticator=_authenticator_facts(session, rows.enrolment, now, config),
+        code=code,
+        now=now,
+        max_executions=config.max_executions,
+    )
+
+
+def _payable_facts(req: PayableRequisition | None) -> domain.PayableFacts | None:
+    """What the read model knows of the requisition (None: nothing about it arrived yet)."""
+    if req is None:
+        return None
+    return domain.PayableFacts(
+        approved=req.approved_at is not None,
+        cancelled=req.cancelled_at is not None,
+        reserved=req.reserved_at is not None,
+        requester_id=req.requester_id or "",
+        approver_ids=tuple(req.approver_ids or ()),
+        payee_method=req.payee_method,
+        amount_minor=req.amount_minor,
+        currency=req.currency,
+    )
+
+
+def _authenticator_facts(
+    session: Session, enrolment: OtpEnrolment | None, now: datetime, config: PaymentConfig
+) -> domain.AuthenticatorFacts | None:
+    """The executor's enrolment: active or not, its secret if readable, the steps near ``now`` spent."""
+    if enrolment is None:
+        return None
+    return domain.AuthenticatorFacts(
+        active=enrolment.status == ACTIVE,
+        secret=_readable_secret(config.otp_key, enrolment.sealed_secret),
+        used_steps=_used_steps(session, enrolment.user_id, now),
+    )
+
+
 def _refuse_code(
     session: Session,
     envelope: Envelope,
     guard_row: OtpGuard,
-    check: Any,
+    refused: domain.CodeRefused,
     now: datetime,
     requisition_id: uuid.UUID,
 ) -> dict[str, Any]:
@@ -270,99 +374,41 @@ def _refuse_code(
     The failure is an outcome with effects (the count, the audit row), committed with the
     command's transaction while the guard row is still locked; not a refusal rolled back.
     """
-    after = domain.Guard(guard_row.failures, guard_row.locked_until).after_failure(now)
-    guard_row.failures, guard_row.locked_until, guard_row.updated_at = after.failures, after.locked_until, now
-    if after.locked(now):
-        minutes = int(domain.LOCKOUT.total_seconds() // 60)
-        detail = f"Wrong code, {domain.MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for {minutes} minutes."
-        reply = problem_reply(429, "otp-locked-out", detail, **_lockout_extra(after, now))
-    else:
-        reused = check.rejection == domain.OtpRejection.REUSED
-        reply = problem_reply(
-            409 if reused else 422,
-            str(check.rejection),
-            "That code was already used; wait for the next one." if reused else "That code is not valid.",
-            attempts_left=after.attempts_left,
-        )
-    problem = reply["problem"]
-    _record_attempt(session, envelope, "execute", requisition_id, "refused", problem["type"], problem["detail"])
-    return reply
+    guard_row.failures = refused.guard.failures
+    guard_row.locked_until = refused.guard.locked_until
+    guard_row.updated_at = now
+    problem = refused.problem
+    _record_attempt(session, envelope, "execute", requisition_id, "refused", problem.code, problem.detail)
+    return problem_reply(problem.status, problem.code, problem.detail, **problem.extensions)
 
 
-def execute_payment(
-    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+def _start_execution(
+    uow: UnitOfWork,
+    envelope: Envelope,
+    rows: _ExecutionRows,
+    start: domain.StartExecution,
+    requisition_id: uuid.UUID,
+    now: datetime,
+    config: PaymentConfig,
 ) -> dict[str, Any]:
-    """Start paying a reserved requisition: who may, with a fresh code, then hand it to the job."""
-    actor = envelope.actor
-    user_id = actor.user_id
+    """Spend the code's step, start the execution and send the payment to the disbursement job."""
     session = uow.session
-    now = config.clock()
-    _require_treasury(actor)
-    guard_row = _locked_guard(session, user_id, now)
-    guard = domain.Guard(guard_row.failures, guard_row.locked_until)
-    if guard.locked(now):
-        raise DomainError(
-            "Too many wrong codes: payments are locked for you for now.",
-            code="otp-locked-out",
-            status=429,
-            **_lockout_extra(guard, now),
-        )
-
-    requisition_id = payload["requisition_id"]
-    # Locked for the whole use case: two executions of one requisition run one after the other.
-    req = session.get(PayableRequisition, requisition_id, with_for_update=True)
-    if req is None or req.approved_at is None:
-        raise NotFound("No approved requisition with this id.")
-    if req.cancelled_at is not None:
-        raise Conflict("The requisition was cancelled; it cannot be paid.", code="requisition-cancelled")
-    if req.reserved_at is None:
-        raise Conflict("The funds are not reserved yet; it cannot be paid before.", code="funds-not-reserved")
-    if req.payee_method is None or req.amount_minor is None or req.currency is None:
-        raise Conflict("The approval did not name a payee; it cannot be paid.", code="payee-unknown")
-    breach = domain.segregation_breach(user_id, req.requester_id or "", req.approver_ids or ())
-    if breach is not None:
-        who = "requested" if breach == domain.Segregation.REQUESTER else "approved"
-        raise Forbidden(
-            f"Segregation of duties: you {who} this requisition, so someone else in treasury must pay it.",
-            code="segregation-of-duties",
-            rule=str(breach),
-        )
-
-    payment = session.get(Payment, domain.payment_id_for(requisition_id), with_for_update=True)
-    block = domain.execution_block(
-        payment.state if payment else None, payment.executions if payment else 0, config.max_executions
-    )
-    if block == domain.ExecutionBlock.LIMIT_REACHED:
-        raise DomainError(
-            f"This payment failed {config.max_executions} times; it cannot be executed again.", code=str(block)
-        )
-    if block is not None:
-        raise Conflict(
-            "The payment is already under way." if block == domain.ExecutionBlock.IN_PROGRESS else "Already paid.",
-            code=str(block),
-        )
-
-    enrolment = session.get(OtpEnrolment, user_id)
-    if enrolment is None or enrolment.status != ACTIVE:
-        raise Conflict("Enrol and activate an authenticator before paying.", code="otp-not-enrolled")
-    check = _spend_step(
-        session, config, enrolment, payload["otp"], now, purpose="payment", requisition_id=requisition_id
-    )
-    if not check.accepted:
-        return _refuse_code(session, envelope, guard_row, check, now, requisition_id)
-
-    if guard.failures:
-        guard_row.failures = 0
-        guard_row.updated_at = now
-    _record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=check.step)
-    payment = _start_execution(session, req, payment, actor, now)
+    actor = envelope.actor
+    if not _take_step(session, actor.user_id, start.step, now, purpose="payment", requisition_id=requisition_id):
+        # A concurrent request spent this step first: the code counts as reused after all.
+        return _refuse_code(session, envelope, rows.guard, start.if_step_taken, now, requisition_id)
+    if start.clear_failures:
+        rows.guard.failures = 0
+        rows.guard.updated_at = now
+    _record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=start.step)
+    payment = _executed_payment(session, rows, start, actor, now)
     uow.emit(
         envelope.caused(
             PAYMENT_STARTED.name,
             {
                 "requisition_id": str(requisition_id),
                 "payment_id": str(payment.id),
-                "executor_id": user_id,
+                "executor_id": actor.user_id,
                 "executor_name": actor.username,
                 "execution": payment.executions,
             },
@@ -373,37 +419,39 @@ def execute_payment(
     return ok_reply(201, payment_body(payment, config.max_executions))
 
 
-def _start_execution(
-    session: Session, req: PayableRequisition, payment: Payment | None, actor: Actor, now: datetime
+def _new_payment(req: PayableRequisition, actor: Actor, now: datetime) -> Payment:
+    """A requisition's payment as its first execution creates it (the decision saw amount and payee)."""
+    return Payment(
+        id=domain.payment_id_for(req.requisition_id),
+        requisition_id=req.requisition_id,
+        branch_id=req.branch_id or "",
+        region_id=req.region_id or "",
+        amount_minor=req.amount_minor,
+        currency=req.currency,
+        payee_name=req.payee_name or "",
+        payee_method=req.payee_method,
+        payee_account_ref=req.payee_account_ref or "",
+        state=PaymentState.PROCESSING,
+        executions=0,
+        attempts=0,
+        executor_id=actor.user_id,
+        executor_name=actor.username,
+        redrives=0,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _executed_payment(
+    session: Session, rows: _ExecutionRows, start: domain.StartExecution, actor: Actor, now: datetime
 ) -> Payment:
-    if payment is None:
-        # execute_payment checked these; the asserts narrow the types.
-        assert req.amount_minor is not None
-        assert req.currency is not None
-        assert req.payee_method is not None
-        payment = Payment(
-            id=domain.payment_id_for(req.requisition_id),
-            requisition_id=req.requisition_id,
-            branch_id=req.branch_id or "",
-            region_id=req.region_id or "",
-            amount_minor=req.amount_minor,
-            currency=req.currency,
-            payee_name=req.payee_name or "",
-            payee_method=req.payee_method,
-            payee_account_ref=req.payee_account_ref or "",
-            state=PaymentState.PROCESSING,
-            executions=0,
-            attempts=0,
-            executor_id=actor.user_id,
-            executor_name=actor.username,
-            redrives=0,
-            created_at=now,
-            updated_at=now,
-        )
+    """The payment, created or moved to ``start.state``, with execution ``start.number`` recorded."""
+    payment = rows.payment
+    if start.create_payment:
+        payment = _new_payment(rows.requisition, actor, now)
         session.add(payment)
-    else:
-        payment.state = domain.transition(payment.state, PaymentState.PROCESSING)
-    payment.executions += 1
+    payment.state = start.state
+    payment.executions = start.number
     payment.attempts = 0
     payment.executor_id = actor.user_id
     payment.executor_name = actor.username
@@ -415,7 +463,7 @@ def _start_execution(
     session.add(
         PaymentExecution(
             payment_id=payment.id,
-            number=payment.executions,
+            number=start.number,
             executor_id=actor.user_id,
             executor_name=actor.username,
             started_at=now,
@@ -536,8 +584,9 @@ def _record_call(
     """Record a provider call and what follows from it; returns the retry delay (if any) and the state."""
     with db.uow() as uow:
         session = uow.session
-        payment = session.scalar(select(Payment).where(Payment.id == claim.order.payment_id).with_for_update())
-        assert payment is not None
+        payment = session.execute(
+            select(Payment).where(Payment.id == claim.order.payment_id).with_for_update()
+        ).scalar_one()
         now = config.clock()
         mine = payment.call_claim == claim.token and payment.state == PaymentState.PROCESSING
         if mine:
@@ -557,23 +606,43 @@ def _record_call(
         )
         payment.provider = provider
         payment.updated_at = now
-        retry_in = None
-        if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
-            # Money went out: record it even from a call whose lease ran out, since a later
-            # call with the same key gets this very payment back and finds it completed.
-            _complete(uow, envelope, payment, reference, now)
-        elif mine:
-            step = config.retry.next_step(outcome, payment.attempts)
-            if step == domain.Next.RETRY:
-                retry_in = config.retry.delay(payment.attempts)
-                payment.last_error = detail
-                payment.next_attempt_at = now + timedelta(seconds=retry_in)
-            else:
-                if outcome == Outcome.TRANSIENT:
-                    detail = f"{detail} (gave up after {payment.attempts} calls)"
-                _fail_execution(uow, envelope, payment, config, detail)
+        retry_in = _follow_call(uow, envelope, payment, outcome, detail, reference, mine=mine, now=now, config=config)
         uow.commit()
         return retry_in, str(payment.state)
+
+
+def _follow_call(
+    uow: UnitOfWork,
+    envelope: Envelope,
+    payment: Payment,
+    outcome: Outcome,
+    detail: str,
+    reference: str,
+    *,
+    mine: bool,
+    now: datetime,
+    config: PaymentConfig,
+) -> float | None:
+    """Complete, schedule a retry (its delay is returned) or fail the execution after a call.
+
+    A call whose lease had run out (not ``mine``) changes nothing unless it paid.
+    """
+    if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
+        # Money went out: record it even from a call whose lease ran out, since a later
+        # call with the same key gets this very payment back and finds it completed.
+        _complete(uow, envelope, payment, reference, now)
+        return None
+    if not mine:
+        return None
+    if config.retry.next_step(outcome, payment.attempts) == domain.Next.RETRY:
+        retry_in = config.retry.delay(payment.attempts)
+        payment.last_error = detail
+        payment.next_attempt_at = now + timedelta(seconds=retry_in)
+        return retry_in
+    if outcome == Outcome.TRANSIENT:
+        detail = f"{detail} (gave up after {payment.attempts} calls)"
+    _fail_execution(uow, envelope, payment, config, detail)
+    return None
 
 
 def _current_execution(session: Session, payment: Payment) -> PaymentExecution | None:
