@@ -34,11 +34,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 # gunicorn processes and threads per process, chosen by `make bench`'s dashboard reads at 500
-# users on this 2-core machine (three runs each, median p95): 1 x 16 250 ms, 2 x 8 83 ms,
-# 3 x 6 61 ms, 4 x 4 44 ms, 6 x 3 58 ms, at the same throughput. The GIL lets one process use
-# about one core, and a request is mostly Python (JSON, marshmallow, SQLAlchemy), so four
-# processes keep both cores busy while threads cover the time each request waits on
-# PostgreSQL or a service's reply; the total of 16 threads bounds commands waiting at once.
+# users on this 2-core machine, p95: 4 x 4 39, 44 and 49 ms (three runs); 2 x 8 78, 83 and
+# 110 ms (three runs); 6 x 3 44 and 72 ms; 3 x 6 61 ms; 1 x 16 250 ms; the same throughput in
+# all. The GIL lets one process use about one core, and a request is mostly Python (JSON,
+# marshmallow, SQLAlchemy), so four processes keep both cores busy while threads cover the
+# time each request waits on PostgreSQL or a service's reply; the total of 16 threads bounds
+# commands waiting at once.
 WORKERS = 4
 THREADS = 4
 
