@@ -39,6 +39,7 @@ from celery import Celery, states
 from celery.result import AsyncResult
 from flask import g, has_app_context
 
+from shared import backoff
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.envelope import Actor, Envelope, load_envelope
 from shared.db.engine import Database
@@ -291,7 +292,7 @@ class ReplyListener:
             log.debug("reply listener: reconnect attempt %d failed: %s", self._failures, exc)
         self._failures += 1
         # Exponential backoff with jitter, so gateway processes do not reconnect in step.
-        return min(MAX_RECONNECT_DELAY_SECONDS, 0.05 * 2**self._failures) * random.uniform(0.5, 1.0)  # noqa: S311
+        return backoff.exponential(0.05, self._failures, MAX_RECONNECT_DELAY_SECONDS) * random.uniform(0.5, 1.0)  # noqa: S311
 
     def _handle(self, message: dict[str, Any]) -> bool:
         """Dispatch one pub/sub message; True when it confirms a (re)subscription."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyotp
 
+from shared import backoff
 from shared.contracts.envelope import Actor
 
 # -- OTP ------------------------------------------------------------------------------
@@ -553,7 +554,7 @@ class RetryPolicy:
 
     def delay(self, retry_no: int, uniform: Callable[[float, float], float] = random.uniform) -> float:
         """Seconds before retry number ``retry_no`` (1-based): uniform in [0, min(cap, base·2^(n-1))]."""
-        return uniform(0.0, min(self.cap_seconds, self.base_seconds * 2 ** (retry_no - 1)))
+        return backoff.full_jitter(self.base_seconds, retry_no - 1, self.cap_seconds, uniform)
 
     def next_step(self, outcome: Outcome, attempts: int) -> Next:
         """After ``attempts`` calls in this execution ended in ``outcome``: complete, retry or fail."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared import backoff
 from shared.config import Settings
 from shared.contracts import instances
 from shared.contracts.catalog import (
@@ -75,11 +75,6 @@ class RetryLater(Exception):
 JobHandler = Callable[[Database, Envelope, dict[str, Any]], dict[str, Any]]
 MaintenanceHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], dict[str, Any]]
 RefusalHandler = Callable[[UnitOfWork, Envelope, dict[str, Any], DomainError], None]
-
-
-def backoff_seconds(base: float, retries: int, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter (AWS architecture blog), capped."""
-    return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not a secret
 
 
 class ServiceRuntime:
@@ -342,7 +337,7 @@ class ServiceRuntime:
                         name, raw, f"gave up after {self.request.retries} retries: {exc}", self.request.retries
                     )
                     return done(problem_reply(500, "internal-error", "The service could not complete the request."))
-                countdown = min(exc.countdown * 2 ** min(self.request.retries, 5), runtime.retry_cap)
+                countdown = backoff.exponential(exc.countdown, min(self.request.retries, 5), runtime.retry_cap)
                 log.info("%s retry in %.2fs: %s", name, countdown if early_events else exc.countdown, exc)
                 raise self.retry(
                     exc=exc, countdown=countdown if early_events else exc.countdown, max_retries=None
@@ -357,7 +352,7 @@ class ServiceRuntime:
                     log.warning("%s still failing (%s); set aside for its sender's re-send", name, exc)
                     return None
                 if is_transient(exc) and self.request.retries < runtime.settings.task_max_retries:
-                    delay = backoff_seconds(
+                    delay = backoff.full_jitter(
                         runtime.settings.retry_backoff_seconds, self.request.retries, runtime.retry_cap
                     )
                     log.warning(
