@@ -24,6 +24,18 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the process must not start."""
 
 
+ENVS = ("development", "test", "demo", "production")
+# Where the fault-injection switches (PETTYCASH_PROVIDER_FAULTS, ..._PROVIDER_LATENCY_MS,
+# ..._FAULT_SLEEP, ..._FAULT_DUPLICATE_DELIVERY) and the payees' FAIL-* markers may act.
+FAULT_ENVS = ("test", "demo")
+FAULT_SWITCHES = (
+    "PETTYCASH_PROVIDER_FAULTS",
+    "PETTYCASH_PROVIDER_LATENCY_MS",
+    "PETTYCASH_FAULT_SLEEP",
+    "PETTYCASH_FAULT_DUPLICATE_DELIVERY",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process needs to know about its surroundings."""
@@ -52,6 +64,11 @@ class Settings:
     max_queue_depth: int = 5000
     redelivery_seconds: float = 30.0
     duplicate_delivery: bool = False
+
+    @property
+    def faults_allowed(self) -> bool:
+        """Whether fault injection may act here (payee markers included): tests and demos only."""
+        return self.env in FAULT_ENVS
 
     @property
     def embedded(self) -> bool:
@@ -98,12 +115,17 @@ def _fault_sleep(raw: str) -> dict[str, float]:
     return faults
 
 
-def _fault_flag(env: str, environ: Mapping[str, str], key: str) -> bool:
-    """A fault-injection switch (fault runs and tests); refused in production."""
-    on = environ.get(key, "").lower() in ("1", "true", "yes")
-    if on and env == "production":
-        raise ConfigError(f"{key} injects faults; it is not allowed in production")
-    return on
+def _check_fault_switches(env: str, environ: Mapping[str, str]) -> None:
+    """Fault injection is for tests and demos: a switch set anywhere else stops the process."""
+    if env in FAULT_ENVS:
+        return
+    on = [key for key in FAULT_SWITCHES if environ.get(key, "").strip() not in ("", "0", "false", "no")]
+    if on:
+        raise ConfigError(f"{', '.join(on)} inject faults; set PETTYCASH_ENV to test or demo to use them (it is {env})")
+
+
+def _flag(environ: Mapping[str, str], key: str) -> bool:
+    return environ.get(key, "").lower() in ("1", "true", "yes")
 
 
 def _local_secret(env: str, var_dir: Path, name: str = "secret_key", make: object = None) -> str:
@@ -128,6 +150,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment (``os.environ`` unless given)."""
     environ = os.environ if environ is None else environ
     env = environ.get("PETTYCASH_ENV", "development")
+    if env not in ENVS:
+        raise ConfigError(f"PETTYCASH_ENV must be one of {', '.join(ENVS)}, got {env!r}")
+    _check_fault_switches(env, environ)
     var_dir = Path(environ.get("PETTYCASH_VAR_DIR", "var")).resolve()
 
     database_urls = _database_urls(environ, var_dir)
@@ -162,7 +187,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),
         max_queue_depth=_int(environ, "PETTYCASH_MAX_QUEUE_DEPTH", 5000),
         redelivery_seconds=_float(environ, "PETTYCASH_REDELIVERY_SECONDS", 30.0),
-        duplicate_delivery=_fault_flag(env, environ, "PETTYCASH_FAULT_DUPLICATE_DELIVERY"),
+        duplicate_delivery=_flag(environ, "PETTYCASH_FAULT_DUPLICATE_DELIVERY"),
     )
 
 

@@ -16,6 +16,9 @@ once). Deterministic, counted per payment in the provider's own books:
 - A marker in the payee's account reference overrides the rule for its method, so one test
   can shape one payment: ``FAIL-TRANSIENT-2``, ``FAIL-PERMANENT``, ``FAIL-LOST-REPLY``.
 
+All of it acts only where ``PETTYCASH_ENV`` is ``test`` or ``demo`` (``shared.config``
+refuses the switches elsewhere, and markers are plain text there).
+
 Kinds: ``transient:n`` (the first n calls for a payment fail with a transient error, then
 it pays; n defaults to 1), ``permanent`` (every call is refused: a closed account), and
 ``lost_reply`` (the provider pays, but the answer to that call is lost as a transient error,
@@ -249,11 +252,13 @@ class ProviderSettings:
 
     faults: Mapping[str, Fault]
     latency_ms: int = 0
+    # Whether the payees' FAIL-* markers act (tests and demos only: ``Settings.faults_allowed``).
+    markers: bool = False
 
     @classmethod
-    def parse(cls, provider_faults: str, latency_ms: int) -> ProviderSettings:
+    def parse(cls, provider_faults: str, latency_ms: int, markers: bool = False) -> ProviderSettings:
         """Validate the fault rules once, at start-up: a typo must stop the worker, not a payment."""
-        return cls(parse_faults(provider_faults), max(0, latency_ms))
+        return cls(parse_faults(provider_faults), max(0, latency_ms), markers)
 
     def for_payee(self, method: str, account_ref: str, db: Database) -> Provider:
         """The provider that pays a payee by ``method``, with its injected faults if any."""
@@ -262,5 +267,5 @@ class ProviderSettings:
             return BookedProvider("cash", db)
         if method not in SIMULATED_METHODS:
             raise ValueError(f"no provider for payee method {method!r}")
-        fault = marker_fault(account_ref) or self.faults.get(method)
+        fault = (marker_fault(account_ref) if self.markers else None) or self.faults.get(method)
         return BookedProvider(method, db, fault, self.latency_ms)

@@ -85,7 +85,9 @@ class PaymentConfig:
             otp_key=settings.otp_encryption_key,
             max_executions=settings.payment_max_executions,
             retry=retry,
-            providers=ProviderSettings.parse(settings.provider_faults, settings.provider_latency_ms),
+            providers=ProviderSettings.parse(
+                settings.provider_faults, settings.provider_latency_ms, markers=settings.faults_allowed
+            ),
         )
 
 

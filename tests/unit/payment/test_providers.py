@@ -55,13 +55,18 @@ def test_markers_in_the_account_reference(account_ref: str, fault: Fault | None)
 
 
 def test_a_marker_overrides_the_rule_for_its_method() -> None:
-    config = ProviderSettings.parse("bank=permanent", latency_ms=25)
+    config = ProviderSettings.parse("bank=permanent", latency_ms=25, markers=True)
     marked = config.for_payee("bank", "FAIL-TRANSIENT-1", NO_DB)  # type: ignore[arg-type]
     plain = config.for_payee("bank", "0011223344", NO_DB)  # type: ignore[arg-type]
     other = config.for_payee("mobile_money", "0712345678", NO_DB)  # type: ignore[arg-type]
     assert (marked.name, marked.fault, marked.latency_ms) == ("bank", Fault(FaultKind.TRANSIENT, 1), 25)
     assert plain.fault == Fault(FaultKind.PERMANENT)
     assert other.fault is None
+
+
+def test_markers_are_plain_text_where_faults_are_not_allowed() -> None:
+    config = ProviderSettings.parse("", latency_ms=0)  # markers=False: Settings.faults_allowed outside test and demo
+    assert config.for_payee("bank", "FAIL-PERMANENT", NO_DB).fault is None  # type: ignore[arg-type]
 
 
 def test_cash_pays_at_once_whatever_the_rules_or_markers() -> None:

@@ -37,7 +37,8 @@ def test_urls_from_the_environment() -> None:
         ({"PETTYCASH_DATABASE_URL": "postgresql://db/x"}, "must contain"),
         ({"PETTYCASH_GATEWAY_PORT": "eighty"}, "integer"),
         ({"PETTYCASH_ENV": "production"}, "SECRET_KEY"),
-        ({"PETTYCASH_FAULT_SLEEP": "task=soon"}, "FAULT_SLEEP"),
+        ({"PETTYCASH_ENV": "test", "PETTYCASH_FAULT_SLEEP": "task=soon"}, "FAULT_SLEEP"),
+        ({"PETTYCASH_ENV": "staging"}, "must be one of"),
     ],
 )
 def test_bad_settings_stop_the_start(environ: dict[str, str], message: str) -> None:
@@ -46,5 +47,27 @@ def test_bad_settings_stop_the_start(environ: dict[str, str], message: str) -> N
 
 
 def test_fault_injection_parses_per_task() -> None:
-    settings = load_settings({"PETTYCASH_FAULT_SLEEP": "a.b=1.5, c.d=2"})
+    settings = load_settings({"PETTYCASH_ENV": "test", "PETTYCASH_FAULT_SLEEP": "a.b=1.5, c.d=2"})
     assert settings.fault_sleep == {"a.b": 1.5, "c.d": 2.0}
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"PETTYCASH_PROVIDER_FAULTS": "bank=permanent"},
+        {"PETTYCASH_PROVIDER_LATENCY_MS": "200"},
+        {"PETTYCASH_FAULT_SLEEP": "a.b=1"},
+        {"PETTYCASH_FAULT_DUPLICATE_DELIVERY": "1"},
+    ],
+)
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_fault_switches_act_only_in_test_and_demo(switch: dict[str, str], env: str) -> None:
+    keys = {"PETTYCASH_SECRET_KEY": "k" * 32, "PETTYCASH_OTP_ENCRYPTION_KEY": "o" * 44}
+    with pytest.raises(ConfigError, match="set PETTYCASH_ENV to test or demo"):
+        load_settings({"PETTYCASH_ENV": env, **keys, **switch})
+    for allowed in ("test", "demo"):
+        assert load_settings({"PETTYCASH_ENV": allowed, **switch}).faults_allowed
+
+
+def test_outside_test_and_demo_faults_are_not_allowed() -> None:
+    assert not load_settings({"PETTYCASH_ENV": "development"}).faults_allowed
