@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 # Transfer ids are uuid5 of the business event under this namespace: the same event always
 # names the same transfer, so doing it twice finds it done.
@@ -75,18 +76,43 @@ class Movement:
 
 
 def recompute(movements: Iterable[Movement]) -> dict[uuid.UUID, Totals]:
-    """Every account's totals derived from the transfers alone (the check of the cache)."""
-    items = list(movements)
-    resolved = {m.pending_id for m in items if m.pending_id is not None}
+    """Every account's totals replayed from the transfers alone, by :func:`book`."""
     totals: dict[uuid.UUID, Totals] = {}
-    for m in items:
-        debit = totals.setdefault(m.debit, Totals())
-        credit = totals.setdefault(m.credit, Totals())
-        if m.pending:
-            if m.id not in resolved:  # still held
-                debit.debits_pending += m.amount
-                credit.credits_pending += m.amount
-        elif m.kind != "void":  # a void only releases its hold; everything else is posted
-            debit.debits_posted += m.amount
-            credit.credits_posted += m.amount
+    for m in movements:
+        book(totals.setdefault(m.debit, Totals()), totals.setdefault(m.credit, Totals()), m.kind, m.pending, m.amount)
     return totals
+
+
+# The kinds of transfer that resolve a hold (name it by ``pending_id``): a post pays it, a void drops it.
+POST, VOID = "post", "void"
+RESOLVES_HOLD = (POST, VOID)
+
+
+def movement_of(kind: str, pending: bool, amount: int) -> tuple[int, int]:
+    """The posting rule, the one place it is written: what a transfer adds to its debit
+    account's debits and to its credit account's credits, as (posted, pending).
+
+    A hold is pending; a post or a void first releases the hold it resolves (of the same
+    amount); a void posts nothing; every other transfer is posted.
+    """
+    pending_delta = (amount if pending else 0) - (amount if kind in RESOLVES_HOLD else 0)
+    posted_delta = 0 if pending or kind == VOID else amount
+    return posted_delta, pending_delta
+
+
+class Booked(Protocol):
+    """What carries an account's four totals: :class:`Totals`, or the cached account row."""
+
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+
+def book(debit: Booked, credit: Booked, kind: str, pending: bool, amount: int) -> None:
+    """Apply one transfer to the totals of its two accounts (:func:`movement_of`)."""
+    posted, held = movement_of(kind, pending, amount)
+    debit.debits_posted += posted
+    debit.debits_pending += held
+    credit.credits_posted += posted
+    credit.credits_pending += held

@@ -118,19 +118,10 @@ def _transfer(
     debit, credit = accounts[debit.id], accounts[credit.id]
     # The totals the trial balance shows move with every transfer, in its transaction.
     touch(session, "ledger_totals", "ledger_totals")
-    releases_hold = kind in ("post", "void")
-    if credit.kind == "float" and not releases_hold and domain.overdraws(_totals(credit), amount):
+    if credit.kind == "float" and kind not in domain.RESOLVES_HOLD and domain.overdraws(_totals(credit), amount):
         available = Money(credit.currency, _totals(credit).available)
         raise FloatLimitExceeded(f"The float has {available} available; {Money(credit.currency, amount)} is more.")
-    if kind in ("post", "void"):
-        debit.debits_pending -= amount
-        credit.credits_pending -= amount
-    if pending:
-        debit.debits_pending += amount
-        credit.credits_pending += amount
-    elif kind != "void":
-        debit.debits_posted += amount
-        credit.credits_posted += amount
+    domain.book(debit, credit, kind, pending, amount)  # the cached totals move by the one posting rule
     transfer = Transfer(
         id=transfer_id,
         debit_account_id=debit.id,
@@ -464,8 +455,9 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
 
 def derived_totals(session: Session) -> dict[uuid.UUID, Totals]:
     """Every account's totals derived from the transfers alone, aggregated in the database
-    (the arithmetic of ``domain.recompute``: a hold counts while no post or void names it,
-    a void only releases its hold, everything else is posted)."""
+    (``domain.movement_of`` summed another way: a hold counts while no post or void names
+    it, a void only releases its hold, everything else is posted), so the check does not
+    trust the rule it checks."""
     resolver = aliased(Transfer)
     held = and_(Transfer.pending.is_(True), resolver.id.is_(None))
     posted = and_(Transfer.pending.is_(False), Transfer.kind != "void")
