@@ -17,18 +17,19 @@ user and key:
 - the same method, path and body, whose first attempt answered: its stored status and body,
   with ``Idempotent-Replayed``;
 - the same request, whose first attempt's outcome is unknown (it answered 202, or failed after
-  its command may have reached the broker, or its gateway died mid-request): the reply stored
-  for the bound message id if there is one, answered as the view answers it, else 202 with the
-  status URL; also with ``Idempotent-Replayed``. The command is never sent a second time;
+  its command may have reached the broker): the reply stored for the bound message id if there
+  is one, answered as the view answers it, else 202 with the status URL; also with
+  ``Idempotent-Replayed``. The command is not sent a second time;
 - anything else: 422 ``idempotency-key-reused`` (a client bug: a key names one request);
 - while the first is still in flight: 409 ``idempotency-request-in-flight``; retry later.
 
 A key is given back only when its command was provably never sent: the request failed before
 the send (a malformed body, a refused permission, a database error), or the broker did not
 answer the probe that precedes the send. A claim older than :data:`IN_FLIGHT_LEASE` without
-an answer belongs to a gateway that died mid-request; the next request with that key looks up
-its bound message's reply as above (a claim holding no message id, as written before ids were
-bound, is taken over and its request run again: nothing else can be done with it).
+an answer belongs to a gateway that died mid-request; the next request with that key runs again
+under the message id the claim bound (a new one if it holds none), so a command the dead gateway
+never sent is sent now, and one it did send is answered by the service's inbox with its first
+result: one effect either way.
 
 The gateway database sees two commits per keyed request: the claim, and the answer (a 202's
 pending-command row is written in the answer's commit). A replay of a known answer commits
@@ -234,12 +235,14 @@ class Claim:
                 )
                 response.headers["Retry-After"] = "1"
                 return response
-            if bound is None:
-                # Abandoned by a gateway that died, and holding no message id: take it over.
-                record.created_at = now
-                record.location = status_path(message_id)
-                uow.commit()
-                return Taken(message_id)
+            # Abandoned by a gateway that died mid-request: run the request again, under the
+            # message id the claim bound. The dead gateway may have died before sending it (then
+            # only this can send it: a lookup would answer 202 for ever) or after (then the
+            # service's inbox answers this second delivery with the first one's result).
+            record.created_at = now
+            record.location = status_path(bound or message_id)
+            uow.commit()
+            return Taken(bound or message_id)
         if bound is None:  # a 202 stored without its status URL: nothing to look up
             return self._replay(record)
         return Taken(bound, replay=True, answered_202=record.status_code == 202)

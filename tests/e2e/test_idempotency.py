@@ -75,8 +75,8 @@ def test_keys_belong_to_their_user(api: Api, tokens: dict[str, str], dbs: Any) -
     assert requisitions_with(dbs, sams["purpose"]) == 1
 
 
-def _claim(dbs: Any, username: str, key: str, body: dict[str, Any], age: timedelta) -> None:
-    """A claim as a request in flight leaves it (answer not stored yet)."""
+def _claim(dbs: Any, username: str, key: str, body: dict[str, Any], age: timedelta, bound: str | None = None) -> None:
+    """A claim as a request in flight leaves it (answer not stored yet; ``bound``: its message id)."""
     with dbs["gateway"].uow() as uow:
         uow.session.add(
             IdempotencyRecord(
@@ -86,6 +86,7 @@ def _claim(dbs: Any, username: str, key: str, body: dict[str, Any], age: timedel
                 path=PATH,
                 fingerprint=fingerprint("POST", PATH, json.dumps(body).encode()),
                 created_at=datetime.now(UTC) - age,
+                location=f"/api/v1/commands/{bound}" if bound else None,  # the status URL binds it
             )
         )
         uow.commit()
@@ -112,6 +113,22 @@ def test_a_claim_abandoned_by_a_dead_gateway_is_taken_over(api: Api, tokens: dic
     assert response.status_code == 201, response.text
     assert api.post(PATH, tokens["alice"], json=body, headers=keyed(key)).json() == response.json()
     assert requisitions_with(dbs, body["purpose"]) == 1
+
+
+def test_a_command_a_dead_gateway_bound_but_never_sent_is_sent_by_the_retry(
+    api: Api, tokens: dict[str, str], dbs: Any
+) -> None:
+    # The gateway bound the key to a message id and died before sending it (a fault run found
+    # this): a retry used to look for that message's reply and answer 202 for ever.
+    body, key, bound = requisition_body(), str(uuid.uuid4()), str(uuid.uuid4())
+    _claim(dbs, "alice", key, body, timedelta(minutes=5), bound=bound)
+
+    response = api.post(PATH, tokens["alice"], json=body, headers=keyed(key))
+
+    assert response.status_code == 201, response.text
+    assert api.post(PATH, tokens["alice"], json=body, headers=keyed(key)).json() == response.json()
+    assert requisitions_with(dbs, body["purpose"]) == 1
+    assert scalar(dbs["requisition"], "SELECT count(*) FROM inbox WHERE message_id = :m", m=bound) == 1
 
 
 def test_concurrent_duplicates_have_one_effect(api: Api, tokens: dict[str, str], dbs: Any) -> None:
