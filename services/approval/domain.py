@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.contracts.money import CURRENCY_EXPONENTS, Money
 from shared.contracts.roles import GLOBAL_ROLES, REGION_ROLES, ROLES
+from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
 APPROVER_ROLES = frozenset({"branch_manager", "regional_manager", "finance", "cfo", "admin"})
 
@@ -42,24 +43,11 @@ TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     C.CANCELLED: frozenset(),
     C.EXPIRED: frozenset(),
 }
-FINAL: frozenset[CaseStatus] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-class InvalidTransition(ValueError):
-    """A move the case state machine does not allow."""
-
-    def __init__(self, current: CaseStatus, target: CaseStatus) -> None:
-        super().__init__(f"an approval case that is {current} cannot become {target}")
-        self.current = current
-        self.target = target
-
-
-def transition(current: str, target: CaseStatus) -> CaseStatus:
-    """The new status, or :class:`InvalidTransition` if the machine has no such edge."""
-    state = CaseStatus(current)
-    if target not in TRANSITIONS[state]:
-        raise InvalidTransition(state, target)
-    return target
+MACHINE = StateMachine("an approval case", CaseStatus, TRANSITIONS)
+transition = MACHINE.move  # the new state, or InvalidTransition if the machine has no such edge
+FINAL = MACHINE.final
 
 
 class StepStatus(StrEnum):

@@ -20,6 +20,7 @@ import pyotp
 
 from shared import backoff
 from shared.contracts.envelope import Actor
+from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
 # -- OTP ------------------------------------------------------------------------------
 
@@ -189,21 +190,8 @@ TRANSITIONS: dict[PaymentState, frozenset[PaymentState]] = {
 }
 
 
-class InvalidTransition(ValueError):
-    """A move the payment state machine does not allow."""
-
-    def __init__(self, current: PaymentState, target: PaymentState) -> None:
-        super().__init__(f"a payment that is {current} cannot become {target}")
-        self.current = current
-        self.target = target
-
-
-def transition(current: str, target: PaymentState) -> PaymentState:
-    """The new state, or :class:`InvalidTransition`."""
-    state = PaymentState(current)
-    if target not in TRANSITIONS[state]:
-        raise InvalidTransition(state, target)
-    return target
+MACHINE = StateMachine("a payment", PaymentState, TRANSITIONS)
+transition = MACHINE.move  # the new state, or InvalidTransition if the machine has no such edge
 
 
 class ExecutionBlock(StrEnum):

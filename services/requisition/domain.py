@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.contracts.money import Money
+from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
 
 class Status(StrEnum):
@@ -43,24 +44,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.CANCELLED: frozenset(),
     S.EXPIRED: frozenset(),
 }
-TERMINAL: frozenset[Status] = frozenset(s for s, targets in TRANSITIONS.items() if not targets)
 
 
-class InvalidTransition(ValueError):
-    """A move the state machine does not allow."""
-
-    def __init__(self, current: Status, target: Status) -> None:
-        super().__init__(f"a requisition that is {current} cannot become {target}")
-        self.current = current
-        self.target = target
-
-
-def transition(current: str, target: Status) -> Status:
-    """The new status, or :class:`InvalidTransition` if the machine has no such edge."""
-    state = Status(current)
-    if target not in TRANSITIONS[state]:
-        raise InvalidTransition(state, target)
-    return target
+MACHINE = StateMachine("a requisition", Status, TRANSITIONS)
+transition = MACHINE.move  # the new state, or InvalidTransition if the machine has no such edge
+TERMINAL = MACHINE.final
 
 
 def voucher_number(branch_code: str, seq: int) -> str:
