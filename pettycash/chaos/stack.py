@@ -152,8 +152,8 @@ class Stack:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def _send(self, line: str) -> None:
-        assert self.process is not None
-        assert self.process.stdin is not None
+        if self.process is None or self.process.stdin is None:
+            raise RuntimeError("the stack is not running")
         self.process.stdin.write((line + "\n").encode())
         self.process.stdin.flush()
 

@@ -11,10 +11,11 @@ from itertools import pairwise
 from typing import Any
 
 from shared.contracts.money import CURRENCY_EXPONENTS, Money
+from shared.contracts.permissions import Action, may, permission
 from shared.contracts.roles import GLOBAL_ROLES, REGION_ROLES, ROLES
 from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
-APPROVER_ROLES = frozenset({"branch_manager", "regional_manager", "finance", "cfo", "admin"})
+APPROVER_ROLES: frozenset[str] = permission(Action.DECIDE_APPROVAL).roles
 
 
 # -- states ---------------------------------------------------------------------------
@@ -363,7 +364,7 @@ def check_decider(
         return "", Refusal(Rule.APPROVER_ALREADY_IN_CHAIN, 403, "You already decided an earlier step of this chain.")
     if in_scope(actor, step_role, facts):
         acting = step_role
-    elif admin_may_act and "admin" in actor.roles:
+    elif admin_may_act and may(actor, Action.ACT_ON_ESCALATED_APPROVAL):
         acting = "admin"
     else:
         return "", Refusal(

@@ -30,6 +30,7 @@ from services.approval.schemas import case_body, inbox_item
 from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.money import Money
+from shared.contracts.permissions import Action, may
 from shared.contracts.roles import can_see_branch
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -59,7 +60,7 @@ def policy_version(session: Session, version: int) -> Policy:
 
 def set_policy(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Store a new policy version (admin only); cases keep the version they were routed under."""
-    if "admin" not in envelope.actor.roles:
+    if not may(envelope.actor, Action.SET_POLICY):
         raise Forbidden("Only an admin may change the approval policy.", code="admin-only")
     session = uow.session
     latest = session.scalar(select(PolicyVersion.version).order_by(PolicyVersion.version.desc()).limit(1))
@@ -296,7 +297,7 @@ def _case_opened(envelope: Envelope, case: ApprovalCase) -> Envelope:
 def _visible_case(session: Session, requisition_id: uuid.UUID, actor: Actor) -> ApprovalCase:
     """The case, locked, when the actor's scope covers its branch (an admin's covers all)."""
     case = _locked_case(session, requisition_id)
-    if case is None or (not can_see_branch(actor, case.branch_id, case.region_id) and "admin" not in actor.roles):
+    if case is None or not can_see_branch(actor, case.branch_id, case.region_id):
         raise NotFound("No approval case for this requisition.")
     return case
 

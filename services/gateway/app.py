@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from services.gateway import problems
 from services.gateway.api import admin, approvals, commands, floats, health, payments, requisitions, system
 from services.gateway.backlog import Backlog
+from services.gateway.branches import UnknownBranch
 from services.gateway.bus import Bus
 from shared.config import Settings, load_settings
 from shared.db.engine import Database
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.register_blueprint(system.blp)
     app.register_blueprint(health.bp)
     app.before_request(_refuse_nul_in_url)
+    app.register_error_handler(UnknownBranch, UnknownBranch.response)
     app.register_error_handler(Exception, _unhandled)
     app.after_request(_security_headers)
     return app

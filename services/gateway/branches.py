@@ -11,9 +11,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import Response, current_app
 from sqlalchemy import select
 
+from services.gateway import problems
 from services.gateway.models import Branch
 from shared.db.engine import Database
 
@@ -32,6 +33,10 @@ class BranchRef:
     @property
     def origin(self) -> str:
         return "head_office" if self.head_office else "branch"
+
+    def as_payload(self) -> dict[str, str]:
+        """How commands name a branch: its id, its code and its region."""
+        return {"branch_id": self.id, "branch_code": self.code, "region_id": self.region_id}
 
 
 class Branches:
@@ -65,3 +70,28 @@ def branch_by_code(code: str) -> BranchRef | None:
     if branches is None:
         branches = extensions.setdefault("pettycash.branches", Branches(extensions["pettycash"].db))
     return branches.by_code(code)
+
+
+class UnknownBranch(Exception):
+    """A request named a branch code no branch has.
+
+    The one answer for it: 404 when the URL's path names the branch (the resource asked for
+    does not exist), 422 when a body or a query does (the request names something that cannot
+    be acted on). The app turns it into the problem response.
+    """
+
+    def __init__(self, code: str, *, in_path: bool = False) -> None:
+        super().__init__(code)
+        self.code = code
+        self.in_path = in_path
+
+    def response(self) -> Response:
+        return problems.problem(404 if self.in_path else 422, "unknown-branch", f"No branch has code {self.code!r}.")
+
+
+def branch(code: str, *, in_path: bool = False) -> BranchRef:
+    """The branch with this code, or ``UnknownBranch`` (see there for the status it answers)."""
+    found = branch_by_code(code)
+    if found is None:
+        raise UnknownBranch(code, in_path=in_path)
+    return found

@@ -148,11 +148,6 @@ class ReplyListener:
         self._thread = threading.Thread(target=self._run, name="pettycash-reply-listener", daemon=True)
         self._thread.start()
 
-    @property
-    def subscribed(self) -> bool:
-        """Whether the subscription is live (replies published now will be seen)."""
-        return self._subscribed
-
     def key(self, message_id: str) -> bytes:
         """The result key (and channel) of a message."""
         return self._prefix + message_id.encode()

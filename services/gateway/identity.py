@@ -113,11 +113,6 @@ def announce(session: Session, user: User) -> None:
     add_to_outbox(session, Envelope(type=USER_DIRECTORY_UPDATED.name, payload=payload, actor=SYSTEM_ACTOR))
 
 
-def branch_by_code(session: Session, code: str) -> Branch | None:
-    """A branch by its code."""
-    return session.scalar(select(Branch).where(Branch.code == code))
-
-
 @dataclass(frozen=True)
 class DemoUser:
     username: str

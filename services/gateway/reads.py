@@ -22,9 +22,9 @@ from services.gateway.readmodels import (
     rm_requisitions,
 )
 from shared.contracts.envelope import Actor
+from shared.contracts.permissions import Action, may, permission
 from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
 
-APPROVER_ROLES = ("branch_manager", "regional_manager", "finance", "cfo", "admin")
 INBOX_LIMIT = 100
 ALERTS_LIMIT = 100
 
@@ -87,7 +87,7 @@ def _in_scope_as(step_role: ColumnElement[str], actor: Actor) -> ColumnElement[b
     """The active step's role is one the actor holds with a scope covering the case's branch."""
     c = rm_approval_cases
     clauses: list[ColumnElement[bool]] = []
-    for role in sorted(actor.roles & set(APPROVER_ROLES)):
+    for role in sorted(actor.roles & permission(Action.DECIDE_APPROVAL).roles):
         if role in GLOBAL_ROLES:
             clauses.append(step_role == role)
         elif role in REGION_ROLES:
@@ -107,7 +107,7 @@ def inbox(session: Session, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str,
     c, d = rm_approval_cases, rm_case_deciders
     in_scope = _in_scope_as(c.c.step_role, actor)
     may_decide = and_(in_scope, c.c.step_role_covers.is_(True))
-    if "admin" in actor.roles:
+    if may(actor, Action.ACT_ON_ESCALATED_APPROVAL):
         as_admin = and_(c.c.admin_may_act.is_(True), c.c.admin_covers.is_(True), not_(in_scope))
         may_decide = or_(may_decide, as_admin)
     already = exists().where(d.c.case_id == c.c.id, d.c.user_id == actor.user_id)

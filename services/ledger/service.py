@@ -22,6 +22,7 @@ from services.ledger.schemas import account_body, float_body, replenishment_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
+from shared.contracts.permissions import Action, may, permission
 from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -276,7 +277,14 @@ def on_requisition_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[s
             _hold(uow, envelope, float_account, requisition_id, payload["category"], amount.minor_units)
             return
     available = _totals(float_account).available if float_account is not None else 0
-    session.add(
+    _await_funds(uow, envelope, payload, available)
+
+
+def _await_funds(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], available: int) -> None:
+    """Queue an approved requisition the float cannot cover yet, and say so (event and alert)."""
+    requisition_id: uuid.UUID = payload["requisition_id"]
+    amount: Money = payload["amount"]
+    uow.session.add(
         AwaitingFunds(
             requisition_id=requisition_id,
             branch_id=payload["branch_id"],
@@ -351,22 +359,20 @@ def on_requisition_cancelled(uow: UnitOfWork, envelope: Envelope, payload: dict[
 def _release(uow: UnitOfWork, envelope: Envelope, requisition_id: uuid.UUID, memo: str) -> None:
     voided = _resolve_hold(uow.session, requisition_id, "void", memo)
     if voided is not None:
-        float_account = uow.session.get(Account, voided.credit_account_id)
-        assert float_account is not None
-        _serve_waiting(uow, envelope, float_account)
+        _serve_waiting(uow, envelope, uow.session.get_one(Account, voided.credit_account_id))
 
 
 # -- floats ---------------------------------------------------------------------------
 
 
-def _require(actor: Actor, roles: set[str], what: str) -> None:
-    if not actor.roles & roles:
-        raise Forbidden(f"Only {' or '.join(sorted(roles))} may {what}.", code="role-required")
+def _require(actor: Actor, action: Action, what: str) -> None:
+    if not may(actor, action):
+        raise Forbidden(f"Only {permission(action).describe()} may {what}.", code="role-required")
 
 
 def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Fund a branch's float from the HQ bank account (treasury or admin), once per currency."""
-    _require(envelope.actor, {"treasury", "admin"}, "open a float")
+    _require(envelope.actor, Action.OPEN_FLOAT, "open a float")
     session = uow.session
     amount: Money = payload["amount"]
     branch = (payload["branch_id"], payload["branch_code"], payload["region_id"])
@@ -397,7 +403,7 @@ def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> 
 
 def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Treasury asks to move money from the bank to a float."""
-    _require(envelope.actor, {"treasury"}, "request a replenishment")
+    _require(envelope.actor, Action.REQUEST_REPLENISHMENT, "request a replenishment")
     amount: Money = payload["amount"]
     if _float(uow.session, payload["branch_id"], amount.currency) is None:
         raise NotFound("This branch has no float in that currency.", code="no-float")
@@ -419,7 +425,7 @@ def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str
 
 def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Finance or the CFO approves (the money moves, waiting requisitions are served) or rejects."""
-    _require(envelope.actor, {"finance", "cfo"}, "decide a replenishment")
+    _require(envelope.actor, Action.DECIDE_REPLENISHMENT, "decide a replenishment")
     session = uow.session
     request = session.get(Replenishment, payload["id"], with_for_update=True)
     if request is None:
@@ -434,7 +440,8 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
     request.decision_comment = payload["comment"]
     if payload["approve"]:
         float_account = _float(session, request.branch_id, request.currency)
-        assert float_account is not None
+        if float_account is None:  # requested against a float that existed; floats are never deleted
+            raise Conflict("This branch has no float in that currency any more.", code="no-float")
         bank = _account(session, domain.bank_code(request.currency), "bank", request.currency)
         transfer = _transfer(
             session,

@@ -11,7 +11,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ import pyotp
 
 from shared import backoff
 from shared.contracts.envelope import Actor
+from shared.contracts.permissions import Action, may
 from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
 # -- OTP ------------------------------------------------------------------------------
@@ -33,8 +34,6 @@ OTP_WINDOW = 1
 OTP_ISSUER = "Petty cash"
 # 32 base32 characters are 160 bits, the secret length RFC 4226 section 4 recommends.
 OTP_SECRET_CHARS = 32
-
-TREASURY_ROLE = "treasury"
 
 
 def new_otp_secret() -> str:
@@ -124,9 +123,8 @@ class Guard:
 
     def retry_after_seconds(self, now: datetime) -> int:
         """Whole seconds until the lock lifts (0 when not locked)."""
-        if not self.locked(now):
+        if self.locked_until is None or not self.locked(now):
             return 0
-        assert self.locked_until is not None
         return math.ceil((self.locked_until - now).total_seconds())
 
     @property
@@ -160,7 +158,7 @@ class Segregation(StrEnum):
 
 def is_treasury(actor: Actor) -> bool:
     """Only treasury executes payments and holds an OTP enrolment for it."""
-    return TREASURY_ROLE in actor.roles
+    return may(actor, Action.EXECUTE_PAYMENT)
 
 
 def segregation_breach(executor_id: str, requester_id: str, approver_ids: Iterable[str]) -> Segregation | None:
@@ -558,11 +556,6 @@ def retry_cap_seconds(visibility_timeout: float | None, ceiling: float = 30.0) -
     if not visibility_timeout:
         return ceiling
     return min(ceiling, visibility_timeout / 4)
-
-
-def with_cap(policy: RetryPolicy, visibility_timeout: float | None) -> RetryPolicy:
-    """The policy with its cap set from the broker's visibility timeout."""
-    return replace(policy, cap_seconds=retry_cap_seconds(visibility_timeout))
 
 
 # A job run leases the provider call it makes; a run that died mid-call frees it when the

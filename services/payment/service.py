@@ -222,8 +222,7 @@ def enroll_otp(
         )
         .on_conflict_do_nothing()
     )
-    enrolment = session.get(OtpEnrolment, actor.user_id, with_for_update=True, populate_existing=True)
-    assert enrolment is not None
+    enrolment = session.get_one(OtpEnrolment, actor.user_id, with_for_update=True, populate_existing=True)
     if enrolment.status == ACTIVE:
         raise Conflict(
             "You already have an active authenticator; an administrator must reset it first.",
@@ -785,9 +784,7 @@ def _payable(session: Session, requisition_id: uuid.UUID) -> PayableRequisition:
     session.execute(
         upsert.insert(session, PayableRequisition).values(requisition_id=requisition_id).on_conflict_do_nothing()
     )
-    row = session.get(PayableRequisition, requisition_id, with_for_update=True, populate_existing=True)
-    assert row is not None
-    return row
+    return session.get_one(PayableRequisition, requisition_id, with_for_update=True, populate_existing=True)
 
 
 def on_requisition_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:

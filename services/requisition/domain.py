@@ -70,7 +70,6 @@ CANCELLABLE_BY_OFFICE: frozenset[Status] = CANCELLABLE_BY_REQUESTER | {
     S.RESERVED,
     S.PAYMENT_FAILED,
 }
-OFFICE_ROLES = frozenset({"finance", "cfo", "admin"})
 # Statuses not counted against a branch's monthly cap: money that will never be paid.
 NOT_COMMITTED: frozenset[Status] = frozenset({S.DRAFT, S.REJECTED, S.CANCELLED, S.EXPIRED, S.PAYMENT_FAILED})
 
@@ -104,6 +103,20 @@ PREREQUISITE: dict[Status, int] = {
     S.PAID: 6,
     S.PAYMENT_FAILED: 6,
 }
+
+
+class CancelRefusal(StrEnum):
+    """Why a cancellation is refused."""
+
+    NOT_YOURS = "not-yours"  # neither the requester nor finance, the CFO or an admin
+    TOO_LATE = "too-late"  # the requisition has gone past where that canceller may stop it
+
+
+def cancel_refusal(status: Status, *, own: bool, office: bool) -> CancelRefusal | None:
+    """Whether a cancellation may go ahead: the requester before a decision, the office before payment."""
+    if (own and status in CANCELLABLE_BY_REQUESTER) or (office and status in CANCELLABLE_BY_OFFICE):
+        return None
+    return CancelRefusal.TOO_LATE if own or office else CancelRefusal.NOT_YOURS
 
 
 def arrived_early(current: str, target: Status) -> bool:

@@ -17,6 +17,7 @@ from services.requisition.schemas import alert_body, cap_body, receipt_body, req
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
+from shared.contracts.permissions import Action, may
 from shared.contracts.roles import can_see_branch, is_member
 from shared.db import upsert
 from shared.db.types import utcnow
@@ -267,13 +268,12 @@ def cancel_requisition(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
     actor = envelope.actor
     req = _own(uow.session, payload["id"], actor)
     status = Status(req.status)
-    office = bool(actor.roles & domain.OFFICE_ROLES)
-    may = (req.requester_id == actor.user_id and status in domain.CANCELLABLE_BY_REQUESTER) or (
-        office and status in domain.CANCELLABLE_BY_OFFICE
+    refusal = domain.cancel_refusal(
+        status, own=req.requester_id == actor.user_id, office=may(actor, Action.CANCEL_ANY_REQUISITION)
     )
-    if not may and req.requester_id != actor.user_id and not office:
+    if refusal == domain.CancelRefusal.NOT_YOURS:
         raise Forbidden("Only the requester, finance or an admin may cancel.", code="cannot-cancel")
-    if not may:
+    if refusal == domain.CancelRefusal.TOO_LATE:
         raise Conflict(
             f"A requisition that is {req.status} cannot be cancelled.", code="invalid-transition", current=req.status
         )
@@ -333,7 +333,7 @@ def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any])
 
 def set_caps(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Replace the caps (admin only)."""
-    if "admin" not in envelope.actor.roles:
+    if not may(envelope.actor, Action.SET_CAPS):
         raise Forbidden("Only an admin may set caps.", code="admin-only")
     session = uow.session
     for cap in session.scalars(select(Cap)):

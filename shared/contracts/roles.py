@@ -6,21 +6,29 @@ nothing of it.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from shared.contracts.envelope import Actor
 
-ROLES: tuple[str, ...] = (
-    "staff",
-    "branch_manager",
-    "regional_manager",
-    "treasury",
-    "finance",
-    "cfo",
-    "auditor",
-    "admin",
-)
-BRANCH_ROLES = frozenset({"staff", "branch_manager"})
-REGION_ROLES = frozenset({"regional_manager"})
-GLOBAL_ROLES = frozenset({"treasury", "finance", "cfo", "auditor", "admin"})
+
+class Role(StrEnum):
+    """A role a user holds; what each may do is ``shared.contracts.permissions``."""
+
+    STAFF = "staff"
+    BRANCH_MANAGER = "branch_manager"
+    REGIONAL_MANAGER = "regional_manager"
+    TREASURY = "treasury"
+    FINANCE = "finance"
+    CFO = "cfo"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+ROLES: tuple[str, ...] = tuple(role.value for role in Role)
+# The scope each role sees: its members' branches, its members' regions, or everything.
+BRANCH_ROLES: frozenset[str] = frozenset({Role.STAFF, Role.BRANCH_MANAGER})
+REGION_ROLES: frozenset[str] = frozenset({Role.REGIONAL_MANAGER})
+GLOBAL_ROLES: frozenset[str] = frozenset({Role.TREASURY, Role.FINANCE, Role.CFO, Role.AUDITOR, Role.ADMIN})
 
 
 def can_see_branch(actor: Actor, branch_id: str, region_id: str) -> bool:

@@ -13,18 +13,11 @@ from shared.db import upsert
 from shared.db.types import utcnow
 from shared.messaging.tables import inbox
 
-_NOT_SEEN = object()
-
 
 def stored_result(session: Session, message_id: str) -> Any:
-    """The recorded result of a message already handled, or ``NOT_SEEN``."""
+    """The recorded result of a message already handled (None if it was not)."""
     row = session.execute(select(inbox.c.result).where(inbox.c.message_id == uuid.UUID(message_id))).first()
-    return _NOT_SEEN if row is None else row.result
-
-
-def was_seen(result: Any) -> bool:
-    """Whether :func:`stored_result` found the message."""
-    return result is not _NOT_SEEN
+    return None if row is None else row.result
 
 
 def claim(session: Session, message_id: str, task_name: str) -> bool:

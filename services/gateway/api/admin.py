@@ -6,13 +6,14 @@ from typing import Any
 
 from flask.views import MethodView
 
-from services.gateway import problems, reads
+from services.gateway import reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, found, read, require_role
-from services.gateway.branches import branch_by_code
+from services.gateway.api.replies import Answer, command, found, read, require
+from services.gateway.branches import branch
 from services.gateway.schemas import AlertListSchema, CapListSchema, CapsSchema
 from shared.contracts import catalog, instances
 from shared.contracts.payloads import SetCapsPayload
+from shared.contracts.permissions import Action
 
 blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Caps and alerts")
 
@@ -24,7 +25,7 @@ class Caps(MethodView):
     @blp.problem(404, "No caps have been published yet")
     def get(self) -> Any:
         """The caps checked at submission."""
-        require_role("admin", "finance", "cfo", "auditor")
+        require(Action.READ_CAPS)
         return found(read(reads.document, "caps"), "caps")
 
     @blp.arguments(CapsSchema)
@@ -35,13 +36,10 @@ class Caps(MethodView):
     @blp.problem(422, "Unknown branch or an incomplete cap")
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the caps (admin). A cap's ``branch_id`` may be given as a branch code."""
-        require_role("admin")
+        require(Action.SET_CAPS)
         for cap in data["caps"]:
             if cap.get("branch_id"):
-                branch = branch_by_code(cap["branch_id"])
-                if branch is None:
-                    return problems.problem(422, "unknown-branch", f"No branch has code {cap['branch_id']!r}.")
-                cap["branch_id"] = branch.id
+                cap["branch_id"] = branch(cap["branch_id"]).id
         return command(catalog.SET_CAPS, instances.schema(SetCapsPayload).dump(data), resource="caps")
 
 
@@ -51,5 +49,5 @@ class Alerts(MethodView):
     @blp.problem(403, "Not treasury, finance, CFO, auditor, admin or a manager")
     def get(self) -> Any:
         """Alerts (awaiting funds, failed payments) in your scope, newest first."""
-        actor = require_role("treasury", "finance", "cfo", "auditor", "admin", "branch_manager", "regional_manager")
+        actor = require(Action.READ_ALERTS)
         return read(reads.alerts, actor)

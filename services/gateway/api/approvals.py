@@ -9,7 +9,7 @@ from flask.views import MethodView
 
 from services.gateway import reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, found, read, require_role
+from services.gateway.api.replies import Answer, command, found, read, require
 from services.gateway.auth import current_actor
 from services.gateway.schemas import (
     ApprovalCaseSchema,
@@ -21,6 +21,7 @@ from services.gateway.schemas import (
     ReasonSchema,
 )
 from shared.contracts import catalog, instances
+from shared.contracts.permissions import Action
 
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1", description="Approvals")
 
@@ -106,7 +107,7 @@ class ApprovalPolicy(MethodView):
     @blp.problem(404, "No policy has been published yet")
     def get(self) -> Any:
         """The approval policy in force (tiers, chains, approver limits, SLAs)."""
-        require_role("admin", "finance", "cfo", "auditor")
+        require(Action.READ_POLICY)
         return found(read(reads.document, "policy"), "policy")
 
     @blp.arguments(PolicySchema)
@@ -117,5 +118,5 @@ class ApprovalPolicy(MethodView):
     @blp.problem(422, "The policy is inconsistent")
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the policy (admin): a new version; open cases keep theirs."""
-        require_role("admin")
+        require(Action.SET_POLICY)
         return command(catalog.SET_POLICY, instances.schema(PolicySchema).dump(data), resource="policy")

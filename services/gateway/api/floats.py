@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response
 from flask.views import MethodView
 
 from services.gateway import problems, reads
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, read, require_role
+from services.gateway.api.replies import Answer, command, read, require
 from services.gateway.auth import current_actor
-from services.gateway.branches import branch_by_code
+from services.gateway.branches import branch
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
     BranchFloatsSchema,
@@ -25,6 +24,7 @@ from services.gateway.schemas import (
     TrialBalanceSchema,
 )
 from shared.contracts import catalog
+from shared.contracts.permissions import Action
 
 blp = Blueprint("floats", __name__, url_prefix="/api/v1", description="Floats and the ledger")
 
@@ -35,17 +35,6 @@ BRANCH_CODE = {
     "description": "Branch code, e.g. NBO-CBD",
     "schema": {"type": "string", "minLength": 1, "pattern": "^[^/\\x00]+$"},
 }
-
-
-def _branch(code: str) -> dict[str, str] | None:
-    branch = branch_by_code(code)
-    if branch is None:
-        return None
-    return {"branch_id": branch.id, "branch_code": branch.code, "region_id": branch.region_id}
-
-
-def _unknown_branch() -> Response:
-    return problems.problem(404, "unknown-branch", "No branch has that code.")
 
 
 @blp.route("/floats")
@@ -65,11 +54,12 @@ class Floats(MethodView):
     @blp.problem(422, "No branch has that code, or the Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any]) -> Answer:
         """Open a branch's float, funded from the HQ bank account (treasury or admin)."""
-        require_role("treasury", "admin")
-        branch = _branch(data["branch"])
-        if branch is None:
-            return problems.problem(422, "unknown-branch", "No branch has that code.")
-        return command(catalog.OPEN_FLOAT, {**branch, "amount": data["amount"].to_dict()}, resource="float")
+        require(Action.OPEN_FLOAT)
+        return command(
+            catalog.OPEN_FLOAT,
+            {**branch(data["branch"]).as_payload(), "amount": data["amount"].to_dict()},
+            resource="float",
+        )
 
 
 @blp.route("/floats/<branch_code>", parameters=[BRANCH_CODE])
@@ -80,13 +70,11 @@ class BranchFloat(MethodView):
     def get(self, branch_code: str) -> Any:
         """A branch's float status."""
         actor = current_actor()
-        branch = _branch(branch_code)
-        if branch is None:
-            return _unknown_branch()
-        items = read(reads.floats, actor, branch["branch_id"])
+        branch_id = branch(branch_code, in_path=True).id
+        items = read(reads.floats, actor, branch_id)
         if not items:
             return problems.problem(404, "not-found", "No float for this branch in your scope.")
-        return {"branch_id": branch["branch_id"], "floats": items}
+        return {"branch_id": branch_id, "floats": items}
 
 
 @blp.route("/floats/<branch_code>/replenishments", parameters=[BRANCH_CODE])
@@ -102,11 +90,9 @@ class Replenishments(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], branch_code: str) -> Answer:
         """Ask for money to be moved from the bank to this float (treasury)."""
-        require_role("treasury")
-        branch = _branch(branch_code)
-        if branch is None:
-            return _unknown_branch()
-        payload = {"branch_id": branch["branch_id"], "amount": data["amount"].to_dict(), "comment": data["comment"]}
+        require(Action.REQUEST_REPLENISHMENT)
+        branch_id = branch(branch_code, in_path=True).id
+        payload = {"branch_id": branch_id, "amount": data["amount"].to_dict(), "comment": data["comment"]}
         return command(catalog.REQUEST_REPLENISHMENT, payload, resource="replenishment")
 
 
@@ -123,7 +109,7 @@ class ReplenishmentDecision(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], request_id: uuid.UUID) -> Answer:
         """Approve (the money moves; waiting requisitions are reserved) or reject (finance, CFO)."""
-        require_role("finance", "cfo")
+        require(Action.DECIDE_REPLENISHMENT)
         payload = {"id": str(request_id), "approve": data["approve"], "comment": data["comment"]}
         return command(catalog.DECIDE_REPLENISHMENT, payload, resource="replenishment")
 
@@ -134,5 +120,5 @@ class TrialBalance(MethodView):
     @blp.problem(403, "Not finance, CFO, auditor or admin")
     def get(self) -> Any:
         """Every account's totals, and whether debits equal credits (posted and pending)."""
-        require_role("finance", "cfo", "auditor", "admin")
+        require(Action.READ_LEDGER)
         return read(reads.trial_balance)

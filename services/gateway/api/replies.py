@@ -14,6 +14,7 @@ from services.gateway.auth import current_actor
 from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.envelope import Actor
+from shared.contracts.permissions import Action, permission
 
 # What a view answers: a body for its response schema to dump, with its status and headers,
 # or a ``Response`` passed through as it is (a problem, a 202).
@@ -85,11 +86,12 @@ def found(body: Any, what: str) -> Any:
     return body
 
 
-def require_role(*roles: str) -> Actor:
-    """The actor, if they hold one of ``roles``; 403 otherwise (services check again)."""
+def require(action: Action) -> Actor:
+    """The actor, if the permission table lets them take ``action``; 403 otherwise (services check again)."""
     from flask_smorest import abort
 
     actor = current_actor()
-    if not actor.roles & set(roles):
-        abort(403, message=f"This needs one of the roles: {', '.join(roles)}.")
+    rule = permission(action)
+    if not rule.allows(actor):
+        abort(403, message=f"This needs one of the roles: {', '.join(sorted(rule.roles))}.")
     return actor

@@ -13,7 +13,7 @@ from services.gateway.api import LOCATION_HEADER, Blueprint, ctx
 from services.gateway.api.commands import accepted
 from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
 from services.gateway.auth import current_actor
-from services.gateway.branches import branch_by_code
+from services.gateway.branches import branch
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
     CommentSchema,
@@ -46,12 +46,7 @@ class Requisitions(MethodView):
     def get(self, args: dict[str, Any]) -> Any:
         """List requisitions: mine (default), my branch's, or all my scope covers."""
         actor = current_actor()
-        branch_id = None
-        if args.get("branch"):
-            branch = branch_by_code(args["branch"])
-            if branch is None:
-                return problems.problem(422, "unknown-branch", "No branch has that code.")
-            branch_id = branch.id
+        branch_id = branch(args["branch"]).id if args.get("branch") else None
         with ctx().db.uow() as uow:
             return reads.list_requisitions(
                 uow.session,
@@ -76,10 +71,8 @@ class Requisitions(MethodView):
     def post(self, data: dict[str, Any]) -> Answer:
         """Submit a requisition (or save a draft with ``"draft": true``)."""
         actor = current_actor()
-        branch = branch_by_code(data.pop("branch"))
-        if branch is None:
-            return problems.problem(422, "unknown-branch", "No branch has that code.")
-        data.update(branch_id=branch.id, branch_code=branch.code, region_id=branch.region_id, origin=branch.origin)
+        named = branch(data.pop("branch"))
+        data.update(named.as_payload(), origin=named.origin)
         payload = instances.schema(SubmitRequisitionPayload).dump(data)
         try:
             message_id, reply = call(catalog.SUBMIT_REQUISITION, payload, actor)

@@ -8,8 +8,9 @@ from flask.views import MethodView
 
 from services.gateway import backlog
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.replies import require_role
+from services.gateway.api.replies import require
 from services.gateway.schemas import SystemStatusSchema
+from shared.contracts.permissions import Action
 
 blp = Blueprint("system", __name__, url_prefix="/api/v1/system", description="Operations")
 
@@ -21,6 +22,6 @@ class SystemStatus(MethodView):
     def get(self) -> Any:
         """Messages waiting per queue, the bound past which new work is refused, and the
         projection lag (service commit to gateway projection) over the last minute."""
-        require_role("admin", "auditor", "finance", "cfo", "treasury")
+        require(Action.READ_SYSTEM)
         context = ctx()
         return backlog.status(context.backlog, context.db)

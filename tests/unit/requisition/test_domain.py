@@ -4,7 +4,16 @@ import itertools
 
 import pytest
 
-from services.requisition.domain import TERMINAL, TRANSITIONS, InvalidTransition, Status, transition, voucher_number
+from services.requisition.domain import (
+    TERMINAL,
+    TRANSITIONS,
+    CancelRefusal,
+    InvalidTransition,
+    Status,
+    cancel_refusal,
+    transition,
+    voucher_number,
+)
 
 ALLOWED = sorted((a, b) for a, targets in TRANSITIONS.items() for b in targets)
 REFUSED = sorted((a, b) for a, b in itertools.product(Status, Status) if b not in TRANSITIONS[a])
@@ -37,3 +46,19 @@ def test_every_state_is_reachable_from_draft() -> None:
 
 def test_voucher_numbers_are_zero_padded_per_branch() -> None:
     assert voucher_number("NBO-CBD", 42) == "NBO-CBD-000042"
+
+
+@pytest.mark.parametrize(
+    ("status", "own", "office", "refusal"),
+    [
+        (Status.PENDING_APPROVAL, True, False, None),
+        (Status.APPROVED, True, False, CancelRefusal.TOO_LATE),
+        (Status.APPROVED, False, True, None),
+        (Status.RESERVED, True, True, None),
+        (Status.PAID, False, True, CancelRefusal.TOO_LATE),
+        (Status.PENDING_APPROVAL, False, False, CancelRefusal.NOT_YOURS),
+        (Status.PAID, False, False, CancelRefusal.NOT_YOURS),
+    ],
+)
+def test_who_may_cancel_until_when(status: Status, own: bool, office: bool, refusal: CancelRefusal | None) -> None:
+    assert cancel_refusal(status, own=own, office=office) is refusal
