@@ -1,7 +1,10 @@
 """The messaging tables every service keeps in its own database.
 
-Each service's Alembic migrations create these beside its own tables (the services'
-``env.py`` target both metadatas), so the outbox commits with the change it describes.
+They live beside the service's own tables, so the outbox commits with the change it
+describes. One Alembic history creates them in every service's database
+(``shared/messaging/migrations/versions``, branch ``messaging``; see ``shared.db.migrate``);
+a change here needs a revision there, and tests/integration/test_migrations.py fails until
+the two agree.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""Alembic environment of the approval database: this service's tables only."""
+"""Alembic environment of the approval database (the messaging tables' history is shared: shared/db/migrate.py)."""
 
 from alembic import context
 
 from services.approval.models import metadata
 from shared.db.migrate import run_env
-from shared.messaging.tables import metadata as messaging_metadata
 
-run_env(context, [metadata, messaging_metadata])
+run_env(context, [metadata])
