@@ -1,0 +1,380 @@
+"""Payment use cases in process: OTP enrolment and activation, executing a payment with a real
+TOTP code, wrong codes and the lockout, who may pay, and disbursement with its failures and
+retries. The clock is the one ``PaymentConfig`` takes, so codes and lockouts are deterministic."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from services.payment import domain, service
+from services.payment.models import OtpAttempt, OtpEnrolment, OtpGuard, OtpStepUse, Payment, ProviderAttempt
+from shared.config import Settings
+from shared.contracts import catalog
+from shared.contracts.envelope import Actor, Envelope
+from shared.contracts.payment import unseal_enrolment
+from shared.messaging.errors import DomainError
+from shared.messaging.runtime import RetryLater
+from tests.factories import (
+    ALICE,
+    BOB,
+    FIONA,
+    TOM,
+    an_actor,
+    bank_payee,
+    command,
+    event,
+    funds_reserved,
+    kes,
+    otp_code,
+    payment_authorisation,
+    requisition_approved,
+    requisition_closed,
+)
+from tests.usecase.conftest import Harness
+
+DISBURSE = catalog.DISBURSE_PAYMENT.name
+
+
+@dataclass
+class Clock:
+    """The payment service's clock, moved by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Cashier:
+    """A treasury user and the authenticator app they enrolled; each code is of a fresh time step."""
+
+    actor: Actor
+    totp: pyotp.TOTP
+    clock: Clock
+
+    def code(self) -> str:
+        self.clock.advance(seconds=domain.OTP_INTERVAL_SECONDS)
+        return str(self.totp.at(self.clock.now))
+
+    def wrong_code(self) -> str:
+        return f"{(int(self.code()) + 1) % 1_000_000:06d}"
+
+
+class Desk:
+    """The payment service's use cases, bound to the configuration its worker builds from the
+    settings (``tasks.register``), on a clock the test moves."""
+
+    def __init__(self, uc: Harness, settings: Settings) -> None:
+        self.uc = uc
+        self.clock = Clock(datetime(2026, 5, 4, 9, 0, 0, tzinfo=UTC))
+        self.config = replace(service.PaymentConfig.from_settings(settings), clock=self.clock)
+        self.enrolling = partial(service.enroll_otp, config=self.config)
+        self.activating = partial(service.activate_otp, config=self.config)
+        self.executing = partial(service.execute_payment, config=self.config)
+
+    def enrol(self, actor: Actor) -> pyotp.TOTP:
+        """Enrol an authenticator (pending); the app, from the secret shown once."""
+        reply = self.uc.run(self.enrolling, command(catalog.ENROLL_OTP, {}, actor))
+        assert (reply["status"], reply["body"]["status"]) == (201, "pending")
+        shown = unseal_enrolment(self.config.otp_key, reply["body"]["sealed"])
+        return pyotp.parse_uri(shown["provisioning_uri"])
+
+    def cashier(self, actor: Actor) -> Cashier:
+        """A treasury user with an active authenticator."""
+        person = Cashier(actor, self.enrol(actor), self.clock)
+        assert self.uc.run(self.activating, activation(actor, person.code()))["status"] == 200
+        return person
+
+    def payable(
+        self, *, requester: Actor = ALICE, approvers: tuple[Actor, ...] = (BOB,), reserved: bool = True, **more: Any
+    ) -> str:
+        """A requisition the payment service heard was approved (and, unless not, reserved); its id."""
+        rid = str(uuid.uuid4())
+        approved = requisition_approved(rid, requester=requester, approvers=approvers, amount=kes(2_500), **more)
+        self.uc.run(service.on_requisition_approved, event(catalog.REQUISITION_APPROVED, approved, approvers[-1]))
+        if reserved:
+            reserved_event = event(catalog.FUNDS_RESERVED, funds_reserved(rid, amount=kes(2_500)))
+            self.uc.run(service.on_funds_reserved, reserved_event)
+        return rid
+
+    def cancelled(self, rid: str) -> None:
+        self.uc.run(service.on_requisition_cancelled, event(catalog.REQUISITION_CANCELLED, requisition_closed(rid)))
+
+    def pay(self, actor: Actor, rid: str, code: str) -> Any:
+        """Execute a payment; a wrong or spent code is an answer (counted), not a refusal."""
+        return self.uc.run(self.executing, command(catalog.EXECUTE_PAYMENT, payment_authorisation(rid, code), actor))
+
+    def refused(self, actor: Actor, rid: str, code: str) -> DomainError:
+        """An execution the rules refuse, recorded as the runtime records it (``record_refused_execution``)."""
+        envelope = command(catalog.EXECUTE_PAYMENT, payment_authorisation(rid, code), actor)
+        return self.uc.refuse(self.executing, envelope, on_refusal=service.record_refused_execution)
+
+    def disburse(self, rid: str) -> Any:
+        """The disbursement job for a requisition's payment, as the outbox sends it after an execution."""
+        payment_id = str(domain.payment_id_for(uuid.UUID(rid)))
+        envelope = command(catalog.DISBURSE_PAYMENT, {"payment_id": payment_id}, TOM)
+        return self.uc.job(partial(service.disburse_payment, config=self.config), envelope)
+
+    def payment(self, rid: str) -> Payment | None:
+        return self.uc.scalar(select(Payment).where(Payment.requisition_id == uuid.UUID(rid)))
+
+    def attempts(self, actor: Actor) -> list[tuple[str, str]]:
+        """A user's OTP-bearing attempts, oldest first: (result, reason)."""
+        rows = self.uc.scalars(select(OtpAttempt).where(OtpAttempt.user_id == actor.user_id).order_by(OtpAttempt.id))
+        return [(a.result, a.reason) for a in rows]
+
+
+def activation(actor: Actor, code: str) -> Envelope:
+    return command(catalog.ACTIVATE_OTP, otp_code(code), actor)
+
+
+@pytest.fixture
+def desk(payment_uc: Harness, settings: Settings) -> Desk:
+    return Desk(payment_uc, settings)
+
+
+@pytest.fixture
+def tom(desk: Desk) -> Cashier:
+    """Tom of treasury, his authenticator enrolled and active."""
+    return desk.cashier(TOM)
+
+
+# -- enrolment ------------------------------------------------------------------------
+
+
+def test_only_treasury_enrols_an_authenticator(payment_uc: Harness, desk: Desk) -> None:
+    refused = payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, FIONA))
+    assert (refused.code, refused.status) == ("treasury-only", 403)
+
+
+def test_a_pending_enrolment_is_replaced_and_activated_by_its_first_good_code(payment_uc: Harness, desk: Desk) -> None:
+    first = desk.enrol(TOM)
+    second = desk.enrol(TOM)  # the first secret was shown once and may be lost
+    sealed = payment_uc.get(OtpEnrolment, TOM.user_id).sealed_secret
+    assert second.secret not in sealed  # kept sealed, never in the clear
+
+    desk.clock.advance(seconds=30)
+    stale = payment_uc.refuse(
+        desk.activating, activation(TOM, first.at(desk.clock.now)), on_refusal=service.record_refused_activation
+    )
+    assert (stale.code, stale.status) == ("otp-invalid", 422)
+    assert payment_uc.run(desk.activating, activation(TOM, second.at(desk.clock.now)))["body"]["status"] == "active"
+    assert desk.attempts(TOM) == [("refused", "otp-invalid"), ("accepted", "ok")]
+
+    again = payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, TOM))
+    assert (again.code, again.status) == ("otp-already-enrolled", 409)
+    desk.clock.advance(seconds=30)
+    assert payment_uc.refuse(desk.activating, activation(TOM, second.at(desk.clock.now))).code == "otp-already-active"
+
+
+# -- executing ------------------------------------------------------------------------
+
+
+def test_a_good_code_starts_the_payment_and_sends_it_to_disbursement(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    rid = desk.payable()
+    started = desk.pay(TOM, rid, tom.code())
+    assert started["status"] == 201
+    assert (started["body"]["state"], started["body"]["executions"], started["body"]["amount"]) == (
+        "processing",
+        1,
+        kes(2_500),
+    )
+    assert payment_uc.emitted_types() == ["PaymentStarted", DISBURSE]
+    payment_id = str(domain.payment_id_for(uuid.UUID(rid)))
+    assert payment_uc.one("PaymentStarted") == {
+        "requisition_id": rid,
+        "payment_id": payment_id,
+        "executor_id": TOM.user_id,
+        "executor_name": "tom",
+        "execution": 1,
+    }
+    assert payment_uc.one(DISBURSE) == {"payment_id": payment_id}
+    assert payment_uc.snapshot("PaymentChanged", payment_id)["body"]["state"] == "processing"
+    [spent] = payment_uc.scalars(select(OtpStepUse).where(OtpStepUse.purpose == "payment"))
+    assert spent.time_step == domain.time_step(desk.clock.now)
+
+
+def test_the_disbursement_pays_once_and_paid_is_final(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    rid = desk.payable()
+    desk.pay(TOM, rid, tom.code())
+    assert desk.disburse(rid)["state"] == "completed"
+    completed = payment_uc.one("PaymentCompleted")
+    assert (completed["amount"], completed["provider"], completed["executor_id"]) == (kes(2_500), "cash", TOM.user_id)
+    assert completed["provider_reference"].startswith("CASH-")
+    assert desk.payment(rid).provider_reference == completed["provider_reference"]
+
+    again = desk.refused(TOM, rid, tom.code())
+    assert (again.code, again.status) == ("already-paid", 409)
+
+
+def test_a_payment_under_way_is_not_started_twice(desk: Desk, tom: Cashier) -> None:
+    rid = desk.payable()
+    desk.pay(TOM, rid, tom.code())
+    twice = desk.refused(TOM, rid, tom.code())
+    assert (twice.code, twice.status) == ("payment-in-progress", 409)
+    assert desk.payment(rid).executions == 1
+
+
+# -- codes: spent once, counted when wrong, locked out after five ----------------------
+
+
+def test_a_code_is_spent_once(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    first, second = desk.payable(), desk.payable()
+    code = tom.code()
+    assert desk.pay(TOM, first, code)["status"] == 201
+    reused = desk.pay(TOM, second, code)
+    assert (reused["status"], reused["problem"]["type"], reused["problem"]["attempts_left"]) == (
+        409,
+        "otp-already-used",
+        4,
+    )
+    assert desk.payment(second) is None
+    assert payment_uc.emitted_types() == []
+
+
+def test_five_wrong_codes_in_a_row_lock_the_user_out_for_fifteen_minutes(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    rid = desk.payable()
+    answers = [desk.pay(TOM, rid, tom.wrong_code()) for _ in range(5)]
+    assert [(a["status"], a["problem"]["type"]) for a in answers] == [(422, "otp-invalid")] * 4 + [
+        (429, "otp-locked-out")
+    ]
+    assert [a["problem"]["attempts_left"] for a in answers[:4]] == [4, 3, 2, 1]
+    guard = payment_uc.get(OtpGuard, TOM.user_id)
+    assert guard.locked_until == desk.clock.now + timedelta(minutes=15)
+
+    # Locked: even the right code is refused, without being checked or counted.
+    locked = desk.refused(TOM, rid, tom.code())
+    assert (locked.code, locked.status) == ("otp-locked-out", 429)
+    assert 14 * 60 < locked.extra["retry_after"] <= 15 * 60
+    assert desk.payment(rid) is None
+
+    desk.clock.advance(minutes=15)
+    assert desk.pay(TOM, rid, tom.code())["status"] == 201
+    assert [reason for result, reason in desk.attempts(TOM) if result == "refused"] == ["otp-invalid"] * 4 + [
+        "otp-locked-out"
+    ] * 2
+
+
+def test_a_good_code_resets_the_count_of_wrong_ones(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    rid = desk.payable()
+    for _ in range(4):
+        assert desk.pay(TOM, rid, tom.wrong_code())["status"] == 422
+    assert desk.pay(TOM, rid, tom.code())["status"] == 201
+    assert payment_uc.get(OtpGuard, TOM.user_id).failures == 0
+
+
+# -- who may pay, and what ------------------------------------------------------------
+
+
+def test_neither_the_requester_nor_an_approver_pays(payment_uc: Harness, desk: Desk) -> None:
+    asker = desk.cashier(an_actor("tina", "treasury", "staff"))
+    approver = desk.cashier(an_actor("kim", "treasury", "branch_manager"))
+    rid = desk.payable(requester=asker.actor, approvers=(BOB, approver.actor))
+    for person, rule in ((asker, "requester-cannot-pay"), (approver, "approver-cannot-pay")):
+        refused = desk.refused(person.actor, rid, person.code())
+        assert (refused.code, refused.status, refused.extra["rule"]) == ("segregation-of-duties", 403, rule)
+        assert desk.attempts(person.actor)[-1] == ("refused", "segregation-of-duties")
+        # Refused for who they are: it does not count towards the lockout.
+        assert payment_uc.get(OtpGuard, person.actor.user_id) is None
+    staff = desk.refused(ALICE, rid, "123456")
+    assert (staff.code, staff.status) == ("treasury-only", 403)
+    assert desk.payment(rid) is None
+
+
+def test_only_an_approved_reserved_live_requisition_is_paid(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    unreserved = desk.payable(reserved=False)
+    cancelled = desk.payable()
+    desk.cancelled(cancelled)
+    answers = {
+        name: desk.refused(TOM, rid, tom.wrong_code())
+        for name, rid in (("unknown", str(uuid.uuid4())), ("unreserved", unreserved), ("cancelled", cancelled))
+    }
+    assert {name: (r.code, r.status) for name, r in answers.items()} == {
+        "unknown": ("not-found", 404),
+        "unreserved": ("funds-not-reserved", 409),
+        "cancelled": ("requisition-cancelled", 409),
+    }
+    assert payment_uc.get(OtpGuard, TOM.user_id) is None  # refused before any code was checked
+
+
+def test_paying_needs_an_active_authenticator(desk: Desk) -> None:
+    rid = desk.payable()
+    assert desk.refused(TOM, rid, "123456").code == "otp-not-enrolled"
+    pending = Cashier(TOM, desk.enrol(TOM), desk.clock)
+    refused = desk.refused(TOM, rid, pending.code())
+    assert (refused.code, refused.status) == ("otp-not-enrolled", 409)
+
+
+# -- disbursement failures and retries ------------------------------------------------
+
+
+def test_a_failed_execution_is_retried_with_a_fresh_code_until_none_is_left(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    rid = desk.payable(payee=bank_payee("FAIL-PERMANENT"))
+    for execution, left in ((1, 2), (2, 1), (3, 0)):
+        started = desk.pay(TOM, rid, tom.code())
+        assert (started["status"], started["body"]["executions"]) == (201, execution)
+        assert payment_uc.one("PaymentStarted")["execution"] == execution
+        assert desk.disburse(rid)["state"] == "failed"
+        failed = payment_uc.one("PaymentFailed")
+        assert (failed["final"], failed["executions_left"]) == (left == 0, left)
+        alert = payment_uc.one("AlertRaised")
+        assert (alert["kind"], alert["severity"], alert["requisition_id"]) == ("payment_failed", "critical", rid)
+    blocked = desk.refused(TOM, rid, tom.code())
+    assert (blocked.code, blocked.status) == ("execution-limit-reached", 422)
+    calls = payment_uc.scalars(select(ProviderAttempt).order_by(ProviderAttempt.id))
+    assert [(c.execution, c.outcome) for c in calls] == [(1, "permanent"), (2, "permanent"), (3, "permanent")]
+
+
+def test_transient_errors_are_retried_three_times_then_a_fresh_execution_pays(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    # The bank fails the first four calls: one call and three retries is all an execution gets.
+    rid = desk.payable(payee=bank_payee("0123-FAIL-TRANSIENT-4"))
+    desk.pay(TOM, rid, tom.code())
+    for calls in (1, 2, 3):
+        with pytest.raises(RetryLater):
+            desk.disburse(rid)
+        waiting = desk.payment(rid)
+        assert (waiting.state, waiting.attempts, waiting.next_attempt_at is not None) == ("processing", calls, True)
+        assert payment_uc.emitted_types() == []
+        desk.clock.advance(seconds=desk.config.retry.cap_seconds)  # the retry is due
+    assert desk.disburse(rid)["state"] == "failed"
+    failed = payment_uc.one("PaymentFailed")
+    assert (failed["final"], failed["executions_left"]) == (False, 2)
+    assert failed["reason"].endswith("(gave up after 4 calls)")
+
+    assert desk.pay(TOM, rid, tom.code())["body"]["executions"] == 2
+    assert desk.disburse(rid)["state"] == "completed"
+    assert payment_uc.one("PaymentCompleted")["provider"] == "bank"
+    calls = payment_uc.scalars(select(ProviderAttempt).order_by(ProviderAttempt.id))
+    assert [(c.execution, c.outcome) for c in calls] == [(1, "transient")] * 4 + [(2, "paid")]
+
+
+def test_a_requisition_cancelled_before_the_provider_was_called_is_not_paid(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    rid = desk.payable()
+    desk.pay(TOM, rid, tom.code())
+    desk.cancelled(rid)
+    assert desk.disburse(rid)["state"] == "failed"
+    failed = payment_uc.one("PaymentFailed")
+    assert (failed["final"], failed["reason"]) == (True, "The requisition was cancelled.")
+    assert payment_uc.scalars(select(ProviderAttempt)) == []
