@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from shared.config import DATABASES, Settings, load_settings
 from shared.db.engine import Database
-from shared.db.migrate import upgrade
-from tests.support import Api, Stack, free_port, scalar, wait_for
+from tests.support import Api, Stack, database_template, free_port, fresh_databases, scalar, wait_for
 
 # Overridable so two test sessions on one machine (two checkouts, two engineers) keep apart.
 DB_PREFIX = os.environ.get("PETTYCASH_TEST_DB_PREFIX", "pettycash_test_")
@@ -59,16 +56,6 @@ def backing() -> Iterator[dict[str, str]]:
         }
 
 
-def _recreate_database(server_url: str, name: str) -> None:
-    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def tmp_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("var")
@@ -77,11 +64,7 @@ def tmp_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
     """The environment every process of the test stack gets."""
-    server = make_url(backing["postgres"])
-    marker = "SERVICEMARKER"
-    template = (
-        server.set(database=DB_PREFIX + marker).render_as_string(hide_password=False).replace(marker, "{service}")
-    )
+    template = database_template(backing["postgres"], DB_PREFIX)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETTYCASH_")}
     env.update(
         PETTYCASH_ENV="test",
@@ -102,12 +85,8 @@ def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def settings(test_env: dict[str, str], backing: dict[str, str]) -> Settings:
     """Fresh, migrated databases and an empty Redis database; the settings that point at them."""
-    server = backing["postgres"]
-    for name in DATABASES:
-        _recreate_database(server, DB_PREFIX + name)
     cfg = load_settings(test_env)
-    for name in DATABASES:
-        upgrade(f"services.{name}", cfg.database_url(name))
+    fresh_databases(backing["postgres"], DB_PREFIX, cfg)
     redis.Redis.from_url(cfg.broker_url).flushdb()
     return cfg
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -284,3 +286,27 @@ def settled_float(api: Api, token: str, ledger: Any, branch: str, timeout: float
         return {k: v["minor_units"] for k, v in snapshot["float"].items() if isinstance(v, dict)}
 
     return dict(wait_for(lambda: (shown := float_of(api, token, branch)) == truth() and shown, timeout, 0.05))
+
+
+def database_template(server_url: str, prefix: str) -> str:
+    """``PETTYCASH_DATABASE_URL`` for databases named ``<prefix><service>`` on this server."""
+    marker = "SERVICEMARKER"
+    named = make_url(server_url).set(database=prefix + marker)
+    return named.render_as_string(hide_password=False).replace(marker, "{service}")
+
+
+def fresh_databases(server_url: str, prefix: str, settings: Any) -> None:
+    """Drop and create every service's database ``<prefix><service>``, then migrate it."""
+    from shared.config import DATABASES
+    from shared.db.migrate import upgrade
+
+    admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in DATABASES:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)'))
+                conn.execute(text(f'CREATE DATABASE "{prefix}{name}"'))
+    finally:
+        admin.dispose()
+    for name in DATABASES:
+        upgrade(f"services.{name}", settings.database_url(name))

@@ -1,8 +1,8 @@
-"""The fault-run harness, short: two seeds of half a minute of faults must keep every invariant.
+"""The fault-run harness, short: half a minute of faults must keep every invariant.
 
 ``pettycash chaos`` starts its own PostgreSQL cluster and Redis server (it never touches the
 ones the other tests use), so this test needs none of the session fixtures. It runs the
-command as an operator would and reads its JSON summary; an invariant violated in either
+command as an operator would and reads its JSON summary; an invariant violated in the
 seed fails it (the command exits 1 and prints the violation with its evidence).
 """
 
@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = (1, 2)
+# One seed: the long runs (README, "Fault runs") cover many; this one proves the harness and the
+# invariants work end to end on every change, and seed 1 injects every kind of fault.
+SEEDS = (1,)
 
 
 @pytest.mark.timeout(900)

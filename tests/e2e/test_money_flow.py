@@ -180,20 +180,23 @@ def test_payment_failure_then_retry_with_a_fresh_code(
 def test_the_execution_limit_blocks_further_attempts(
     api: Api, tokens: dict[str, str], dbs: dict[str, Database], cashier: tuple[Person, Authenticator]
 ) -> None:
-    person, device = cashier
+    # Each attempt by a treasurer of its own: one authenticator yields at most three fresh codes
+    # per 30-second step, and waiting for the next step is not what this test is about.
+    payers = [treasurer(api, dbs) for _ in range(4)]
     rid = submit(api, tokens["alice"], amount=kes(1_500), payee=bank("FAIL-PERMANENT"))
     approve(api, tokens["bob"], rid)
     wait_status(api, tokens["alice"], rid, "reserved")
     held_before = settled_float(api, tokens["aud"], dbs["ledger"], "NBO-CBD")["held"]
-    for execution in (1, 2, 3):
+    for execution, (person, device) in enumerate(payers[:3], start=1):
         assert pay(api, person, rid, device.code()).status_code == 201
         wait_for(
-            lambda n=execution: (
-                (p := api.get(f"/api/v1/requisitions/{rid}/payment", person.token).json())["state"] == "failed"
+            lambda n=execution, token=person.token: (
+                (p := api.get(f"/api/v1/requisitions/{rid}/payment", token).json())["state"] == "failed"
                 and p["executions"] == n
             ),
             30,
         )
+    person, device = payers[3]
     blocked = pay(api, person, rid, device.code())
     assert blocked.status_code == 422
     assert blocked.json()["type"] == "execution-limit-reached"

@@ -10,13 +10,16 @@ what it sends after its commit is captured instead of reaching the broker.
         reply = requisition_uc.run(service.submit_requisition, command(SUBMIT_REQUISITION, submission(), ALICE))
         assert requisition_uc.emitted_types() == ["RequisitionSubmitted"]
 
-The session fixtures ``settings`` and ``dbs`` (tests/conftest.py) recreate and migrate the
-databases; nothing here may use the fixtures that start processes.
+This tier has databases of its own (``<prefix>uc_<service>``, fresh and migrated once a
+session): ``settings`` and ``dbs`` are overridden here, so what the process tiers leave in
+theirs never meets these tests, whichever order the tiers run in. Nothing here may use the
+fixtures that start processes.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -27,7 +30,7 @@ import pytest
 from sqlalchemy import Connection, Executable
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings
+from shared.config import DATABASES, Settings, load_settings
 from shared.contracts import instances
 from shared.contracts.catalog import EVENTS, TASKS_BY_NAME, subscriptions
 from shared.contracts.envelope import Envelope, load_envelope
@@ -36,8 +39,10 @@ from shared.db.uow import Publisher, UnitOfWork
 from shared.messaging.errors import DomainError
 from shared.messaging.runtime import ServiceRuntime
 from shared.messaging.snapshots import Snapshots
+from tests.support import database_template, fresh_databases
 
 HERE = Path(__file__).parent
+DB_PREFIX = os.environ.get("PETTYCASH_TEST_DB_PREFIX", "pettycash_test_")
 # The fixtures that start the process stack (tests/conftest.py): this tier runs without them.
 PROCESS_FIXTURES = frozenset({"stack", "api", "tokens"})
 # The read-model snapshot events (the gateway projects them; every service publishes some).
@@ -174,6 +179,24 @@ class Harness:
     def scalars(self, statement: Executable) -> list[Any]:
         with self.session() as session:
             return list(session.scalars(statement))
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str], backing: dict[str, str]) -> Settings:
+    """Settings pointing at this tier's own databases, dropped, created and migrated."""
+    prefix = DB_PREFIX + "uc_"
+    cfg = load_settings({**test_env, "PETTYCASH_DATABASE_URL": database_template(backing["postgres"], prefix)})
+    fresh_databases(backing["postgres"], prefix, cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def dbs(settings: Settings) -> Iterator[dict[str, Database]]:
+    """Handles on this tier's databases."""
+    handles = {name: Database(settings.database_url(name)) for name in DATABASES}
+    yield handles
+    for db in handles.values():
+        db.dispose()
 
 
 @pytest.fixture(scope="session")
