@@ -261,5 +261,7 @@ def reconcile(settings: Settings, stack: Stack, as_of: datetime) -> None:
     spec = catalog.RECONCILE_PAYMENTS
     envelope = Envelope(type=spec.name, payload={"as_of": as_of.isoformat()}, actor=SYSTEM_ACTOR).to_dict()
     task_id = make_celery(settings, "test").send_task(spec.name, args=[envelope], queue=spec.queue).id
+    # A maintenance task stores no result and may change nothing: the worker's record of the run
+    # is the one sign that it ran.
     worker = next(p for p in stack.procs if p.name == "worker-payment")
     wait_for(lambda: f"{spec.name}[{task_id}] succeeded" in worker.log(), 15, what="the reconciler to run")
