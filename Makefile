@@ -21,7 +21,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-installed
 	$(BIN)/pettycash run
 
-## Lint, format check, layering contracts, then every test on PostgreSQL and Redis.
+## Lint, format check, layering contracts, complexity, then every test on PostgreSQL and Redis.
 test: $(VENV)/.dev-installed lint
 	$(BIN)/pytest
 
@@ -29,6 +29,8 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	@# No function in services/ or shared/ above cyclomatic complexity 10 (radon grade C or worse).
+	@out="$$($(BIN)/radon cc --min C --no-assert services shared)"; if [ -n "$$out" ]; then echo "$$out"; echo "radon: functions above complexity 10"; exit 1; fi
 
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit
