@@ -100,6 +100,8 @@ VERIFY_LEDGER = TaskSpec("ledger.verify_ledger", "maintenance", p.MaintenancePay
 ENROLL_OTP = TaskSpec("payment.enroll_otp", "command", p.NoPayload)
 ACTIVATE_OTP = TaskSpec("payment.activate_otp", "command", pm.OtpCodePayload)
 EXECUTE_PAYMENT = TaskSpec("payment.execute_payment", "command", pm.ExecutePaymentPayload)
+VERIFY_SECOND_FACTOR = TaskSpec("payment.verify_second_factor", "command", pm.SecondFactorPayload)
+RESET_AUTHENTICATOR = TaskSpec("payment.reset_authenticator", "command", pm.ResetAuthenticatorPayload)
 DISBURSE_PAYMENT = TaskSpec("payment.disburse_payment", "job", pm.PaymentIdPayload)
 RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.MaintenancePayload)
 
@@ -108,7 +110,7 @@ RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.Mai
 READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
-    "payment": ("payment",),
+    "payment": ("payment", "authenticator"),
     "ledger": ("account", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
@@ -140,6 +142,7 @@ REQUISITION_CANCELLED = EventSpec("RequisitionCancelled", p.RequisitionClosedPay
 REQUISITION_EXPIRED = EventSpec("RequisitionExpired", p.RequisitionClosedPayload, ("approval",))
 RECEIPT_ATTACHED = EventSpec("ReceiptAttached", p.ReceiptAttachedPayload, ("approval",))
 USER_DIRECTORY_UPDATED = EventSpec("UserDirectoryUpdated", p.UserDirectoryUpdatedPayload, ("approval",))
+BRANCH_DIRECTORY_UPDATED = EventSpec("BranchDirectoryUpdated", p.BranchDirectoryUpdatedPayload, ("ledger",))
 ALERT_RAISED = EventSpec("AlertRaised", p.AlertRaisedPayload, ("requisition",))
 FUNDS_RESERVED = EventSpec("FundsReserved", lg.FundsReservedPayload, ("requisition", "payment"))
 FUNDS_AWAITED = EventSpec("FundsAwaited", lg.FundsAwaitedPayload, ("requisition",))
@@ -152,6 +155,7 @@ REQUISITION_CHANGED = EventSpec("RequisitionChanged", rm.RequisitionSnapshot, ("
 APPROVAL_CASE_CHANGED = EventSpec("ApprovalCaseChanged", rm.ApprovalCaseSnapshot, ("gateway",))
 ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
 PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
+AUTHENTICATOR_CHANGED = EventSpec("AuthenticatorChanged", rm.AuthenticatorSnapshot, ("gateway",))
 ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
 DOCUMENT_CHANGED = EventSpec("DocumentChanged", rm.DocumentSnapshot, ("gateway",))
 

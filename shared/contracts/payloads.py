@@ -181,6 +181,22 @@ class UserDirectoryUpdatedPayload(Schema):
     active = fields.Boolean(required=True)
 
 
+class BranchDirectoryUpdatedPayload(Schema):
+    """Event: an administrator created or changed a branch; the ledger keeps its float's levels.
+
+    ``reorder_level``: below it the float's available balance is low (replenish); ``imprest``:
+    the amount a replenishment tops the float up to. Null when not set.
+    """
+
+    branch_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    branch_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    region_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True)
+    head_office = fields.Boolean(required=True)
+    reorder_level = fields.Nested(MoneySchema, required=True, allow_none=True)
+    imprest = fields.Nested(MoneySchema, required=True, allow_none=True)
+
+
 class AlertRaisedPayload(Schema):
     """Event: something needs a person's attention (awaiting funds, a failed payment...)."""
 

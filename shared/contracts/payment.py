@@ -52,6 +52,23 @@ class OtpCodePayload(Schema):
     code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
 
 
+class SecondFactorPayload(Schema):
+    """Command ``payment.verify_second_factor``: a sign-in's code from the user's authenticator.
+
+    The code is checked as a payment's is (one use per time step, the same run of failures and
+    lockout), and its step is spent, so one code signs in or pays, never both.
+    """
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+
+
+class ResetAuthenticatorPayload(Schema):
+    """Command ``payment.reset_authenticator``: forget a user's authenticator (an admin, or the
+    user after a step-up at the gateway); they enrol a new one."""
+
+    user_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
 class ExecutePaymentPayload(Schema):
     """Command ``payment.execute_payment`` (treasury): pay a reserved requisition."""
 

@@ -12,7 +12,8 @@ from marshmallow import Schema, fields, validate
 from shared.contracts.roles import ROLES
 
 DOCUMENTS: tuple[str, ...] = ("policy", "caps", "ledger_check", "ledger_totals")
-KINDS: tuple[str, ...] = ("requisition", "approval_case", "account", "payment", "alert", *DOCUMENTS)
+KINDS: tuple[str, ...] = ("requisition", "approval_case", "account", "payment", "alert", "authenticator", *DOCUMENTS)
+AUTHENTICATOR_STATUSES: tuple[str, ...] = ("pending", "active", "reset")
 
 
 class ExportPayload(Schema):
@@ -79,6 +80,13 @@ class PaymentSnapshot(ScopedSnapshotPayload):
     """Keyed by the payment's id."""
 
     requisition_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class AuthenticatorSnapshot(SnapshotPayload):
+    """Keyed by the user's id: whether they have an authenticator (only ``active`` counts), so the
+    gateway knows at sign-in whether to ask for a code or for an enrolment."""
+
+    status = fields.String(required=True, validate=validate.OneOf(AUTHENTICATOR_STATUSES))
 
 
 class AlertSnapshot(SnapshotPayload):

@@ -29,6 +29,9 @@ ROLES: tuple[str, ...] = tuple(role.value for role in Role)
 BRANCH_ROLES: frozenset[str] = frozenset({Role.STAFF, Role.BRANCH_MANAGER})
 REGION_ROLES: frozenset[str] = frozenset({Role.REGIONAL_MANAGER})
 GLOBAL_ROLES: frozenset[str] = frozenset({Role.TREASURY, Role.FINANCE, Role.CFO, Role.AUDITOR, Role.ADMIN})
+# The roles that move or govern money: they sign in with a second factor (the authenticator
+# the payment service keeps, the one treasury pays with).
+SECOND_FACTOR_ROLES: frozenset[str] = frozenset({Role.TREASURY, Role.FINANCE, Role.CFO, Role.ADMIN})
 
 
 def can_see_branch(actor: Actor, branch_id: str, region_id: str) -> bool:
