@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.types import JSONType, UTCDateTime
@@ -106,3 +106,30 @@ class BalanceCheck(Base):
     cache_mismatches: Mapped[list[str]] = mapped_column(JSONType)
     negative_floats: Mapped[list[str]] = mapped_column(JSONType)
     transfers: Mapped[int] = mapped_column(BigInteger)
+
+
+class BranchLevels(Base):
+    """A branch's float levels, as the gateway's directory last announced them
+    (BranchDirectoryUpdated): the reorder level and imprest amount, each unset or set as money."""
+
+    __tablename__ = "branch_levels"
+    __table_args__ = (
+        # An amount without its currency (or a currency without an amount) is no level at all.
+        CheckConstraint(
+            "(reorder_level_minor IS NULL) = (reorder_level_currency IS NULL)", name="ck_branch_levels_reorder_level"
+        ),
+        CheckConstraint("(imprest_minor IS NULL) = (imprest_currency IS NULL)", name="ck_branch_levels_imprest"),
+    )
+
+    branch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    branch_code: Mapped[str] = mapped_column(String(32))
+    region_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(120))
+    head_office: Mapped[bool] = mapped_column(Boolean)
+    reorder_level_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reorder_level_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    imprest_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    imprest_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    # When the gateway made the update this row holds (its envelope's occurred_at): an older
+    # update delivered later never overwrites a newer one.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
