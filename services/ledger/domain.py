@@ -1,4 +1,4 @@
-"""Ledger rules: transfer ids, account codes, balances and the float limit. Pure, no I/O."""
+"""Ledger rules: transfer ids, account codes, balances, the float limit and a float's levels. Pure, no I/O."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+
+from shared.contracts.money import Money
 
 # Transfer ids are uuid5 of the business event under this namespace: the same event always
 # names the same transfer, so doing it twice finds it done.
@@ -116,3 +118,47 @@ def book(debit: Booked, credit: Booked, kind: str, pending: bool, amount: int) -
     debit.debits_pending += held
     credit.credits_posted += posted
     credit.credits_pending += held
+
+
+# -- a float's levels (BranchDirectoryUpdated) -----------------------------------------
+
+
+class LevelsError(ValueError):
+    """Levels no float can keep: mixed currencies, or an imprest below the reorder level."""
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A branch float's reorder level (below it the float is low) and imprest (what a
+    replenishment tops it up to); either may be unset."""
+
+    reorder_level: Money | None = None
+    imprest: Money | None = None
+
+
+NO_LEVELS = Levels()
+
+
+def check_levels(levels: Levels) -> Levels:
+    """The levels if a float can keep them, else :class:`LevelsError` naming the rule broken."""
+    reorder, imprest = levels.reorder_level, levels.imprest
+    if reorder is None or imprest is None:
+        return levels
+    if reorder.currency != imprest.currency:
+        raise LevelsError(f"reorder level ({reorder.currency}) and imprest ({imprest.currency}) differ in currency")
+    if imprest.minor_units < reorder.minor_units:
+        raise LevelsError(f"imprest {imprest} is below the reorder level {reorder}")
+    return levels
+
+
+def levels_for(levels: Levels, currency: str) -> Levels:
+    """The levels that apply to a float of ``currency``: a level set in another currency does not."""
+    return Levels(
+        levels.reorder_level if levels.reorder_level and levels.reorder_level.currency == currency else None,
+        levels.imprest if levels.imprest and levels.imprest.currency == currency else None,
+    )
+
+
+def below_reorder_level(available: int, reorder_level: Money | None) -> bool:
+    """Whether a float's available minor units are below its reorder level (never, with none set)."""
+    return reorder_level is not None and available < reorder_level.minor_units
