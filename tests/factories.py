@@ -357,6 +357,26 @@ def replenishment_decision(request_id: Any, *, approve: bool = True, comment: st
     return _valid(lg.DecideReplenishmentPayload, {"id": str(request_id), "approve": approve, "comment": comment})
 
 
+def branch_directory_updated(
+    branch: Branch = NBO_CBD,
+    *,
+    reorder_level: dict[str, Any] | None = None,
+    imprest: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """``BranchDirectoryUpdated``: the gateway announces a branch with its float's levels (unset unless given)."""
+    payload = {
+        "branch_id": branch.id,
+        "branch_code": branch.code,
+        "region_id": branch.region_id,
+        "name": name or f"{branch.code} branch",
+        "head_office": branch.head_office,
+        "reorder_level": reorder_level,
+        "imprest": imprest,
+    }
+    return _valid(p.BranchDirectoryUpdatedPayload, payload)
+
+
 def funds_reserved(requisition_id: Any, branch: Branch = NBO_CBD, amount: dict[str, Any] | None = None) -> dict:
     """``FundsReserved``: the ledger holds the amount on the branch float."""
     payload = {

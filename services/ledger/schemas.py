@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ledger.domain import Totals
+from services.ledger import domain
+from services.ledger.domain import Levels, Totals
 from services.ledger.models import Account, Replenishment
+from shared.contracts.money import Money
 
 
 def _money(minor: int, currency: str) -> dict[str, Any]:
@@ -26,9 +28,14 @@ def account_body(account: Account) -> dict[str, Any]:
     }
 
 
-def float_body(account: Account) -> dict[str, Any]:
-    """A float's status: balance, held and available."""
+def _level(level: Money | None) -> dict[str, Any] | None:
+    return level.to_dict() if level is not None else None
+
+
+def float_body(account: Account, levels: Levels = domain.NO_LEVELS) -> dict[str, Any]:
+    """A float's status: balance, held and available, and its branch's levels in its currency."""
     totals = Totals(account.debits_posted, account.credits_posted, account.debits_pending, account.credits_pending)
+    applying = domain.levels_for(levels, account.currency)
     return {
         "account": account.code,
         "branch_id": account.branch_id,
@@ -36,6 +43,9 @@ def float_body(account: Account) -> dict[str, Any]:
         "balance": _money(totals.balance, account.currency),
         "held": _money(totals.held, account.currency),
         "available": _money(totals.available, account.currency),
+        "reorder_level": _level(applying.reorder_level),
+        "imprest": _level(applying.imprest),
+        "below_reorder_level": domain.below_reorder_level(totals.available, applying.reorder_level),
     }
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from services.ledger import domain
-from services.ledger.domain import Totals
-from services.ledger.models import Account, AwaitingFunds, BalanceCheck, Replenishment, Transfer
+from services.ledger.domain import Levels, Totals
+from services.ledger.models import Account, AwaitingFunds, BalanceCheck, BranchLevels, Replenishment, Transfer
 from services.ledger.schemas import account_body, float_body, replenishment_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor, Envelope
@@ -27,6 +28,7 @@ from shared.db import upsert
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply
+from shared.messaging.runtime import PermanentMessageError
 from shared.messaging.snapshots import touch
 
 log = logging.getLogger(__name__)
@@ -398,7 +400,8 @@ def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> 
         session, domain.over_short_code(payload["branch_code"], amount.currency), "over_short", amount.currency, branch
     )
     _serve_waiting(uow, envelope, float_account)
-    return ok_reply(201, float_body(float_account))
+    levels = _branch_levels(session, [payload["branch_id"]]).get(payload["branch_id"], domain.NO_LEVELS)
+    return ok_reply(201, float_body(float_account, levels))
 
 
 def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
@@ -455,6 +458,90 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
         request.transfer_id = transfer.id
         _serve_waiting(uow, envelope, float_account)
     return ok_reply(200, replenishment_body(request))
+
+
+# -- branch levels (the gateway's directory) -------------------------------------------
+
+
+def _money_or_none(minor: int | None, currency: str | None) -> Money | None:
+    return Money(currency, minor) if minor is not None and currency is not None else None
+
+
+def _branch_levels(session: Session, branch_ids: Iterable[str], *, lock: bool = False) -> dict[str, Levels]:
+    """The levels kept for these branches (a branch none were kept for is absent).
+
+    Columns, not ORM rows: :func:`_keep_levels` writes the table with a Core upsert, which an
+    ORM row loaded earlier in the session would not show.
+    """
+    ids = sorted(set(branch_ids))
+    if not ids:
+        return {}
+    query = select(
+        BranchLevels.branch_id,
+        BranchLevels.reorder_level_minor,
+        BranchLevels.reorder_level_currency,
+        BranchLevels.imprest_minor,
+        BranchLevels.imprest_currency,
+    ).where(BranchLevels.branch_id.in_(ids))
+    return {
+        row.branch_id: Levels(
+            _money_or_none(row.reorder_level_minor, row.reorder_level_currency),
+            _money_or_none(row.imprest_minor, row.imprest_currency),
+        )
+        for row in session.execute(query.with_for_update() if lock else query)
+    }
+
+
+def _keep_levels(session: Session, payload: dict[str, Any], levels: Levels, at: datetime) -> bool:
+    """Write a branch's row unless an update at least as new is kept already; whether it was written.
+
+    Updates are ordered by when the gateway made them, the envelope's ``occurred_at``: the
+    inbox drops a duplicate, but an older update re-sent after a newer one is a message of its
+    own and must not undo the newer. The comparison is in the upsert itself, so of two updates
+    of one branch applied at once the newer stays, whichever commits last. One at the very
+    instant of the kept one is taken for it and changes nothing.
+    """
+    reorder, imprest = levels.reorder_level, levels.imprest
+    values = {
+        "branch_id": payload["branch_id"],
+        "branch_code": payload["branch_code"],
+        "region_id": payload["region_id"],
+        "name": payload["name"],
+        "head_office": payload["head_office"],
+        "reorder_level_minor": reorder.minor_units if reorder else None,
+        "reorder_level_currency": reorder.currency if reorder else None,
+        "imprest_minor": imprest.minor_units if imprest else None,
+        "imprest_currency": imprest.currency if imprest else None,
+        "updated_at": at,
+    }
+    stmt = upsert.insert(session, BranchLevels).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["branch_id"],
+        set_={name: stmt.excluded[name] for name in values if name != "branch_id"},
+        where=BranchLevels.updated_at < stmt.excluded.updated_at,
+    ).returning(BranchLevels.branch_id)
+    return session.execute(stmt).first() is not None
+
+
+def on_branch_directory_updated(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """Keep a branch's float levels, and re-publish its floats when they change."""
+    try:
+        levels = domain.check_levels(Levels(payload["reorder_level"], payload["imprest"]))
+    except domain.LevelsError as exc:
+        # No retry can make these levels keepable: dead-lettered with an alert, as a malformed
+        # message is, rather than recorded as a refusal that no sender reads.
+        raise PermanentMessageError(f"invalid {envelope.type} payload: {exc}") from exc
+    session = uow.session
+    branch_id = payload["branch_id"]
+    # Locked, so a concurrent update of the branch cannot change the row between this read
+    # and the upsert and leave its floats published with levels no longer kept.
+    before = _branch_levels(session, [branch_id], lock=True).get(branch_id)
+    if not _keep_levels(session, payload, levels, datetime.fromisoformat(envelope.occurred_at)):
+        return
+    if levels != before:  # a new name or code alone changes no float's body
+        floats = session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch_id))
+        for account_id in floats:
+            touch(session, "account", account_id)
 
 
 # -- the balance check ------------------------------------------------------------------
@@ -517,7 +604,9 @@ def verify_ledger(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) 
 
 
 def account_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
-    """Accounts as the gateway projects them (a float also as its balance, held and available)."""
+    """Accounts as the gateway projects them (a float also as its balance, held, available and levels)."""
+    accounts = list(session.scalars(select(Account).where(Account.id.in_(ids))))
+    levels = _branch_levels(session, {a.branch_id for a in accounts if a.kind == "float" and a.branch_id})
     return [
         {
             "id": str(a.id),
@@ -527,9 +616,9 @@ def account_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, An
             "branch_id": a.branch_id,
             "region_id": a.region_id,
             "body": account_body(a),
-            "float": float_body(a) if a.kind == "float" else None,
+            "float": float_body(a, levels.get(a.branch_id or "", domain.NO_LEVELS)) if a.kind == "float" else None,
         }
-        for a in session.scalars(select(Account).where(Account.id.in_(ids)))
+        for a in accounts
     ]
 
 

@@ -1,19 +1,23 @@
 """Ledger use cases in process: funding a float, reserving for approved requisitions (or queueing
-them until funds arrive), replenishments, posting and releasing holds, and balanced books."""
+them until funds arrive), replenishments, posting and releasing holds, balanced books, and the
+floats' levels the gateway's directory announces."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from services.ledger import domain, service
-from services.ledger.models import Account, AwaitingFunds, Transfer
+from services.ledger.models import Account, AwaitingFunds, BranchLevels, Transfer
 from services.ledger.schemas import float_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor
+from shared.messaging.runtime import PermanentMessageError
 from tests.factories import (
     ADMIN,
     BOB,
@@ -23,11 +27,13 @@ from tests.factories import (
     TOM,
     Branch,
     an_actor,
+    branch_directory_updated,
     command,
     event,
     float_funding,
     kes,
     maintenance,
+    money,
     payment_completed,
     payment_failed,
     replenishment_decision,
@@ -271,3 +277,148 @@ def test_the_balance_check_notices_a_cached_total_that_drifted(ledger_uc: Harnes
         session.commit()
     checked = ledger_uc.run(service.verify_ledger, maintenance(catalog.VERIFY_LEDGER))
     assert checked["cache_mismatches"] == ["float:NBO-CBD:KES"]
+
+
+# -- a float's levels (BranchDirectoryUpdated) ----------------------------------------
+
+
+def levels_update(uc: Harness, minutes: int, branch: Branch = NBO_CBD, **announced: Any) -> None:
+    """The gateway's ``BranchDirectoryUpdated`` made ``minutes`` after START (``announced``:
+    the payload's levels and name), handled by the ledger."""
+    envelope = event(catalog.BRANCH_DIRECTORY_UPDATED, branch_directory_updated(branch, **announced), ADMIN)
+    uc.run(service.on_branch_directory_updated, replace(envelope, occurred_at=at(minutes)))
+
+
+def at(minutes: int) -> str:
+    return (START + timedelta(minutes=minutes)).isoformat()
+
+
+def kept(uc: Harness, branch: Branch = NBO_CBD) -> tuple[Any, ...] | None:
+    """The levels the ledger keeps for a branch, as (reorder level, imprest) in wire form."""
+    row = uc.get(BranchLevels, branch.id)
+    if row is None:
+        return None
+    reorder = row.reorder_level_minor and money_of(row.reorder_level_minor, row.reorder_level_currency)
+    imprest = row.imprest_minor and money_of(row.imprest_minor, row.imprest_currency)
+    return reorder, imprest
+
+
+def money_of(minor: int, currency: str) -> dict[str, Any]:
+    return {"minor_units": minor, "currency": currency}
+
+
+def float_ids(uc: Harness, branch: Branch = NBO_CBD) -> set[uuid.UUID]:
+    return set(uc.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch.id)))
+
+
+def float_snapshot(uc: Harness, branch: Branch = NBO_CBD) -> dict[str, Any]:
+    """The ``float`` body of the branch's (one) float, as the last use case published it."""
+    [account_id] = float_ids(uc, branch)
+    return dict(uc.snapshot("AccountChanged", account_id)["float"])
+
+
+def levels_of(body: dict[str, Any]) -> tuple[Any, Any, bool]:
+    return body["reorder_level"], body["imprest"], body["below_reorder_level"]
+
+
+def test_the_ledger_keeps_a_branchs_float_levels_from_the_directory(ledger_uc: Harness) -> None:
+    levels_update(ledger_uc, 0, reorder_level=kes(20_000), imprest=kes(100_000))
+    row = ledger_uc.get(BranchLevels, NBO_CBD.id)
+    assert (row.branch_code, row.region_id, row.head_office) == ("NBO-CBD", NBO_CBD.region_id, False)
+    assert row.name == "NBO-CBD branch"
+    assert (row.reorder_level_minor, row.reorder_level_currency) == (2_000_000, "KES")
+    assert (row.imprest_minor, row.imprest_currency) == (10_000_000, "KES")
+    assert row.updated_at.isoformat() == at(0)
+    assert ledger_uc.emitted(snapshots=True) == []  # the branch has no float to re-publish yet
+
+    levels_update(ledger_uc, 1, name="Nairobi CBD")  # the levels cleared
+    assert kept(ledger_uc) == (None, None)
+    assert ledger_uc.get(BranchLevels, NBO_CBD.id).name == "Nairobi CBD"
+
+
+def test_an_older_update_delivered_after_a_newer_one_changes_nothing(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 100_000)
+    levels_update(ledger_uc, 10, reorder_level=kes(30_000), imprest=kes(120_000), name="Nairobi CBD")
+    assert ledger_uc.emitted_types() == []
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(30_000), kes(120_000), False)
+
+    levels_update(ledger_uc, 5, reorder_level=kes(10_000), imprest=kes(50_000), name="old name")  # re-sent late
+    levels_update(ledger_uc, 10, reorder_level=kes(1), imprest=kes(1))  # the same instant: taken for the kept one
+    assert ledger_uc.emitted(snapshots=True) == []
+    row = ledger_uc.get(BranchLevels, NBO_CBD.id)
+    assert kept(ledger_uc) == (kes(30_000), kes(120_000))
+    assert (row.name, row.updated_at.isoformat()) == ("Nairobi CBD", at(10))
+
+    levels_update(ledger_uc, 11, reorder_level=kes(40_000), imprest=kes(120_000))
+    assert kept(ledger_uc) == (kes(40_000), kes(120_000))
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(40_000), kes(120_000), False)
+
+
+@pytest.mark.parametrize(
+    ("reorder_level", "imprest", "rule"),
+    [
+        (kes(20_000), money(1_000, "USD"), "differ in currency"),
+        (kes(50_000), kes(20_000), "below the reorder level"),
+    ],
+)
+def test_levels_no_float_can_keep_are_a_permanent_error(
+    ledger_uc: Harness, reorder_level: dict[str, Any], imprest: dict[str, Any], rule: str
+) -> None:
+    """Refused as a malformed message is: the runtime dead-letters it, with an alert, and stores nothing."""
+    levels_update(ledger_uc, 0, reorder_level=kes(10_000), imprest=kes(50_000))
+    with pytest.raises(PermanentMessageError, match=rule):
+        levels_update(ledger_uc, 1, reorder_level=reorder_level, imprest=imprest)
+    assert kept(ledger_uc) == (kes(10_000), kes(50_000))
+    assert ledger_uc.get(BranchLevels, NBO_CBD.id).updated_at.isoformat() == at(0)
+    with pytest.raises(PermanentMessageError, match=rule):
+        levels_update(ledger_uc, 0, MSA_01, reorder_level=reorder_level, imprest=imprest)
+    assert ledger_uc.get(BranchLevels, MSA_01.id) is None
+
+
+def test_a_floats_snapshot_says_whether_it_is_below_its_reorder_level(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 100_000)
+    assert levels_of(float_snapshot(ledger_uc)) == (None, None, False)  # no levels kept yet
+    levels_update(ledger_uc, 0, reorder_level=kes(20_000), imprest=kes(100_000))
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(20_000), kes(100_000), False)
+
+    approved(ledger_uc, 80_000)
+    body = float_snapshot(ledger_uc)
+    assert (body["available"], body["below_reorder_level"]) == (kes(20_000), False)  # at the level is not below it
+    approved(ledger_uc, 1)
+    body = float_snapshot(ledger_uc)
+    assert (body["available"], body["below_reorder_level"]) == (kes(19_999), True)
+    assert (body["reorder_level"], body["imprest"]) == (kes(20_000), kes(100_000))
+
+    replenish(ledger_uc, 10_000)
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(20_000), kes(100_000), False)
+    levels_update(ledger_uc, 1, reorder_level=kes(40_000), imprest=kes(100_000))  # a higher level: low again
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(40_000), kes(100_000), True)
+
+
+def test_levels_in_another_currency_do_not_apply_to_a_float(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 1_000)
+    levels_update(ledger_uc, 0, reorder_level=money(5_000, "USD"), imprest=money(20_000, "USD"))
+    assert levels_of(float_snapshot(ledger_uc)) == (None, None, False)  # a KES float below a USD level means nothing
+
+
+def test_a_change_of_levels_republishes_every_float_of_the_branch_and_no_other(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 1_000)
+    ledger_uc.run(service.open_float, command(catalog.OPEN_FLOAT, float_funding(NBO_CBD, money(500, "USD")), TOM))
+    fund(ledger_uc, 1_000, MSA_01)
+    levels_update(ledger_uc, 0, reorder_level=kes(500), imprest=kes(1_000))
+    republished = {uuid.UUID(e.payload["id"]) for e in ledger_uc.emitted("AccountChanged")}
+    assert republished == float_ids(ledger_uc)
+    assert len(republished) == 2  # the KES and the USD float of NBO-CBD
+    bodies = {e.payload["currency"]: e.payload["float"] for e in ledger_uc.emitted("AccountChanged")}
+    assert levels_of(bodies["KES"]) == (kes(500), kes(1_000), False)
+    assert levels_of(bodies["USD"]) == (None, None, False)
+
+    levels_update(ledger_uc, 1, reorder_level=kes(500), imprest=kes(1_000), name="Nairobi CBD")
+    assert ledger_uc.emitted(snapshots=True) == []  # a new name changes no float's body
+
+
+def test_a_float_opened_after_its_levels_arrived_answers_with_them(ledger_uc: Harness) -> None:
+    levels_update(ledger_uc, 0, reorder_level=kes(20_000), imprest=kes(50_000))
+    reply = fund(ledger_uc, 10_000)
+    assert levels_of(reply["body"]) == (kes(20_000), kes(50_000), True)
+    assert levels_of(float_snapshot(ledger_uc)) == (kes(20_000), kes(50_000), True)
