@@ -396,7 +396,8 @@ class AlertListSchema(Schema):
 
 
 class FloatSchema(Schema):
-    """A branch's float: balance, held (reserved for approved requisitions) and available."""
+    """A branch's float: balance, held (reserved for approved requisitions) and available, and
+    its branch's levels in the float's currency."""
 
     account = _text()
     branch_id = _text()
@@ -404,6 +405,21 @@ class FloatSchema(Schema):
     balance = fields.Nested(BalanceSchema, required=True)
     held = fields.Nested(BalanceSchema, required=True)
     available = fields.Nested(BalanceSchema, required=True)
+    reorder_level = fields.Nested(
+        MoneySchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "Below it the available balance is low; null when not set in this currency"},
+    )
+    imprest = fields.Nested(
+        MoneySchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "What a replenishment tops the float up to; null when not set in this currency"},
+    )
+    below_reorder_level = _boolean(
+        metadata={"description": "Available is below the reorder level (false when none is set)"}
+    )
 
 
 class FloatListSchema(Schema):
