@@ -1,4 +1,5 @@
-"""The ledger's use cases on PostgreSQL: holds, posting, voids, the float limit under concurrency."""
+"""The ledger's use cases on PostgreSQL: holds, posting, voids, the float limit and a float's levels
+under concurrency."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from sqlalchemy.engine import make_url
 from services.ledger import domain, service
 from services.ledger.models import Account, AwaitingFunds, Transfer
 from shared.config import Settings
-from shared.contracts.envelope import Actor, Envelope
+from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.money import Money
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
 from shared.messaging.errors import DomainError
-from tests.support import scalar
+from shared.messaging.snapshots import TOUCHED
+from tests.support import scalar, wait_for
 
 TREASURY = Actor("t1", "tess", roles=frozenset({"treasury"}))
 FINANCE = Actor("f1", "fred", roles=frozenset({"finance"}))
@@ -237,3 +239,93 @@ def test_cached_totals_equal_the_totals_derived_from_transfers(ledger: Database)
         uow.session.flush()
         assert service.verify_balances(uow.session) == [victim.code]
         uow.rollback()
+
+
+def levels_update(uow: Any, branch: str, minutes: int, reorder: int | None = None) -> None:
+    """Apply, in ``uow``, the gateway's update of a branch made ``minutes`` after START (its
+    reorder level: ``reorder`` minor units, else ``minutes`` thousand)."""
+    envelope = Envelope(
+        type="BranchDirectoryUpdated",
+        payload={},
+        actor=SYSTEM_ACTOR,
+        occurred_at=(START + timedelta(minutes=minutes)).isoformat(),
+    )
+    payload = {
+        "branch_id": branch,
+        "branch_code": branch.upper(),
+        "region_id": "r1",
+        "name": f"{branch} at {minutes}",
+        "head_office": False,
+        "reorder_level": Money("KES", minutes * 1_000 if reorder is None else reorder),
+        "imprest": Money("KES", 1_000_000),
+    }
+    service.on_branch_directory_updated(uow, envelope, payload)
+
+
+def committed_update(db: Database, branch: str, minutes: int, reorder: int | None = None) -> None:
+    with db.uow() as uow:
+        levels_update(uow, branch, minutes, reorder)
+        uow.commit()
+
+
+def waiting_for_a_lock(db: Database) -> int:
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    return int(scalar(db, sql))
+
+
+@pytest.mark.parametrize("kept_before", [False, True], ids=["first-update", "update-of-a-kept-branch"])
+@pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)], ids=["newer-first", "older-first"])
+def test_of_two_updates_of_a_branch_applied_at_once_the_newer_stays(
+    ledger: Database, kept_before: bool, first: int, second: int
+) -> None:
+    branch = open_float(ledger, 10_000)
+    if kept_before:
+        committed_update(ledger, branch, 0)
+    errors: list[BaseException] = []
+
+    def apply_second() -> None:
+        try:
+            committed_update(ledger, branch, second)
+        except BaseException as exc:  # collected and re-raised by the test
+            errors.append(exc)
+
+    other = threading.Thread(target=apply_second)
+    with ledger.uow() as holding:
+        levels_update(holding, branch, first)
+        other.start()
+        wait_for(lambda: waiting_for_a_lock(ledger), 10, what="the second update to wait for the first")
+        holding.commit()
+    other.join()
+    assert errors == []
+    newer = max(first, second)
+    kept = scalar(ledger, "SELECT reorder_level_minor FROM branch_levels WHERE branch_id = :b", b=branch)
+    assert kept == newer * 1_000
+    with ledger.uow() as uow:
+        ids = uow.session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch)).all()
+        [snapshot] = service.account_snapshots(uow.session, ids)
+    assert snapshot["float"]["reorder_level"] == {"minor_units": newer * 1_000, "currency": "KES"}
+
+
+def test_an_update_that_waited_for_another_still_republishes_the_floats_it_changes_back(ledger: Database) -> None:
+    """The kept levels are read under a lock: an update restoring levels that a concurrent one
+    changed meanwhile compares with what that one kept, and re-publishes the branch's floats."""
+    branch = open_float(ledger, 10_000)
+    committed_update(ledger, branch, 1, reorder=5_000)
+    touched: list[tuple[str, Any]] = []
+
+    def restore() -> None:
+        with ledger.uow() as uow:
+            levels_update(uow, branch, 3, reorder=5_000)
+            touched.extend(uow.session.info.get(TOUCHED, ()))
+            uow.commit()
+
+    other = threading.Thread(target=restore)
+    with ledger.uow() as holding:
+        levels_update(holding, branch, 2, reorder=7_000)
+        other.start()
+        wait_for(lambda: waiting_for_a_lock(ledger), 10, what="the restoring update to wait for the other")
+        holding.commit()
+    other.join()
+    float_id = scalar(ledger, "SELECT id FROM accounts WHERE kind = 'float' AND branch_id = :b", b=branch)
+    assert ("account", float_id) in touched
+    assert scalar(ledger, "SELECT reorder_level_minor FROM branch_levels WHERE branch_id = :b", b=branch) == 5_000
