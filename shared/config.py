@@ -36,6 +36,45 @@ FAULT_SWITCHES = (
 )
 
 
+# Rate limits (``limits`` notation, several separated by ";"), by name, each overridable with
+# PETTYCASH_RATE_LIMIT_<NAME>: sign-in attempts per account and per client address, password
+# reset requests (per address and per account), one-time codes per user, requests per API
+# token (or session).
+RATE_LIMITS: Mapping[str, str] = {
+    "sign_in_account": "10/minute;50/hour",
+    "sign_in_address": "30/minute;300/hour",
+    "password_reset": "5/hour",
+    "one_time_code": "10/minute",
+    "api_token": "3000/minute",
+}
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """How people sign in and are kept to limits (the gateway's concern)."""
+
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 3600
+    # Where sessions live: a Redis URL, or empty for the gateway's database (embedded mode).
+    session_store_url: str = ""
+    # Where rate-limit counters live (``limits`` storage URI): Redis, or memory:// (embedded).
+    rate_limit_storage_url: str = "memory://"
+    rate_limits: Mapping[str, str] = field(default_factory=lambda: dict(RATE_LIMITS))
+    lockout_failures: int = 10
+    lockout_seconds: int = 15 * 60
+    invitation_hours: int = 72
+    password_reset_hours: int = 2
+    # Argon2id cost (argon2-cffi's defaults are RFC 9106's low-memory profile).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    smtp_url: str = ""  # smtp://user:password@host:port or smtps://...; empty: mail goes to var/mail/
+    mail_from: str = "Petty cash <pettycash@localhost>"
+    public_url: str = "http://127.0.0.1:8000"  # how links in mail name the gateway
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
+    demo_tokens: bool = True  # the demo users' bearer tokens work (never in production)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process needs to know about its surroundings."""
@@ -64,6 +103,7 @@ class Settings:
     max_queue_depth: int = 5000
     redelivery_seconds: float = 30.0
     duplicate_delivery: bool = False
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def faults_allowed(self) -> bool:
@@ -188,6 +228,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_queue_depth=_int(environ, "PETTYCASH_MAX_QUEUE_DEPTH", 5000),
         redelivery_seconds=_float(environ, "PETTYCASH_REDELIVERY_SECONDS", 30.0),
         duplicate_delivery=_flag(environ, "PETTYCASH_FAULT_DUPLICATE_DELIVERY"),
+        identity=_identity(environ, env, broker_url),
+    )
+
+
+def _identity(environ: Mapping[str, str], env: str, broker_url: str) -> IdentitySettings:
+    """Sessions, rate limits, lockout, passwords and mail, from the environment."""
+    redis_default = broker_url if broker_url.startswith(("redis://", "rediss://")) else ""
+    limits = {
+        name: environ.get(f"PETTYCASH_RATE_LIMIT_{name.upper()}", "") or rule for name, rule in RATE_LIMITS.items()
+    }
+    defaults = IdentitySettings()
+    return IdentitySettings(
+        session_idle_seconds=_int(environ, "PETTYCASH_SESSION_IDLE_SECONDS", defaults.session_idle_seconds),
+        session_absolute_seconds=_int(environ, "PETTYCASH_SESSION_ABSOLUTE_SECONDS", defaults.session_absolute_seconds),
+        session_store_url=environ.get("PETTYCASH_SESSION_STORE_URL", "") or redis_default,
+        rate_limit_storage_url=environ.get("PETTYCASH_RATE_LIMIT_STORAGE_URL", "") or redis_default or "memory://",
+        rate_limits=limits,
+        lockout_failures=_int(environ, "PETTYCASH_LOCKOUT_FAILURES", defaults.lockout_failures),
+        lockout_seconds=_int(environ, "PETTYCASH_LOCKOUT_SECONDS", defaults.lockout_seconds),
+        invitation_hours=_int(environ, "PETTYCASH_INVITATION_HOURS", defaults.invitation_hours),
+        password_reset_hours=_int(environ, "PETTYCASH_PASSWORD_RESET_HOURS", defaults.password_reset_hours),
+        argon2_time_cost=_int(environ, "PETTYCASH_ARGON2_TIME_COST", defaults.argon2_time_cost),
+        argon2_memory_kib=_int(environ, "PETTYCASH_ARGON2_MEMORY_KIB", defaults.argon2_memory_kib),
+        argon2_parallelism=_int(environ, "PETTYCASH_ARGON2_PARALLELISM", defaults.argon2_parallelism),
+        smtp_url=environ.get("PETTYCASH_SMTP_URL", ""),
+        mail_from=environ.get("PETTYCASH_MAIL_FROM", "") or defaults.mail_from,
+        public_url=(environ.get("PETTYCASH_PUBLIC_URL", "") or defaults.public_url).rstrip("/"),
+        trusted_proxies=_int(environ, "PETTYCASH_TRUSTED_PROXIES", 0),
+        demo_tokens=env != "production",
     )
 
 

@@ -3,20 +3,46 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.gateway import problems
-from services.gateway.api import admin, approvals, commands, floats, health, payments, requisitions, system
+from services.gateway import access, problems
+from services.gateway.accounts import Accounts
+from services.gateway.api import (
+    account,
+    admin,
+    approvals,
+    commands,
+    directory,
+    floats,
+    health,
+    passwords,
+    payments,
+    requisitions,
+    security,
+    session,
+    system,
+)
 from services.gateway.backlog import Backlog
 from services.gateway.branches import UnknownBranch
 from services.gateway.bus import Bus
+from services.gateway.csrf import CsrfGuard
+from services.gateway.directory import Directory
+from services.gateway.mail import Mailer
+from services.gateway.passwords import Passwords
+from services.gateway.ratelimits import RateLimits
+from services.gateway.security import SecurityLog
+from services.gateway.sessions import ServerSessionInterface, SessionStore, make_store
 from shared.config import Settings, load_settings
 from shared.db.engine import Database
+from shared.db.types import utcnow
 from shared.messaging.app import make_celery
 
 log = logging.getLogger(__name__)
@@ -25,12 +51,24 @@ log = logging.getLogger(__name__)
 @dataclass
 class GatewayContext:
     """What every request of this process shares: settings, the identity database, the bus,
-    and how far behind the services are."""
+    how far behind the services are, and the identity machinery (sessions, passwords, limits)."""
 
     settings: Settings
     db: Database
     bus: Bus
     backlog: Backlog
+    clock: Callable[[], datetime]
+    security: SecurityLog
+    sessions: SessionStore
+    accounts: Accounts
+    directory: Directory
+    rate_limits: RateLimits
+    mailer: Mailer
+    csrf_guard: CsrfGuard
+
+    @property
+    def demo_tokens(self) -> bool:
+        return self.settings.identity.demo_tokens
 
 
 class ProblemApi(Api):  # type: ignore[misc]
@@ -40,10 +78,37 @@ class ProblemApi(Api):  # type: ignore[misc]
         return problems.from_http_exception(error)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """Build the gateway for the given settings (the environment's when none are given)."""
+BLUEPRINTS = (
+    requisitions,
+    approvals,
+    admin,
+    commands,
+    payments,
+    floats,
+    system,
+    session,
+    account,
+    passwords,
+    directory,
+    security,
+)
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = utcnow) -> Flask:
+    """Build the gateway for the given settings (the environment's when none are given).
+
+    ``clock`` is what sessions, lockouts and links take the time from (tests move it).
+    """
     settings = settings or load_settings()
     app = Flask(__name__)
+    if settings.identity.trusted_proxies:
+        # Believe the client address and scheme that this many proxies in front say.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.identity.trusted_proxies,
+            x_proto=settings.identity.trusted_proxies,
+            x_host=settings.identity.trusted_proxies,
+        )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -54,31 +119,44 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer"},
+                    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "pettycash_session"},
+                },
             },
-            "security": [{"bearerAuth": []}],
+            "security": [{"bearerAuth": []}, {"sessionCookie": []}],
         },
     )
     db = Database(settings.database_url("gateway"))
+    identity = settings.identity
+    security_log = SecurityLog(db, clock)
+    store = make_store(identity, db, clock)
+    accounts = Accounts(db, identity, Passwords.from_settings(identity), security_log, store, clock)
+    app.session_interface = ServerSessionInterface(store, identity, clock)
     app.extensions["pettycash"] = GatewayContext(
         settings=settings,
         db=db,
         bus=Bus(make_celery(settings, "gateway"), db=None if settings.embedded else db),
         backlog=Backlog(settings),
+        clock=clock,
+        security=security_log,
+        sessions=store,
+        accounts=accounts,
+        directory=Directory(accounts, clock),
+        rate_limits=RateLimits(identity.rate_limits, identity.rate_limit_storage_url, security_log),
+        mailer=Mailer(identity.mail_from, identity.smtp_url, settings.var_dir / "mail"),
+        csrf_guard=CsrfGuard(app, security_log),
     )
     api = ProblemApi(app)
-    api.register_blueprint(requisitions.blp)
-    api.register_blueprint(approvals.blp)
-    api.register_blueprint(admin.blp)
-    api.register_blueprint(commands.blp)
-    api.register_blueprint(payments.blp)
-    api.register_blueprint(floats.blp)
-    api.register_blueprint(system.blp)
+    for module in BLUEPRINTS:
+        api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     app.before_request(_refuse_nul_in_url)
+    app.before_request(access.guard)
     app.register_error_handler(UnknownBranch, UnknownBranch.response)
     app.register_error_handler(Exception, _unhandled)
     app.after_request(_security_headers)
+    access.check_declared(app)  # an endpoint without an access rule stops the start
     return app
 
 
@@ -97,9 +175,25 @@ def _unhandled(exc: Exception) -> Any:
     return problems.internal_error(exc)
 
 
+# Pages load scripts, styles and images from this origin only, and no inline script runs; an
+# API answer is data, never a document that may load anything.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def _security_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
+    page = response.mimetype == "text/html"
+    response.headers.setdefault("Content-Security-Policy", PAGE_CSP if page else API_CSP)
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response

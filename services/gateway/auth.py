@@ -1,33 +1,104 @@
-"""Bearer-token authentication: every API request names its actor."""
+"""Who is asking: a bearer token (scripts, personal API tokens) or a browser's session.
+
+A request carrying an ``Authorization: Bearer`` header is judged by that token alone; any
+other is judged by its session cookie. :func:`current_principal` resolves it once per request.
+"""
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from dataclasses import dataclass
+
+from flask import current_app, g, request, session
 from flask_smorest import abort
 from sqlalchemy.orm import Session
 
 from services.gateway import identity
+from services.gateway.sessions import ServerSession, Stage
 from shared.contracts.envelope import Actor
 
+TOKEN = "token"  # noqa: S105 - how a principal authenticated, not a secret
+SESSION = "session"
 
-def current_actor() -> Actor:
-    """The authenticated actor of this request; 401 if there is none."""
-    cached: Actor | None = g.get("actor")
-    if cached is not None:
-        return cached
-    header = request.headers.get("Authorization", "")
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a request and what their credential allows."""
+
+    actor: Actor
+    via: str  # TOKEN or SESSION
+    stage: str = Stage.SIGNED_IN  # a session's stage; tokens are always signed in
+    read_only: bool = False  # a read-only personal token
+    token_id: str | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        return self.stage == Stage.SIGNED_IN
+
+
+def bearer_token() -> str | None:
+    """The bearer token of this request, if it sends one (an empty or other scheme counts as one, to refuse)."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        abort(401, message="A bearer token is required.")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _read_identity(read: object) -> object:
+    """Run one identity SELECT on the gateway database outside any transaction."""
     db = current_app.extensions["pettycash"].db
     with db.engine.connect() as connection:
         if db.is_postgres:
             # One SELECT needs no transaction around it (it reads one snapshot by itself), so
             # skip the BEGIN and ROLLBACK round trips every request would otherwise pay.
             connection.execution_options(isolation_level="AUTOCOMMIT")
-        with Session(bind=connection) as session:
-            actor = identity.authenticate(session, token.strip())
-    if actor is None:
-        abort(401, message="The bearer token is unknown or revoked.")
-    g.actor = actor
-    return actor
+        with Session(bind=connection) as db_session:
+            return read(db_session)  # type: ignore[operator]
+
+
+def resolve_principal() -> Principal | None:
+    """Authenticate this request (once; cached on ``g``); None when it carries no valid credential."""
+    if "principal" in g:
+        cached: Principal | None = g.principal
+        return cached
+    principal: Principal | None = None
+    token = bearer_token()
+    context = current_app.extensions["pettycash"]
+    if token is not None:
+        if token:
+            found = _read_identity(
+                lambda s: identity.authenticate(s, token, now=context.clock(), demo_tokens=context.demo_tokens)
+            )
+            if isinstance(found, identity.TokenIdentity):
+                principal = Principal(found.actor, TOKEN, read_only=found.read_only, token_id=found.token_id)
+    elif isinstance(session, ServerSession) and session.user_id:
+        began = session.at("began_at") or session.at("created_at")
+        actor = _read_identity(lambda s: identity.session_actor(s, session.user_id or "", began))
+        if isinstance(actor, Actor):
+            principal = Principal(actor, SESSION, stage=session.stage)
+        else:
+            session.end()  # the user is gone or ended their sessions: this one is over too
+    g.principal = principal
+    return principal
+
+
+def current_principal() -> Principal:
+    """The authenticated caller; 401 if there is none."""
+    principal = resolve_principal()
+    if principal is None:
+        abort(401, message=_unauthenticated_message())
+    return principal
+
+
+def current_actor() -> Actor:
+    """The authenticated actor of this request; 401 if there is none."""
+    return current_principal().actor
+
+
+def _unauthenticated_message() -> str:
+    token = bearer_token()
+    if token is None:
+        return "Sign in, or send a bearer token."
+    if not token:
+        return "A bearer token is required."
+    return "The bearer token is unknown, expired or revoked."

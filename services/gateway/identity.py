@@ -6,12 +6,13 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from services.gateway.models import ApiToken, Branch, Membership, Region, User, UserRole
+from services.gateway.models import ApiToken, Branch, Membership, Region, RegionMembership, User, UserRole
 from shared.contracts.catalog import USER_DIRECTORY_UPDATED
 from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.roles import ROLES
@@ -19,6 +20,7 @@ from shared.db.types import utcnow
 from shared.messaging.outbox import add_to_outbox
 
 TOKEN_PREFIX = "pc_"  # noqa: S105 - a public prefix, not a secret
+DEMO_TOKEN = "demo"  # noqa: S105 - the kind of the demo users' tokens (refused in production)
 
 
 def hash_token(token: str) -> str:
@@ -34,43 +36,94 @@ def actor_of(user: User) -> Actor:
         username=user.username,
         roles=frozenset(r.role for r in user.roles),
         branch_ids=frozenset(str(b.id) for b in branches),
-        region_ids=frozenset(str(b.region_id) for b in branches),
+        region_ids=frozenset(str(b.region_id) for b in branches) | {str(m.region_id) for m in user.region_memberships},
     )
 
 
-def authenticate(session: Session, token: str) -> Actor | None:
-    """The actor behind a bearer token, or None for an unknown, revoked or inactive one.
+@dataclass(frozen=True)
+class TokenIdentity:
+    """Who a bearer token speaks for, and what the token itself allows."""
 
-    One SELECT (every request pays it): the token, its user, the user's roles and branches,
-    joined; the product of roles and memberships is small and folded here. No cache, so a
-    revoked token or a deactivated user is refused from the next request on.
-    """
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
-        return None
-    rows = session.execute(
-        select(User.id, User.username, UserRole.role, Branch.id, Branch.region_id)
-        .select_from(ApiToken)
-        .join(User, User.id == ApiToken.user_id)
+    actor: Actor
+    token_id: str
+    read_only: bool
+
+
+def _actor_columns() -> Any:
+    """The user, roles, branches and regions of one user in one SELECT (joined; the product of
+    roles, branches and regions is small and folded by :func:`_actor_from_rows`)."""
+    return (
+        select(User.id, User.username, UserRole.role, Branch.id, Branch.region_id, RegionMembership.region_id)
         .outerjoin(UserRole, UserRole.user_id == User.id)
         .outerjoin(Membership, Membership.user_id == User.id)
         .outerjoin(Branch, Branch.id == Membership.branch_id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
-    ).all()
+        .outerjoin(RegionMembership, RegionMembership.user_id == User.id)
+    )
+
+
+def authenticate(
+    session: Session, token: str, *, now: datetime | None = None, demo_tokens: bool = True
+) -> TokenIdentity | None:
+    """Who a bearer token speaks for, or None for an unknown, revoked, expired or inactive one
+    (or a demo token where demo tokens are off).
+
+    One SELECT (every request pays it): the token, its user, the user's roles, branches and
+    regions, joined. No cache, so a revoked token or a deactivated user is refused from the
+    next request on.
+    """
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+        return None
+    now = now or utcnow()
+    query = (
+        _actor_columns()
+        .add_columns(ApiToken.id, ApiToken.read_only)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            User.is_active.is_(True),
+        )
+    )
+    if not demo_tokens:
+        query = query.where(ApiToken.kind != DEMO_TOKEN)
+    rows = session.execute(query).all()
     if not rows:
         return None
-    return _actor_from_rows(rows)
+    return TokenIdentity(_actor_from_rows(rows), str(rows[0][6]), bool(rows[0][7]))
+
+
+def session_actor(session: Session, user_id: str, began_at: datetime) -> Actor | None:
+    """The actor of a session begun at ``began_at``, or None if the user is gone, inactive, or
+    ended their sessions after it began (sign out everywhere, a password reset)."""
+    try:
+        key = uuid.UUID(user_id)
+    except ValueError:
+        return None
+    rows = session.execute(
+        _actor_columns().where(
+            User.id == key,
+            User.is_active.is_(True),
+            or_(User.sessions_valid_after.is_(None), User.sessions_valid_after <= began_at),
+        )
+    ).all()
+    return _actor_from_rows(rows) if rows else None
 
 
 def _actor_from_rows(rows: Any) -> Actor:
-    """Fold (user id, username, role, branch id, region id) rows into :func:`actor_of`'s shape."""
+    """Fold (user id, username, role, branch id, branch's region id, region id) rows into
+    :func:`actor_of`'s shape."""
     roles: set[str] = set()
     branches: set[str] = set()
     regions: set[str] = set()
-    for _user_id, _username, role, branch_id, region_id in rows:
+    for row in rows:
+        _user_id, _username, role, branch_id, branch_region, region_id = row[:6]
         if role is not None:
             roles.add(role)
         if branch_id is not None:
             branches.add(str(branch_id))
+            regions.add(str(branch_region))
+        if region_id is not None:
             regions.add(str(region_id))
     user_id, username = rows[0][0], rows[0][1]
     return Actor(
@@ -82,11 +135,33 @@ def _actor_from_rows(rows: Any) -> Actor:
     )
 
 
-def issue_token(session: Session, user: User, name: str = "default") -> str:
+def issue_token(session: Session, user: User, name: str = "default", *, kind: str = "cli") -> str:
     """Create a bearer token for a user; the plain token is returned once and never stored."""
+    return new_token(session, user, name, kind=kind)[0]
+
+
+def new_token(
+    session: Session,
+    user: User,
+    name: str,
+    *,
+    kind: str = "personal",
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """Create a bearer token; the plain token (shown once, never stored) and its row."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), name=name, created_at=utcnow()))
-    return token
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        name=name,
+        kind=kind,
+        read_only=read_only,
+        expires_at=expires_at,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return token, row
 
 
 def create_user(session: Session, username: str, full_name: str, roles: list[str], branch_codes: list[str]) -> User:
@@ -156,5 +231,5 @@ def seed_demo(session: Session) -> dict[str, str]:
     tokens: dict[str, str] = {}
     for demo in DEMO_USERS:
         user = create_user(session, demo.username, demo.full_name, list(demo.roles), list(demo.branches))
-        tokens[demo.username] = issue_token(session, user, "demo")
+        tokens[demo.username] = issue_token(session, user, "demo", kind=DEMO_TOKEN)
     return tokens

@@ -131,6 +131,15 @@ Index("ix_rm_alerts_raised", rm_alerts.c.raised_at)
 Index("ix_rm_alerts_branch", rm_alerts.c.branch_id, rm_alerts.c.raised_at)
 Index("ix_rm_alerts_region", rm_alerts.c.region_id, rm_alerts.c.raised_at)
 
+# Who has an authenticator (payment service): a sign-in asks for a code only if it is active.
+rm_authenticators = Table(
+    "rm_authenticators",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    *_stamps(),
+)
+
 rm_documents = Table(
     "rm_documents",
     metadata,
@@ -144,6 +153,7 @@ TABLES: dict[str, Table] = {
     "account": rm_accounts,
     "payment": rm_payments,
     "alert": rm_alerts,
+    "authenticator": rm_authenticators,
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
@@ -161,7 +171,19 @@ def kind_of(event_type: str, payload: dict[str, Any]) -> str:
         catalog.ACCOUNT_CHANGED.name: "account",
         catalog.PAYMENT_CHANGED.name: "payment",
         catalog.ALERT_RECORDED.name: "alert",
+        catalog.AUTHENTICATOR_CHANGED.name: "authenticator",
     }[event_type]
+
+
+# The columns each kind's projection copies from its snapshot, beside id, version and body.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "requisition": ("branch_id", "region_id", "requester_id", "status", "created_at"),
+    "approval_case": ("requisition_id", "branch_id", "region_id", "requester_id", "status"),
+    "account": ("code", "kind", "currency", "branch_id", "region_id", "float"),
+    "payment": ("requisition_id", "branch_id", "region_id"),
+    "alert": ("branch_id", "raised_at"),
+    "authenticator": ("status",),
+}
 
 
 def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]:
@@ -173,10 +195,8 @@ def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]
         "source_at": payload["at"],
         "projected_at": utcnow(),
     }
-    if kind == "requisition":
-        keys = ("branch_id", "region_id", "requester_id", "status", "created_at")
-    elif kind == "approval_case":
-        keys = ("requisition_id", "branch_id", "region_id", "requester_id", "status")
+    row.update({k: payload[k] for k in COLUMNS.get(kind, ())})
+    if kind == "approval_case":
         inbox = payload["inbox"] or {}
         row.update(
             step_role=inbox.get("step_role"),
@@ -186,17 +206,9 @@ def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]
             due_at=inbox.get("due_at"),
             item=inbox.get("item"),
         )
-    elif kind == "account":
-        keys = ("code", "kind", "currency", "branch_id", "region_id", "float")
-    elif kind == "payment":
-        keys = ("requisition_id", "branch_id", "region_id")
     elif kind == "alert":
-        keys = ("branch_id", "raised_at")
         row["id"] = int(payload["id"])
         row["region_id"] = _region_of(session, payload["branch_id"])
-    else:
-        keys = ()
-    row.update({k: payload[k] for k in keys})
     return row
 
 

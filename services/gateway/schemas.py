@@ -493,6 +493,9 @@ class EnrolmentSchema(Schema):
     activated_at = _timestamp(nullable=True)
     provisioning_uri = fields.String(metadata={"description": "otpauth:// URI (enrolment only; holds the secret)"})
     qr_svg = fields.String(metadata={"description": "The URI as an SVG QR code (enrolment only)"})
+    recovery_codes = fields.List(
+        fields.String(), metadata={"description": "Activation only: shown this once; each works for one sign-in"}
+    )
 
 
 class ProviderAttemptSchema(Schema):

@@ -8,8 +8,9 @@ from typing import Any
 from flask.views import MethodView
 
 from services.gateway import reads
+from services.gateway.access import permits
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, found, read, require
+from services.gateway.api.replies import Answer, command, found, read
 from services.gateway.auth import current_actor
 from services.gateway.schemas import (
     ApprovalCaseSchema,
@@ -49,6 +50,7 @@ def _decision_docs(view: Any) -> Any:
 
 @blp.route("/requisitions/<uuid:requisition_id>/approve")
 class Approve(MethodView):
+    @permits(Action.DECIDE_APPROVAL)
     @blp.arguments(CommentSchema)
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
@@ -58,6 +60,7 @@ class Approve(MethodView):
 
 @blp.route("/requisitions/<uuid:requisition_id>/reject")
 class Reject(MethodView):
+    @permits(Action.DECIDE_APPROVAL)
     @blp.arguments(ReasonSchema)
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
@@ -67,6 +70,7 @@ class Reject(MethodView):
 
 @blp.route("/requisitions/<uuid:requisition_id>/request-changes")
 class RequestChanges(MethodView):
+    @permits(Action.DECIDE_APPROVAL)
     @blp.arguments(ChangesSchema)
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
@@ -76,6 +80,7 @@ class RequestChanges(MethodView):
 
 @blp.route("/requisitions/<uuid:requisition_id>/confirm-urgency")
 class ConfirmUrgency(MethodView):
+    @permits(Action.DECIDE_APPROVAL)
     @blp.arguments(CommentSchema)
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
@@ -85,6 +90,7 @@ class ConfirmUrgency(MethodView):
 
 @blp.route("/requisitions/<uuid:requisition_id>/revert-urgency")
 class RevertUrgency(MethodView):
+    @permits(Action.DECIDE_APPROVAL)
     @blp.arguments(CommentSchema)
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
@@ -94,6 +100,7 @@ class RevertUrgency(MethodView):
 
 @blp.route("/approvals/inbox")
 class Inbox(MethodView):
+    @permits(Action.READ_INBOX)
     @blp.response(200, InboxSchema)
     def get(self) -> Any:
         """What waits for your decision, the most overdue first."""
@@ -102,14 +109,15 @@ class Inbox(MethodView):
 
 @blp.route("/approval-policy")
 class ApprovalPolicy(MethodView):
+    @permits(Action.READ_POLICY)
     @blp.response(200, PolicyVersionSchema)
     @blp.problem(403, "Not admin, finance, CFO or auditor")
     @blp.problem(404, "No policy has been published yet")
     def get(self) -> Any:
         """The approval policy in force (tiers, chains, approver limits, SLAs)."""
-        require(Action.READ_POLICY)
         return found(read(reads.document, "policy"), "policy")
 
+    @permits(Action.SET_POLICY)
     @blp.arguments(PolicySchema)
     @blp.response(201, PolicyVersionSchema)
     @blp.accepted()
@@ -118,5 +126,4 @@ class ApprovalPolicy(MethodView):
     @blp.problem(422, "The policy is inconsistent")
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the policy (admin): a new version; open cases keep theirs."""
-        require(Action.SET_POLICY)
         return command(catalog.SET_POLICY, instances.schema(PolicySchema).dump(data), resource="policy")

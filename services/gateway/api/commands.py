@@ -11,12 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.gateway import problems
+from services.gateway.access import permits
 from services.gateway.api import Blueprint, ctx
 from services.gateway.auth import current_actor
 from services.gateway.models import PendingCommand
 from services.gateway.schemas import AcceptedSchema, CommandStatusSchema
+from services.gateway.sessions import Stage
 from shared.contracts import instances
 from shared.contracts.envelope import Actor
+from shared.contracts.permissions import Action
 from shared.db.types import utcnow
 from shared.db.upsert import insert
 
@@ -64,6 +67,7 @@ def record_pending(session: Session, rows: list[dict[str, Any]]) -> None:
 
 @blp.route("/<uuid:message_id>")
 class CommandStatus(MethodView):
+    @permits(Action.READ_COMMAND_STATUS, stages=(Stage.ENROL, Stage.SIGNED_IN))
     @blp.response(200, CommandStatusSchema, description="Done: the status and body (or problem) it answered")
     @blp.alt_response(202, schema=CommandStatusSchema, description="Still pending", success=True)
     @blp.problem(404, "Unknown command, or not yours")

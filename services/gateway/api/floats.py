@@ -8,8 +8,9 @@ from typing import Any
 from flask.views import MethodView
 
 from services.gateway import problems, reads
+from services.gateway.access import permits
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, read, require
+from services.gateway.api.replies import Answer, command, read
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch
 from services.gateway.idempotency import idempotent
@@ -39,11 +40,13 @@ BRANCH_CODE = {
 
 @blp.route("/floats")
 class Floats(MethodView):
+    @permits(Action.READ_FLOATS)
     @blp.response(200, FloatListSchema)
     def get(self) -> Any:
         """The floats your scope covers: balance, held, available."""
         return {"items": read(reads.floats, current_actor())}
 
+    @permits(Action.OPEN_FLOAT)
     @idempotent
     @blp.arguments(OpenFloatSchema)
     @blp.response(201, FloatSchema)
@@ -54,7 +57,6 @@ class Floats(MethodView):
     @blp.problem(422, "No branch has that code, or the Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any]) -> Answer:
         """Open a branch's float, funded from the HQ bank account (treasury or admin)."""
-        require(Action.OPEN_FLOAT)
         return command(
             catalog.OPEN_FLOAT,
             {**branch(data["branch"]).as_payload(), "amount": data["amount"].to_dict()},
@@ -64,6 +66,7 @@ class Floats(MethodView):
 
 @blp.route("/floats/<branch_code>", parameters=[BRANCH_CODE])
 class BranchFloat(MethodView):
+    @permits(Action.READ_FLOATS)
     @blp.response(200, BranchFloatsSchema)
     @blp.problem(400, "The branch code holds a NUL character")
     @blp.problem(404, "No such branch, or no float for it in your scope")
@@ -79,6 +82,7 @@ class BranchFloat(MethodView):
 
 @blp.route("/floats/<branch_code>/replenishments", parameters=[BRANCH_CODE])
 class Replenishments(MethodView):
+    @permits(Action.REQUEST_REPLENISHMENT)
     @idempotent
     @blp.arguments(ReplenishSchema)
     @blp.response(201, ReplenishmentSchema)
@@ -90,7 +94,6 @@ class Replenishments(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], branch_code: str) -> Answer:
         """Ask for money to be moved from the bank to this float (treasury)."""
-        require(Action.REQUEST_REPLENISHMENT)
         branch_id = branch(branch_code, in_path=True).id
         payload = {"branch_id": branch_id, "amount": data["amount"].to_dict(), "comment": data["comment"]}
         return command(catalog.REQUEST_REPLENISHMENT, payload, resource="replenishment")
@@ -98,6 +101,7 @@ class Replenishments(MethodView):
 
 @blp.route("/replenishments/<uuid:request_id>/decision")
 class ReplenishmentDecision(MethodView):
+    @permits(Action.DECIDE_REPLENISHMENT)
     @idempotent
     @blp.arguments(DecisionSchema)
     @blp.response(200, ReplenishmentSchema)
@@ -109,16 +113,15 @@ class ReplenishmentDecision(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], request_id: uuid.UUID) -> Answer:
         """Approve (the money moves; waiting requisitions are reserved) or reject (finance, CFO)."""
-        require(Action.DECIDE_REPLENISHMENT)
         payload = {"id": str(request_id), "approve": data["approve"], "comment": data["comment"]}
         return command(catalog.DECIDE_REPLENISHMENT, payload, resource="replenishment")
 
 
 @blp.route("/ledger/trial-balance")
 class TrialBalance(MethodView):
+    @permits(Action.READ_LEDGER)
     @blp.response(200, TrialBalanceSchema)
     @blp.problem(403, "Not finance, CFO, auditor or admin")
     def get(self) -> Any:
         """Every account's totals, and whether debits equal credits (posted and pending)."""
-        require(Action.READ_LEDGER)
         return read(reads.trial_balance)

@@ -7,18 +7,21 @@ from collections.abc import Callable
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
+from services.gateway.access import public
 from services.gateway.api import ctx
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public
 def healthz() -> Response:
     """The process is up (liveness: touches nothing else, so an outage elsewhere never restarts it)."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@public
 def readyz() -> tuple[Response, int]:
     """The gateway database and the broker (and the reply store, if apart) answer; 503, and which, if not."""
     context = ctx()

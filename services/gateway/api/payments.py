@@ -10,16 +10,29 @@ from flask import Response, url_for
 from flask.views import MethodView
 
 from services.gateway import problems, reads
+from services.gateway.access import permits
 from services.gateway.api import LOCATION_HEADER, RETRY_AFTER_HEADER, Blueprint, ctx
 from services.gateway.api.commands import accepted
 from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
-from services.gateway.auth import current_actor
+from services.gateway.api.session import web_session
+from services.gateway.auth import current_actor, current_principal
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import EnrolmentSchema, OtpActivationSchema, PaymentExecuteSchema, PaymentSchema
+from services.gateway.security import EventType
+from services.gateway.sessions import Stage
 from shared.contracts import catalog
 from shared.contracts.payment import SealedEnrolmentError, unseal_enrolment
+from shared.contracts.permissions import Action
 
-blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Treasury: OTP enrolment and payments")
+blp = Blueprint(
+    "payments",
+    __name__,
+    url_prefix="/api/v1",
+    description="Authenticators (treasury, finance, CFO, admin) and payments",
+)
+
+# A privileged user without an authenticator enrols one part-way through signing in.
+ENROLLING = (Stage.ENROL, Stage.SIGNED_IN)
 
 
 def _retry_after(answer: Answer) -> Answer:
@@ -33,12 +46,14 @@ def _retry_after(answer: Answer) -> Answer:
 
 @blp.route("/otp/enrolment")
 class OtpEnrolment(MethodView):
+    @permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING)
     @blp.response(201, EnrolmentSchema)
     @blp.accepted("Accepted; enrol again if it does not complete")
     @blp.problem(403, "Not a treasury user")
     @blp.problem(409, "An active authenticator exists already")
     def post(self) -> Answer:
-        """Enrol an authenticator app (treasury): its secret is shown once, as a URI and a QR code.
+        """Enrol an authenticator app (treasury, finance, CFO, admin): its secret is shown once, as a
+        URI and a QR code. It signs you in (your second factor) and, for treasury, pays.
 
         A pending (not yet activated) enrolment is replaced by a new one.
         """
@@ -64,6 +79,7 @@ class OtpEnrolment(MethodView):
 
 @blp.route("/otp/activation")
 class OtpActivation(MethodView):
+    @permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING)
     @blp.arguments(OtpActivationSchema)
     @blp.response(200, EnrolmentSchema)
     @blp.accepted()
@@ -72,12 +88,35 @@ class OtpActivation(MethodView):
     @blp.problem(409, "Nothing to activate, already active, or the code was used already")
     @blp.problem(422, "The code is not valid")
     def post(self, data: dict[str, Any]) -> Answer:
-        """Activate the enrolled authenticator with a first code from it."""
-        return command(catalog.ACTIVATE_OTP, {"code": data["code"]}, resource="otp-activation")
+        """Activate the enrolled authenticator with a first code from it.
+
+        Answers with recovery codes (shown this once; each stands in for the authenticator at
+        one sign-in). A sign-in that waited for this enrolment is complete.
+        """
+        principal = current_principal()
+        context = ctx()
+        limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
+        if limited is not None:
+            return limited
+        answer = command(catalog.ACTIVATE_OTP, {"code": data["code"]}, resource="otp-activation")
+        if isinstance(answer, Response):
+            return answer
+        body, status, headers = answer
+        context.security.record(
+            EventType.SECOND_FACTOR_ENROLLED,
+            actor=principal.actor,
+            subject=(principal.actor.user_id, principal.actor.username),
+        )
+        body = {**body, "recovery_codes": context.accounts.new_recovery_codes(principal.actor)}
+        if principal.stage == Stage.ENROL:
+            context.accounts.second_factor_passed(principal.actor, "enrolment")
+            web_session().advance(Stage.SIGNED_IN, context.clock())
+        return body, status, headers
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/payment")
 class RequisitionPayment(MethodView):
+    @permits(Action.EXECUTE_PAYMENT)
     @idempotent
     @blp.arguments(PaymentExecuteSchema)
     @blp.response(201, PaymentSchema, headers={"Location": LOCATION_HEADER})
@@ -101,8 +140,9 @@ class RequisitionPayment(MethodView):
         payment may be executed again with a fresh code, up to the execution limit. Send an
         ``Idempotency-Key`` so a retried request cannot start a second execution.
         """
-        # No role check here: the payment service refuses non-treasury users itself and
-        # records the attempt, so its audit trail sees every try.
+        limited = ctx().rate_limits.check("one_time_code", current_actor().user_id, what="codes")
+        if limited is not None:
+            return limited
         payload = {"requisition_id": str(requisition_id), "otp": data["otp"]}
         answer = command(catalog.EXECUTE_PAYMENT, payload, resource="payment")
         if not isinstance(answer, Response):
@@ -112,6 +152,7 @@ class RequisitionPayment(MethodView):
             return body, status, headers
         return _retry_after(answer)
 
+    @permits(Action.READ_PAYMENTS)
     @blp.response(200, PaymentSchema)
     @blp.problem(404, "No payment for this requisition in your scope")
     def get(self, requisition_id: uuid.UUID) -> Any:

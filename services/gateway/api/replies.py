@@ -14,7 +14,6 @@ from services.gateway.auth import current_actor
 from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
 from shared.contracts.envelope import Actor
-from shared.contracts.permissions import Action, permission
 
 # What a view answers: a body for its response schema to dump, with its status and headers,
 # or a ``Response`` passed through as it is (a problem, a 202).
@@ -84,14 +83,3 @@ def found(body: Any, what: str) -> Any:
     if body is None:
         return problems.problem(404, "not-found", f"No {what} in your scope.")
     return body
-
-
-def require(action: Action) -> Actor:
-    """The actor, if the permission table lets them take ``action``; 403 otherwise (services check again)."""
-    from flask_smorest import abort
-
-    actor = current_actor()
-    rule = permission(action)
-    if not rule.allows(actor):
-        abort(403, message=f"This needs one of the roles: {', '.join(sorted(rule.roles))}.")
-    return actor

@@ -9,6 +9,7 @@ from flask import request, url_for
 from flask.views import MethodView
 
 from services.gateway import problems, reads, receipts
+from services.gateway.access import permits
 from services.gateway.api import LOCATION_HEADER, Blueprint, ctx
 from services.gateway.api.commands import accepted
 from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
@@ -27,6 +28,7 @@ from services.gateway.schemas import (
 )
 from shared.contracts import catalog, instances
 from shared.contracts.payloads import RequisitionFieldsSchema, SubmitRequisitionPayload
+from shared.contracts.permissions import Action
 
 blp = Blueprint("requisitions", __name__, url_prefix="/api/v1/requisitions", description="Requests for money")
 
@@ -39,6 +41,7 @@ def _location(body: dict[str, Any]) -> str:
 
 @blp.route("")
 class Requisitions(MethodView):
+    @permits(Action.READ_REQUISITIONS)
     @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, RequisitionListSchema)
     @blp.problem(400, "Malformed query: see errors")
@@ -58,6 +61,7 @@ class Requisitions(MethodView):
                 offset=args["offset"],
             )
 
+    @permits(Action.SUBMIT_REQUISITION)
     @idempotent
     @blp.arguments(RequisitionCreateSchema)
     @blp.response(201, RequisitionSchema, headers={"Location": LOCATION_HEADER})
@@ -85,12 +89,14 @@ class Requisitions(MethodView):
 
 @blp.route("/<uuid:requisition_id>")
 class Requisition(MethodView):
+    @permits(Action.READ_REQUISITIONS)
     @blp.response(200, RequisitionSchema)
     @blp.problem(404, NOT_FOUND)
     def get(self, requisition_id: uuid.UUID) -> Any:
         """A requisition, its history, its receipts and its approval case."""
         return found(read(reads.get_requisition, current_actor(), str(requisition_id)), "such requisition")
 
+    @permits(Action.EDIT_REQUISITION)
     @blp.arguments(RequisitionEditSchema)
     @blp.response(200, RequisitionSchema)
     @blp.accepted()
@@ -106,6 +112,7 @@ class Requisition(MethodView):
 
 @blp.route("/<uuid:requisition_id>/submit")
 class Submit(MethodView):
+    @permits(Action.EDIT_REQUISITION)
     @blp.response(200, RequisitionSchema)
     @blp.accepted()
     @blp.problem(403, "Not the requester")
@@ -119,6 +126,7 @@ class Submit(MethodView):
 
 @blp.route("/<uuid:requisition_id>/cancel")
 class Cancel(MethodView):
+    @permits(Action.CANCEL_REQUISITION)
     @blp.arguments(CommentSchema)
     @blp.response(200, RequisitionSchema)
     @blp.accepted()
@@ -133,6 +141,7 @@ class Cancel(MethodView):
 
 @blp.route("/<uuid:requisition_id>/receipts")
 class Receipts(MethodView):
+    @permits(Action.EDIT_REQUISITION)
     @blp.arguments(ReceiptUploadSchema, location="files")
     @blp.response(201, ReceiptSchema)
     @blp.accepted()
