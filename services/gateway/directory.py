@@ -24,11 +24,9 @@ from services.gateway.accounts import INVITATION, Accounts, Link, Refused
 from services.gateway.models import ApiToken, Branch, Membership, Region, RegionMembership, User, UserRole
 from services.gateway.readmodels import rm_authenticators
 from services.gateway.security import EventType
-from shared.contracts import catalog
-from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
+from shared.contracts.envelope import Actor
 from shared.contracts.roles import Role
 from shared.db.types import utcnow
-from shared.messaging.outbox import add_to_outbox
 
 LIST_LIMIT = 200
 
@@ -63,8 +61,8 @@ def branch_body(branch: Branch) -> dict[str, Any]:
         "name": branch.name,
         "region": branch.region.code,
         "head_office": branch.is_head_office,
-        "reorder_level": money(branch.reorder_level),
-        "imprest": money(branch.imprest),
+        "reorder_level": identity.level_of(branch, branch.reorder_level),
+        "imprest": identity.level_of(branch, branch.imprest),
     }
 
 
@@ -129,21 +127,6 @@ def _apply_branch(session: Session, branch: Branch, data: dict[str, Any]) -> Non
         branch.levels_currency = None
 
 
-def announce_branch(session: Session, branch: Branch) -> None:
-    """Tell the ledger about the branch (it keeps the float's levels)."""
-    body = branch_body(branch)
-    payload = {
-        "branch_id": body["id"],
-        "branch_code": branch.code,
-        "region_id": str(branch.region_id),
-        "name": branch.name,
-        "head_office": branch.is_head_office,
-        "reorder_level": body["reorder_level"],
-        "imprest": body["imprest"],
-    }
-    add_to_outbox(session, Envelope(type=catalog.BRANCH_DIRECTORY_UPDATED.name, payload=payload, actor=SYSTEM_ACTOR))
-
-
 def create_branch(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     """A new branch of a region; 409 if its code is taken."""
     if session.scalar(select(Branch.id).where(Branch.code == data["code"])) is not None:
@@ -153,7 +136,7 @@ def create_branch(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     _apply_branch(session, branch, data)
     session.add(branch)
     session.flush()
-    announce_branch(session, branch)
+    identity.announce_branch(session, branch)
     return branch_body(branch)
 
 
@@ -166,7 +149,7 @@ def update_branch(session: Session, code: str, data: dict[str, Any]) -> dict[str
     _check_levels(merged)
     _apply_branch(session, branch, data)
     session.flush()
-    announce_branch(session, branch)
+    identity.announce_branch(session, branch)
     return branch_body(branch)
 
 

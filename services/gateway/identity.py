@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from services.gateway.models import ApiToken, Branch, Membership, Region, RegionMembership, User, UserRole
-from shared.contracts.catalog import USER_DIRECTORY_UPDATED
+from shared.contracts.catalog import BRANCH_DIRECTORY_UPDATED, USER_DIRECTORY_UPDATED
 from shared.contracts.envelope import SYSTEM_ACTOR, Actor, Envelope
 from shared.contracts.roles import ROLES
 from shared.db.types import utcnow
@@ -197,13 +198,15 @@ class DemoUser:
 
 
 DEMO_REGIONS = (("NAI", "Nairobi region"), ("CST", "Coast region"))
+# code, name, region, head office, (reorder level, imprest) in KES major units
 DEMO_BRANCHES = (
-    ("HQ", "Head office", "NAI", True),
-    ("NBO-CBD", "Nairobi CBD", "NAI", False),
-    ("NBO-WST", "Westlands", "NAI", False),
-    ("MSA-01", "Mombasa Island", "CST", False),
-    ("MLD-01", "Malindi", "CST", False),
+    ("HQ", "Head office", "NAI", True, None),
+    ("NBO-CBD", "Nairobi CBD", "NAI", False, (50_000, 200_000)),
+    ("NBO-WST", "Westlands", "NAI", False, (30_000, 120_000)),
+    ("MSA-01", "Mombasa Island", "CST", False, (40_000, 150_000)),
+    ("MLD-01", "Malindi", "CST", False, (20_000, 80_000)),
 )
+DEMO_MAIL_DOMAIN = "pettycash.example"
 DEMO_USERS = (
     DemoUser("alice", "Alice Wanjiru (staff)", ("staff",), ("NBO-CBD",)),
     DemoUser("bob", "Bob Otieno (branch manager)", ("branch_manager",), ("NBO-CBD",)),
@@ -225,11 +228,49 @@ def seed_demo(session: Session) -> dict[str, str]:
     regions = {code: Region(code=code, name=name) for code, name in DEMO_REGIONS}
     session.add_all(regions.values())
     session.flush()
-    for code, name, region, head_office in DEMO_BRANCHES:
-        session.add(Branch(code=code, name=name, region_id=regions[region].id, is_head_office=head_office))
-    session.flush()
+    for code, name, region, head_office, levels in DEMO_BRANCHES:
+        branch = Branch(code=code, name=name, region_id=regions[region].id, is_head_office=head_office)
+        if levels is not None:
+            branch.levels_currency = "KES"
+            branch.reorder_level, branch.imprest = (major * 100 for major in levels)
+        session.add(branch)
+        session.flush()
+        announce_branch(session, branch)
     tokens: dict[str, str] = {}
     for demo in DEMO_USERS:
         user = create_user(session, demo.username, demo.full_name, list(demo.roles), list(demo.branches))
+        user.email = f"{demo.username}@{DEMO_MAIL_DOMAIN}"
         tokens[demo.username] = issue_token(session, user, "demo", kind=DEMO_TOKEN)
     return tokens
+
+
+def set_demo_passwords(session: Session, hash_password: Callable[[str], str]) -> dict[str, str]:
+    """Give every demo user a random password (printed by ``make run``); username to password."""
+    passwords: dict[str, str] = {}
+    for demo in DEMO_USERS:
+        user = session.scalar(select(User).where(User.username == demo.username))
+        if user is not None:
+            passwords[demo.username] = "-".join(secrets.token_urlsafe(4) for _ in range(4))
+            user.password_hash = hash_password(passwords[demo.username])
+            user.password_changed_at = utcnow()
+    return passwords
+
+
+def level_of(branch: Branch, minor: int | None) -> dict[str, Any] | None:
+    if minor is None or not branch.levels_currency:
+        return None
+    return {"minor_units": minor, "currency": branch.levels_currency}
+
+
+def announce_branch(session: Session, branch: Branch) -> None:
+    """Tell the ledger about a branch (it keeps its float's reorder level and imprest amount)."""
+    payload = {
+        "branch_id": str(branch.id),
+        "branch_code": branch.code,
+        "region_id": str(branch.region_id),
+        "name": branch.name,
+        "head_office": branch.is_head_office,
+        "reorder_level": level_of(branch, branch.reorder_level),
+        "imprest": level_of(branch, branch.imprest),
+    }
+    add_to_outbox(session, Envelope(type=BRANCH_DIRECTORY_UPDATED.name, payload=payload, actor=SYSTEM_ACTOR))

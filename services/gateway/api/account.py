@@ -19,8 +19,8 @@ from services.gateway.api.replies import Behind, call
 from services.gateway.api.session import refused, verify_code, web_session
 from services.gateway.auth import SESSION, current_principal
 from services.gateway.identity_schemas import (
-    OwnAccountSchema,
     NewTokenSchema,
+    OwnAccountSchema,
     PasswordChangeSchema,
     RecoveryCodesSchema,
     StepUpSchema,
