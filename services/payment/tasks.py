@@ -21,6 +21,12 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.EXECUTE_PAYMENT, on_refusal=service.record_refused_execution)(
         partial(service.execute_payment, config=config)
     )
+    runtime.command(catalog.VERIFY_SECOND_FACTOR, on_refusal=service.record_refused_sign_in)(
+        partial(service.verify_second_factor, config=config)
+    )
+    runtime.command(catalog.RESET_AUTHENTICATOR, on_refusal=service.record_refused_reset)(
+        partial(service.reset_authenticator, config=config)
+    )
     runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
     runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
