@@ -36,7 +36,7 @@ from services.payment.providers import (
     ProviderSettings,
     TransientProviderError,
 )
-from services.payment.schemas import enrolment_body, enrolment_secret_body, payment_body
+from services.payment.schemas import authenticator_body, enrolment_body, enrolment_secret_body, payment_body
 from shared.config import ConfigError, Settings
 from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_STARTED
 from shared.contracts.envelope import Actor, Envelope
@@ -864,6 +864,16 @@ def payment_snapshots(session: Session, ids: Sequence[Any], *, config: PaymentCo
             "body": payment_body(p, config.max_executions, executions.get(p.id, []), attempts.get(p.id, [])),
         }
         for p in session.scalars(select(Payment).where(Payment.id.in_(ids)))
+    ]
+
+
+def authenticator_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Users' authenticators as the gateway projects them: at sign-in, ask for a code or for an enrolment."""
+    return [
+        {"id": enrolment.user_id, "status": enrolment.status, "body": authenticator_body(enrolment)}
+        for enrolment in session.scalars(
+            select(OtpEnrolment).where(OtpEnrolment.user_id.in_([str(i) for i in ids])).order_by(OtpEnrolment.user_id)
+        )
     ]
 
 

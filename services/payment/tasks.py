@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.payment import service
-from services.payment.models import Payment, PaymentExecution, ProviderAttempt
+from services.payment.models import OtpEnrolment, Payment, PaymentExecution, ProviderAttempt
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -39,3 +39,7 @@ def register(runtime: ServiceRuntime) -> None:
     snapshots.track(Payment, lambda p: ("payment", p.id))
     snapshots.track(PaymentExecution, lambda e: ("payment", e.payment_id))
     snapshots.track(ProviderAttempt, lambda a: ("payment", a.payment_id))
+    snapshots.model(
+        "authenticator", catalog.AUTHENTICATOR_CHANGED, service.authenticator_snapshots, OtpEnrolment.__table__
+    )
+    snapshots.track(OtpEnrolment, lambda e: ("authenticator", e.user_id))

@@ -375,6 +375,74 @@ def test_nobody_else_resets_an_authenticator(payment_uc: Harness, desk: Desk, to
     assert refused.detail == "This user has no authenticator to reset. (authenticator of nobody)"
 
 
+# -- the authenticator read model -----------------------------------------------------
+
+
+def test_every_change_of_an_authenticator_publishes_its_snapshot(payment_uc: Harness, desk: Desk) -> None:
+    def published() -> dict[str, Any]:
+        snapshot = payment_uc.snapshot("AuthenticatorChanged", FIONA.user_id)
+        assert snapshot["status"] == snapshot["body"]["status"]
+        return snapshot
+
+    totp = desk.enrol(FIONA)
+    enrolled = published()
+    assert {k: enrolled[k] for k in ("id", "version", "status")} == {
+        "id": FIONA.user_id,
+        "version": 1,
+        "status": "pending",
+    }
+    assert enrolled["body"] == {
+        "user_id": FIONA.user_id,
+        "username": "fiona",
+        "status": "pending",
+        "activated_at": None,
+    }
+
+    desk.clock.advance(seconds=30)
+    payment_uc.run(desk.activating, activation(FIONA, totp.at(desk.clock.now)))
+    activated = published()
+    assert (activated["version"], activated["status"]) == (2, "active")
+    assert activated["body"]["activated_at"] == desk.clock.now.isoformat()
+
+    desk.reset(ADMIN, FIONA)
+    reset = published()
+    assert (reset["version"], reset["status"], reset["body"]["activated_at"]) == (3, "reset", None)
+
+    desk.enrol(FIONA)
+    assert (published()["version"], published()["status"]) == (4, "pending")
+
+
+def test_a_refused_change_publishes_no_snapshot(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, TOM))  # already active
+    assert payment_uc.emitted(snapshots=True) == []
+    desk.reset_refused(FIONA, TOM)
+    assert payment_uc.emitted(snapshots=True) == []
+
+
+def test_a_rebuild_pages_through_every_authenticator(payment_uc: Harness, desk: Desk) -> None:
+    people = [TOM, FIONA, CAROL]
+    for person in people:
+        desk.enrol(person)
+    desk.reset(ADMIN, CAROL)
+    with payment_uc.session() as session:
+        first = payment_uc.snapshots.export(session, "authenticator", None, 2)
+        rest = payment_uc.snapshots.export(session, "authenticator", first["next"], 2)
+    items = first["items"] + rest["items"]
+    assert rest["next"] is None
+    # Each once, over two pages (in the database's order of ids, whatever its collation).
+    assert sorted(i["id"] for i in items) == sorted(p.user_id for p in people)
+    assert (len(first["items"]), len(rest["items"])) == (2, 1)
+    assert {i["id"]: (i["status"], i["version"]) for i in items} == {
+        TOM.user_id: ("pending", 1),
+        FIONA.user_id: ("pending", 1),
+        CAROL.user_id: ("reset", 2),
+    }
+    # The export and the live snapshot of one authenticator are the same but for their time.
+    live = payment_uc.snapshot("AuthenticatorChanged", CAROL.user_id)
+    [exported] = [i for i in items if i["id"] == CAROL.user_id]
+    assert {k: v for k, v in exported.items() if k != "at"} == {k: v for k, v in live.items() if k != "at"}
+
+
 # -- executing ------------------------------------------------------------------------
 
 
