@@ -332,8 +332,9 @@ def reset_authenticator(
     session = uow.session
     user_id = payload["user_id"]
     now = config.clock()
-    # Guard, then enrolment: the order the other use cases that take both lock them in.
-    guard = session.get(OtpGuard, user_id, with_for_update=True)
+    # The guard first, locked, as paying and signing in take it before they read the enrolment: a
+    # code being checked finishes before the reset, and one checked after it finds no authenticator.
+    guard = _locked_guard(session, user_id, now)
     enrolment = session.get(OtpEnrolment, user_id, with_for_update=True)
     refusal = domain.reset_refusal(envelope.actor, user_id, enrolled=enrolment is not None)
     if refusal is not None or enrolment is None:
@@ -342,7 +343,7 @@ def reset_authenticator(
     enrolment.status = RESET
     enrolment.sealed_secret = ""
     enrolment.activated_at = None
-    if guard is not None and guard.failures:
+    if guard.failures:
         guard.failures = 0
         guard.updated_at = now
     _record_attempt(session, envelope, RESET_ACTION, None, "accepted", "ok", _reset_detail(user_id))
