@@ -396,6 +396,16 @@ def otp_code(code: str) -> dict[str, Any]:
     return _valid(pm.OtpCodePayload, {"code": code})
 
 
+def second_factor(code: str) -> dict[str, Any]:
+    """``payment.verify_second_factor``: a sign-in's code."""
+    return _valid(pm.SecondFactorPayload, {"code": code})
+
+
+def authenticator_reset(user: Actor | str) -> dict[str, Any]:
+    """``payment.reset_authenticator``: forget a user's authenticator."""
+    return _valid(pm.ResetAuthenticatorPayload, {"user_id": user if isinstance(user, str) else user.user_id})
+
+
 def payment_authorisation(requisition_id: Any, otp: str) -> dict[str, Any]:
     """``payment.execute_payment``: pay a reserved requisition, authorised by a one-time code."""
     return _valid(pm.ExecutePaymentPayload, {"requisition_id": str(requisition_id), "otp": otp})

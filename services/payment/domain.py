@@ -1,4 +1,5 @@
-"""Payment rules: OTP steps, lockout, the payment state machine, executing, retries, segregation. Pure, no I/O.
+"""Payment rules: OTP steps, lockout, the payment state machine, executing, retries, segregation,
+and the second factor (enrolling, signing in, resetting). Pure, no I/O.
 
 Every function that depends on time takes ``now``; nothing here reads a clock, so tests
 can walk a code through its time steps and a user through a lockout deterministically.
@@ -20,7 +21,7 @@ import pyotp
 
 from shared import backoff
 from shared.contracts.envelope import Actor
-from shared.contracts.permissions import Action, may
+from shared.contracts.permissions import Action, may, permission
 from shared.statemachine import InvalidTransition, StateMachine  # noqa: F401 - callers catch what transition() raises
 
 # -- OTP ------------------------------------------------------------------------------
@@ -112,13 +113,17 @@ LOCKOUT = timedelta(minutes=15)
 
 @dataclass(frozen=True)
 class Guard:
-    """A user's run of failed payment codes and the lock it may have earned."""
+    """A user's run of failed codes and the lock it may have earned.
+
+    One guard per user for paying and signing in alike: a guess at either spends the same
+    budget, so splitting guesses between the two never buys more of them.
+    """
 
     failures: int = 0
     locked_until: datetime | None = None
 
     def locked(self, now: datetime) -> bool:
-        """Whether payments are refused to this user at ``now``."""
+        """Whether codes (paying and signing in) are refused to this user at ``now``."""
         return self.locked_until is not None and now < self.locked_until
 
     def retry_after_seconds(self, now: datetime) -> int:
@@ -157,7 +162,7 @@ class Segregation(StrEnum):
 
 
 def is_treasury(actor: Actor) -> bool:
-    """Only treasury executes payments and holds an OTP enrolment for it."""
+    """Only treasury executes payments."""
     return may(actor, Action.EXECUTE_PAYMENT)
 
 
@@ -268,11 +273,28 @@ class Problem:
     extensions: Mapping[str, Any] = field(default_factory=dict)
 
 
+class SecondFactorRule(StrEnum):
+    """The rules enrolling, signing in with and resetting an authenticator are checked against.
+
+    Each shares its name with the problem type the API answers with.
+    """
+
+    SECOND_FACTOR_ROLES_ONLY = "second-factor-roles-only"
+    NOT_YOUR_AUTHENTICATOR = "not-your-authenticator"
+    NO_AUTHENTICATOR = "no-authenticator"
+    OTP_NOT_ENROLLED = "otp-not-enrolled"
+    LOCKED_OUT = "otp-locked-out"
+    OTP_UNREADABLE = "otp-unreadable"
+
+
+Rule = PaymentRule | SecondFactorRule
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """An execution a rule refuses: answered with ``problem``, and nothing it did is kept."""
+    """A request a rule refuses: answered with ``problem``, and nothing it did is kept."""
 
-    rule: PaymentRule
+    rule: Rule
     problem: Problem
 
 
@@ -378,7 +400,7 @@ def decide_execution(facts: ExecutionFacts) -> ExecutionDecision:
     return _decide_code(facts)
 
 
-def _refuse(rule: PaymentRule, status: int, detail: str, code: str | None = None, /, **extensions: Any) -> Refusal:
+def _refuse(rule: Rule, status: int, detail: str, code: str | None = None, /, **extensions: Any) -> Refusal:
     """A refusal by ``rule``, answered with the problem type ``code`` (the rule's name by default).
 
     Positional-only, so an extension member may be called ``rule`` (segregation's is).
@@ -387,12 +409,16 @@ def _refuse(rule: PaymentRule, status: int, detail: str, code: str | None = None
 
 
 def treasury_refusal(actor: Actor) -> Refusal | None:
-    """Refuses anyone outside treasury (paying, and enrolling an authenticator for it)."""
+    """Refuses anyone outside treasury (paying)."""
     if is_treasury(actor):
         return None
-    return _refuse(
-        PaymentRule.TREASURY_ONLY, 403, "Only treasury executes payments and enrols an authenticator for it."
-    )
+    return _refuse(PaymentRule.TREASURY_ONLY, 403, "Only treasury executes payments.")
+
+
+# What a lockout stops, in each answer's words. A payment's answers keep theirs; at sign-in the
+# user also learns that the same lock holds their payments (one guard for both).
+PAYING = "payments are"
+SIGNING_IN = "signing in and paying are"
 
 
 def _lockout_extensions(guard: Guard, now: datetime) -> dict[str, Any]:
@@ -407,13 +433,14 @@ def _executor_refusal(executor: Actor, guard: Guard, now: datetime) -> Refusal |
     if refusal is not None:
         return refusal
     if guard.locked(now):
-        return _refuse(
-            PaymentRule.LOCKED_OUT,
-            429,
-            "Too many wrong codes: payments are locked for you for now.",
-            **_lockout_extensions(guard, now),
-        )
+        return _locked_out(PaymentRule.LOCKED_OUT, guard, now, PAYING)
     return None
+
+
+def _locked_out(rule: Rule, guard: Guard, now: datetime, what: str) -> Refusal:
+    """The refusal of a locked-out user (429, with when to come back); ``what`` names what is locked."""
+    detail = f"Too many wrong codes: {what} locked for you for now."
+    return _refuse(rule, 429, detail, **_lockout_extensions(guard, now))
 
 
 def _requisition_refusal(requisition: PayableFacts | None, executor_id: str) -> Refusal | None:
@@ -483,12 +510,12 @@ def rejected_code_problem(rejection: OtpRejection | None, **extensions: Any) -> 
     )
 
 
-def _code_refused(guard: Guard, rejection: OtpRejection | None, now: datetime) -> CodeRefused:
-    """Count a wrong or spent code against the executor; the fifth in a row locks them out."""
+def _code_refused(guard: Guard, rejection: OtpRejection | None, now: datetime, what: str = PAYING) -> CodeRefused:
+    """Count a wrong or spent code against the user; the fifth in a row locks them out."""
     after = guard.after_failure(now)
     if after.locked(now):
         minutes = int(LOCKOUT.total_seconds() // 60)
-        detail = f"Wrong code, {MAX_CONSECUTIVE_FAILURES} in a row: payments are locked for {minutes} minutes."
+        detail = f"Wrong code, {MAX_CONSECUTIVE_FAILURES} in a row: {what} locked for {minutes} minutes."
         return CodeRefused(rejection, after, Problem(429, "otp-locked-out", detail, _lockout_extensions(after, now)))
     return CodeRefused(rejection, after, rejected_code_problem(rejection, attempts_left=after.attempts_left))
 
@@ -504,6 +531,99 @@ def _execution_to_start(facts: ExecutionFacts, step: int) -> StartExecution:
         clear_failures=bool(facts.guard.failures),
         if_step_taken=_code_refused(facts.guard, OtpRejection.REUSED, facts.now),
     )
+
+
+# -- the second factor: enrolling, signing in, resetting ------------------------------
+#
+# The authenticator treasury pays with is also the second factor every privileged role signs
+# in with (``SECOND_FACTOR_ROLES``): one enrolment, one guard, one set of spent steps per user.
+
+
+def second_factor_refusal(actor: Actor) -> Refusal | None:
+    """Refuses anyone whose roles do not sign in with a second factor (enrolling, activating, signing in)."""
+    if may(actor, Action.ENROL_SECOND_FACTOR):
+        return None
+    roles = permission(Action.ENROL_SECOND_FACTOR).describe()
+    return _refuse(
+        SecondFactorRule.SECOND_FACTOR_ROLES_ONLY,
+        403,
+        f"Only {roles} users have an authenticator; your roles sign in without one.",
+    )
+
+
+@dataclass(frozen=True)
+class SignInFacts:
+    """Everything a sign-in's code is decided on; ``authenticator`` is None when the user never enrolled."""
+
+    actor: Actor
+    guard: Guard
+    authenticator: AuthenticatorFacts | None
+    code: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class AcceptSignIn:
+    """A good code: spend its time step and end any run of failures.
+
+    ``if_step_taken`` is what this becomes when a concurrent request spent the same step first.
+    """
+
+    step: int
+    clear_failures: bool
+    if_step_taken: CodeRefused
+
+
+SignInDecision = Refusal | CodeRefused | AcceptSignIn
+
+
+def decide_sign_in(facts: SignInFacts) -> SignInDecision:
+    """What a sign-in's code comes to: a refusal, a wrong or spent code counted, or the code accepted.
+
+    Checked in this order: a second-factor role, an active enrolment, no lockout, a readable
+    secret; the code comes last, so a refusal never costs an attempt. A code is held to the
+    payment's rules (the window, each step once, the same guard).
+    """
+    refusal = second_factor_refusal(facts.actor)
+    if refusal is not None:
+        return refusal
+    authenticator = facts.authenticator
+    if authenticator is None or not authenticator.active:
+        return _refuse(SecondFactorRule.OTP_NOT_ENROLLED, 409, "Enrol and activate an authenticator first.")
+    if facts.guard.locked(facts.now):
+        return _locked_out(SecondFactorRule.LOCKED_OUT, facts.guard, facts.now, SIGNING_IN)
+    if authenticator.secret is None:
+        return Refusal(SecondFactorRule.OTP_UNREADABLE, UNREADABLE.problem)
+    check = check_code(authenticator.secret, facts.code, facts.now, authenticator.used_steps)
+    if check.step is None:
+        return _code_refused(facts.guard, check.rejection, facts.now, SIGNING_IN)
+    return AcceptSignIn(
+        step=check.step,
+        clear_failures=bool(facts.guard.failures),
+        if_step_taken=_code_refused(facts.guard, OtpRejection.REUSED, facts.now, SIGNING_IN),
+    )
+
+
+NO_AUTHENTICATOR = Refusal(
+    SecondFactorRule.NO_AUTHENTICATOR, Problem(404, "no-authenticator", "This user has no authenticator to reset.")
+)
+
+
+def reset_refusal(actor: Actor, user_id: str, *, enrolled: bool) -> Refusal | None:
+    """Whether ``actor`` may reset the authenticator of ``user_id``, who has one if ``enrolled``.
+
+    An administrator resets anyone's; a second-factor user their own (the gateway asked for
+    their password again first). Who may comes before whether there is one, so nobody else
+    learns who has an authenticator.
+    """
+    if not may(actor, Action.ADMINISTER_USERS):
+        if actor.user_id != user_id:
+            detail = "Only an administrator resets someone else's authenticator."
+            return _refuse(SecondFactorRule.NOT_YOUR_AUTHENTICATOR, 403, detail)
+        refusal = second_factor_refusal(actor)
+        if refusal is not None:
+            return refusal
+    return None if enrolled else NO_AUTHENTICATOR
 
 
 # -- disbursement retries -------------------------------------------------------------

@@ -111,7 +111,9 @@ class ProviderAttempt(Base):
 
 
 class OtpEnrolment(Base):
-    """A treasury user's TOTP secret, sealed with Fernet (``PETTYCASH_OTP_ENCRYPTION_KEY``)."""
+    """A user's TOTP secret, sealed with Fernet (``PETTYCASH_OTP_ENCRYPTION_KEY``): treasury pays with
+    it, and every second-factor role signs in with it. ``status`` is pending, active or reset (the
+    secret emptied: a new one must be enrolled)."""
 
     __tablename__ = "otp_enrolments"
 
@@ -136,7 +138,7 @@ class OtpStepUse(Base):
 
 
 class OtpGuard(Base):
-    """A user's run of consecutive failed payment codes and the lockout it earned."""
+    """A user's run of consecutive failed codes (paying and signing in share it) and the lockout it earned."""
 
     __tablename__ = "otp_guards"
 

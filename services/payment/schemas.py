@@ -36,6 +36,16 @@ def enrolment_body(enrolment: OtpEnrolment) -> dict[str, Any]:
     }
 
 
+def authenticator_body(enrolment: OtpEnrolment) -> dict[str, Any]:
+    """What the gateway keeps of a user's authenticator (its read model): whose, and whether active."""
+    return {
+        "user_id": enrolment.user_id,
+        "username": enrolment.username,
+        "status": enrolment.status,
+        "activated_at": enrolment.activated_at.isoformat() if enrolment.activated_at else None,
+    }
+
+
 def payment_body(
     payment: Payment,
     max_executions: int,

@@ -36,7 +36,7 @@ from services.payment.providers import (
     ProviderSettings,
     TransientProviderError,
 )
-from services.payment.schemas import enrolment_body, enrolment_secret_body, payment_body
+from services.payment.schemas import authenticator_body, enrolment_body, enrolment_secret_body, payment_body
 from shared.config import ConfigError, Settings
 from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_STARTED
 from shared.contracts.envelope import Actor, Envelope
@@ -49,8 +49,11 @@ from shared.db.uow import UnitOfWork
 from shared.messaging.errors import Conflict, DomainError, Forbidden, NotFound, ok_reply, problem_reply
 from shared.messaging.runtime import RetryLater
 
+# An enrolment's statuses (``shared.contracts.readmodels.AUTHENTICATOR_STATUSES``): pending until a
+# first code activates it; reset when it was forgotten (its secret gone) and a new one is due.
 PENDING = "pending"
 ACTIVE = "active"
+RESET = "reset"
 
 
 @dataclass(frozen=True)
@@ -123,15 +126,15 @@ def _unseal(key: str, sealed: str) -> str:
     return secret
 
 
-def _require_treasury(actor: Actor) -> None:
-    refusal = domain.treasury_refusal(actor)
+def _require_second_factor_role(actor: Actor) -> None:
+    refusal = domain.second_factor_refusal(actor)
     if refusal is not None:
         raise _error(refusal.problem)
 
 
 def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
-    """The user's guard row, locked: one user's payment attempts run one after the other, so a
-    burst of guesses cannot slip past the count while an earlier one is still being checked."""
+    """The user's guard row, locked: one user's codes (paying, signing in) are checked one after the
+    other, so a burst of guesses cannot slip past the count while an earlier one is still being checked."""
     session.execute(
         upsert.insert(session, OtpGuard)
         .values(user_id=user_id, failures=0, locked_until=None, updated_at=now)
@@ -207,9 +210,9 @@ def _spend_step(
 def enroll_otp(
     uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
 ) -> dict[str, Any]:
-    """Give a treasury user a fresh TOTP secret, shown once (sealed for the gateway), to activate."""
+    """Give a second-factor user a fresh TOTP secret, shown once (sealed for the gateway), to activate."""
     actor = envelope.actor
-    _require_treasury(actor)
+    _require_second_factor_role(actor)
     session = uow.session
     session.execute(
         upsert.insert(session, OtpEnrolment)
@@ -225,10 +228,11 @@ def enroll_otp(
     enrolment = session.get_one(OtpEnrolment, actor.user_id, with_for_update=True, populate_existing=True)
     if enrolment.status == ACTIVE:
         raise Conflict(
-            "You already have an active authenticator; an administrator must reset it first.",
+            "You already have an active authenticator; reset it (or ask an administrator to) first.",
             code="otp-already-enrolled",
         )
-    # A pending enrolment is replaced: its secret was shown once and may have been lost.
+    # A pending enrolment is replaced (its secret was shown once and may have been lost), and so
+    # is one that was reset.
     secret = domain.new_otp_secret()
     enrolment.sealed_secret = _seal(config.otp_key, secret)
     enrolment.username = actor.username
@@ -247,10 +251,10 @@ def activate_otp(
 ) -> dict[str, Any]:
     """Activate a pending enrolment with a first valid code (proof the authenticator works)."""
     actor = envelope.actor
-    _require_treasury(actor)
+    _require_second_factor_role(actor)
     session = uow.session
     enrolment = session.get(OtpEnrolment, actor.user_id, with_for_update=True)
-    if enrolment is None or not enrolment.sealed_secret:
+    if enrolment is None or enrolment.status == RESET or not enrolment.sealed_secret:
         raise Conflict("Enrol an authenticator first.", code="otp-not-enrolled")
     if enrolment.status == ACTIVE:
         raise Conflict("Your authenticator is already active.", code="otp-already-active")
@@ -268,6 +272,93 @@ def activate_otp(
 def record_refused_activation(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
     """Keep a refused activation in the audit trail (the refusal itself rolled back)."""
     _record_attempt(uow.session, envelope, "activate", None, "refused", exc.code, exc.detail)
+
+
+# -- the second factor at sign-in, and resetting an authenticator ----------------------
+
+SIGN_IN = "sign-in"
+RESET_ACTION = "reset"
+
+
+def verify_second_factor(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Check the code of a user signing in, as a payment's is: one budget of wrong codes for both.
+
+    Decide, then do (:func:`domain.decide_sign_in`): a refusal is raised (nothing kept); a wrong
+    or spent code is counted and answered (kept); a good code's step is spent.
+    """
+    session = uow.session
+    actor = envelope.actor
+    now = config.clock()
+    # The guard first, locked, as paying takes it: a user's codes are checked one at a time.
+    guard = _locked_guard(session, actor.user_id, now)
+    facts = domain.SignInFacts(
+        actor=actor,
+        guard=domain.Guard(guard.failures, guard.locked_until),
+        authenticator=_authenticator_facts(session, session.get(OtpEnrolment, actor.user_id), now, config),
+        code=payload["code"],
+        now=now,
+    )
+    decision = domain.decide_sign_in(facts)
+    if isinstance(decision, domain.Refusal):
+        raise _error(decision.problem)
+    if isinstance(decision, domain.CodeRefused):
+        return _refuse_code(session, envelope, guard, decision, now, None, SIGN_IN)
+    if not _take_step(session, actor.user_id, decision.step, now, purpose=SIGN_IN):
+        # A concurrent request (a sign-in or a payment) spent this step first: reused after all.
+        return _refuse_code(session, envelope, guard, decision.if_step_taken, now, None, SIGN_IN)
+    if decision.clear_failures:
+        guard.failures = 0
+        guard.updated_at = now
+    _record_attempt(session, envelope, SIGN_IN, None, "accepted", "ok", step=decision.step)
+    return ok_reply(200, {"user_id": actor.user_id, "verified": True})
+
+
+def record_refused_sign_in(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Keep a refused sign-in code in the audit trail (wrong codes are recorded by the use case)."""
+    _record_attempt(uow.session, envelope, SIGN_IN, None, "refused", exc.code, exc.detail)
+
+
+def reset_authenticator(
+    uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Forget a user's authenticator (an administrator, or the user after a step-up): they enrol anew.
+
+    The secret is emptied and the run of wrong codes cleared. A lock that is running stays until
+    it runs out: a reset must not be a way round a lockout (the new secret is enrolled and
+    activated meanwhile).
+    """
+    session = uow.session
+    user_id = payload["user_id"]
+    now = config.clock()
+    # The guard first, locked, as paying and signing in take it before they read the enrolment: a
+    # code being checked finishes before the reset, and one checked after it finds no authenticator.
+    guard = _locked_guard(session, user_id, now)
+    enrolment = session.get(OtpEnrolment, user_id, with_for_update=True)
+    refusal = domain.reset_refusal(envelope.actor, user_id, enrolled=enrolment is not None)
+    if refusal is not None or enrolment is None:
+        # reset_refusal refuses a user without an enrolment, so ``refusal`` is set whenever this raises.
+        raise _error((refusal or domain.NO_AUTHENTICATOR).problem)
+    enrolment.status = RESET
+    enrolment.sealed_secret = ""
+    enrolment.activated_at = None
+    if guard.failures:
+        guard.failures = 0
+        guard.updated_at = now
+    _record_attempt(session, envelope, RESET_ACTION, None, "accepted", "ok", _reset_detail(user_id))
+    return ok_reply(200, enrolment_body(enrolment))
+
+
+def _reset_detail(user_id: str) -> str:
+    """The audit row of a reset names whose authenticator it was (the row's user is who asked)."""
+    return f"authenticator of {user_id}"
+
+
+def record_refused_reset(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Keep a refused reset in the audit trail (the refusal itself rolled back)."""
+    detail = f"{exc.detail} ({_reset_detail(payload['user_id'])})"
+    _record_attempt(uow.session, envelope, RESET_ACTION, None, "refused", exc.code, detail)
 
 
 # -- execution ------------------------------------------------------------------------
@@ -368,7 +459,8 @@ def _refuse_code(
     guard_row: OtpGuard,
     refused: domain.CodeRefused,
     now: datetime,
-    requisition_id: uuid.UUID,
+    requisition_id: uuid.UUID | None,
+    action: str = "execute",
 ) -> dict[str, Any]:
     """Count a wrong or spent code and answer with the problem.
 
@@ -379,7 +471,7 @@ def _refuse_code(
     guard_row.locked_until = refused.guard.locked_until
     guard_row.updated_at = now
     problem = refused.problem
-    _record_attempt(session, envelope, "execute", requisition_id, "refused", problem.code, problem.detail)
+    _record_attempt(session, envelope, action, requisition_id, "refused", problem.code, problem.detail)
     return problem_reply(problem.status, problem.code, problem.detail, **problem.extensions)
 
 
@@ -773,6 +865,16 @@ def payment_snapshots(session: Session, ids: Sequence[Any], *, config: PaymentCo
             "body": payment_body(p, config.max_executions, executions.get(p.id, []), attempts.get(p.id, [])),
         }
         for p in session.scalars(select(Payment).where(Payment.id.in_(ids)))
+    ]
+
+
+def authenticator_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Users' authenticators as the gateway projects them: at sign-in, ask for a code or for an enrolment."""
+    return [
+        {"id": enrolment.user_id, "status": enrolment.status, "body": authenticator_body(enrolment)}
+        for enrolment in session.scalars(
+            select(OtpEnrolment).where(OtpEnrolment.user_id.in_([str(i) for i in ids])).order_by(OtpEnrolment.user_id)
+        )
     ]
 
 

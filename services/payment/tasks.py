@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.payment import service
-from services.payment.models import Payment, PaymentExecution, ProviderAttempt
+from services.payment.models import OtpEnrolment, Payment, PaymentExecution, ProviderAttempt
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -21,6 +21,12 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.EXECUTE_PAYMENT, on_refusal=service.record_refused_execution)(
         partial(service.execute_payment, config=config)
     )
+    runtime.command(catalog.VERIFY_SECOND_FACTOR, on_refusal=service.record_refused_sign_in)(
+        partial(service.verify_second_factor, config=config)
+    )
+    runtime.command(catalog.RESET_AUTHENTICATOR, on_refusal=service.record_refused_reset)(
+        partial(service.reset_authenticator, config=config)
+    )
     runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
     runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
@@ -33,3 +39,7 @@ def register(runtime: ServiceRuntime) -> None:
     snapshots.track(Payment, lambda p: ("payment", p.id))
     snapshots.track(PaymentExecution, lambda e: ("payment", e.payment_id))
     snapshots.track(ProviderAttempt, lambda a: ("payment", a.payment_id))
+    snapshots.model(
+        "authenticator", catalog.AUTHENTICATOR_CHANGED, service.authenticator_snapshots, OtpEnrolment.__table__
+    )
+    snapshots.track(OtpEnrolment, lambda e: ("authenticator", e.user_id))

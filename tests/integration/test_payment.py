@@ -102,11 +102,15 @@ def test_a_pending_enrolment_is_replaced_an_active_one_is_not(api: Api, dbs: dic
     assert attempts(dbs, person) == ["otp-invalid", "ok"]  # activation attempts are recorded too
 
 
-def test_only_treasury_enrols(api: Api, tokens: dict[str, str]) -> None:
-    refused = api.post("/api/v1/otp/enrolment", tokens["fiona"])
+def test_only_second_factor_roles_enrol(api: Api, tokens: dict[str, str], dbs: dict[str, Database]) -> None:
+    refused = api.post("/api/v1/otp/enrolment", tokens["alice"])
     assert refused.status_code == 403
     assert refused.headers["Content-Type"] == PROBLEM
-    assert refused.json()["type"] == "treasury-only"
+    assert refused.json()["type"] == "second-factor-roles-only"
+    # Finance signs in with a second factor, so it enrols one too (it still does not pay).
+    enrolled = api.post("/api/v1/otp/enrolment", new_person(dbs, roles=("finance",)).token)
+    assert enrolled.status_code == 201, enrolled.text
+    assert enrolled.json()["status"] == "pending"
 
 
 @pytest.mark.parametrize("body", [{}, {"code": "12345"}, {"code": "12345a"}, {"code": 123456}, {"code": "1", "x": 1}])

@@ -1,6 +1,7 @@
-"""Payment use cases in process: OTP enrolment and activation, executing a payment with a real
-TOTP code, wrong codes and the lockout, who may pay, and disbursement with its failures and
-retries. The clock is the one ``PaymentConfig`` takes, so codes and lockouts are deterministic."""
+"""Payment use cases in process: OTP enrolment and activation, the second factor at sign-in and
+resetting an authenticator, executing a payment with a real TOTP code, wrong codes and the
+lockout, who may pay, and disbursement with its failures and retries. The clock is the one
+``PaymentConfig`` takes, so codes and lockouts are deterministic."""
 
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ from shared.contracts.payment import unseal_enrolment
 from shared.messaging.errors import DomainError
 from shared.messaging.runtime import RetryLater
 from tests.factories import (
+    ADMIN,
     ALICE,
     BOB,
+    CAROL,
     FIONA,
     TOM,
     an_actor,
+    authenticator_reset,
     bank_payee,
     command,
     event,
@@ -37,6 +41,7 @@ from tests.factories import (
     payment_authorisation,
     requisition_approved,
     requisition_closed,
+    second_factor,
 )
 from tests.usecase.conftest import Harness
 
@@ -83,6 +88,8 @@ class Desk:
         self.enrolling = partial(service.enroll_otp, config=self.config)
         self.activating = partial(service.activate_otp, config=self.config)
         self.executing = partial(service.execute_payment, config=self.config)
+        self.verifying = partial(service.verify_second_factor, config=self.config)
+        self.resetting = partial(service.reset_authenticator, config=self.config)
 
     def enrol(self, actor: Actor) -> pyotp.TOTP:
         """Enrol an authenticator (pending); the app, from the secret shown once."""
@@ -96,6 +103,23 @@ class Desk:
         person = Cashier(actor, self.enrol(actor), self.clock)
         assert self.uc.run(self.activating, activation(actor, person.code()))["status"] == 200
         return person
+
+    def sign_in(self, actor: Actor, code: str) -> Any:
+        """Check a sign-in's code; a wrong or spent code is an answer (counted), not a refusal."""
+        return self.uc.run(self.verifying, command(catalog.VERIFY_SECOND_FACTOR, second_factor(code), actor))
+
+    def sign_in_refused(self, actor: Actor, code: str) -> DomainError:
+        """A sign-in the rules refuse, recorded as the runtime records it (``record_refused_sign_in``)."""
+        envelope = command(catalog.VERIFY_SECOND_FACTOR, second_factor(code), actor)
+        return self.uc.refuse(self.verifying, envelope, on_refusal=service.record_refused_sign_in)
+
+    def reset(self, actor: Actor, whose: Actor | str) -> Any:
+        return self.uc.run(self.resetting, command(catalog.RESET_AUTHENTICATOR, authenticator_reset(whose), actor))
+
+    def reset_refused(self, actor: Actor, whose: Actor | str) -> DomainError:
+        """A reset the rules refuse, recorded as the runtime records it (``record_refused_reset``)."""
+        envelope = command(catalog.RESET_AUTHENTICATOR, authenticator_reset(whose), actor)
+        return self.uc.refuse(self.resetting, envelope, on_refusal=service.record_refused_reset)
 
     def payable(
         self, *, requester: Actor = ALICE, approvers: tuple[Actor, ...] = (BOB,), reserved: bool = True, **more: Any
@@ -130,10 +154,12 @@ class Desk:
     def payment(self, rid: str) -> Payment | None:
         return self.uc.scalar(select(Payment).where(Payment.requisition_id == uuid.UUID(rid)))
 
-    def attempts(self, actor: Actor) -> list[tuple[str, str]]:
-        """A user's OTP-bearing attempts, oldest first: (result, reason)."""
-        rows = self.uc.scalars(select(OtpAttempt).where(OtpAttempt.user_id == actor.user_id).order_by(OtpAttempt.id))
-        return [(a.result, a.reason) for a in rows]
+    def attempts(self, actor: Actor, action: str | None = None) -> list[tuple[str, str]]:
+        """A user's OTP-bearing attempts (of one action, if given), oldest first: (result, reason)."""
+        query = select(OtpAttempt).where(OtpAttempt.user_id == actor.user_id).order_by(OtpAttempt.id)
+        if action is not None:
+            query = query.where(OtpAttempt.action == action)
+        return [(a.result, a.reason) for a in self.uc.scalars(query)]
 
 
 def activation(actor: Actor, code: str) -> Envelope:
@@ -154,9 +180,22 @@ def tom(desk: Desk) -> Cashier:
 # -- enrolment ------------------------------------------------------------------------
 
 
-def test_only_treasury_enrols_an_authenticator(payment_uc: Harness, desk: Desk) -> None:
-    refused = payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, FIONA))
-    assert (refused.code, refused.status) == ("treasury-only", 403)
+def test_only_second_factor_roles_enrol_an_authenticator(payment_uc: Harness, desk: Desk) -> None:
+    refused = payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, ALICE))
+    assert (refused.code, refused.status) == ("second-factor-roles-only", 403)
+    activating = payment_uc.refuse(desk.activating, activation(ALICE, "123456"), service.record_refused_activation)
+    assert (activating.code, activating.status) == ("second-factor-roles-only", 403)
+    assert payment_uc.get(OtpEnrolment, ALICE.user_id) is None
+
+
+@pytest.mark.parametrize("person", [TOM, FIONA, CAROL, ADMIN], ids=lambda a: a.username)
+def test_every_second_factor_role_enrols_and_activates_an_authenticator(
+    payment_uc: Harness, desk: Desk, person: Actor
+) -> None:
+    desk.cashier(person)  # enrolled (pending), then activated with a first code
+    enrolment = payment_uc.get(OtpEnrolment, person.user_id)
+    assert (enrolment.status, enrolment.activated_at) == ("active", desk.clock.now)
+    assert desk.attempts(person) == [("accepted", "ok")]
 
 
 def test_a_pending_enrolment_is_replaced_and_activated_by_its_first_good_code(payment_uc: Harness, desk: Desk) -> None:
@@ -177,6 +216,231 @@ def test_a_pending_enrolment_is_replaced_and_activated_by_its_first_good_code(pa
     assert (again.code, again.status) == ("otp-already-enrolled", 409)
     desk.clock.advance(seconds=30)
     assert payment_uc.refuse(desk.activating, activation(TOM, second.at(desk.clock.now))).code == "otp-already-active"
+
+
+# -- the second factor at sign-in -----------------------------------------------------
+
+
+@pytest.fixture
+def fiona(desk: Desk) -> Cashier:
+    """Fiona of finance, her authenticator enrolled and active (she signs in with it, never pays)."""
+    return desk.cashier(FIONA)
+
+
+def test_a_sign_in_code_is_accepted_once(payment_uc: Harness, desk: Desk, fiona: Cashier) -> None:
+    code = fiona.code()
+    assert desk.sign_in(FIONA, code) == {"status": 200, "body": {"user_id": FIONA.user_id, "verified": True}}
+    [spent] = payment_uc.scalars(select(OtpStepUse).where(OtpStepUse.purpose == "sign-in"))
+    assert (spent.user_id, spent.time_step) == (FIONA.user_id, domain.time_step(desk.clock.now))
+
+    again = desk.sign_in(FIONA, code)
+    assert (again["status"], again["problem"]["type"], again["problem"]["attempts_left"]) == (
+        409,
+        "otp-already-used",
+        4,
+    )
+    assert payment_uc.get(OtpGuard, FIONA.user_id).failures == 1  # a spent code counts, as at payment
+    assert desk.attempts(FIONA, "sign-in") == [("accepted", "ok"), ("refused", "otp-already-used")]
+    assert payment_uc.emitted(snapshots=True) == []  # signing in changes no read model
+
+
+def test_a_code_signs_in_or_pays_never_both(desk: Desk, tom: Cashier) -> None:
+    rid = desk.payable()
+    code = tom.code()
+    assert desk.sign_in(TOM, code)["status"] == 200
+    reused = desk.pay(TOM, rid, code)
+    assert (reused["status"], reused["problem"]["type"]) == (409, "otp-already-used")
+    assert desk.payment(rid) is None
+
+
+def test_wrong_codes_at_sign_in_and_at_payment_share_one_budget_and_the_fifth_locks_both(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    rid = desk.payable()
+    answers = [desk.sign_in(TOM, tom.wrong_code()) for _ in range(3)]
+    answers.append(desk.pay(TOM, rid, tom.wrong_code()))
+    answers.append(desk.sign_in(TOM, tom.wrong_code()))
+    assert [(a["status"], a["problem"]["type"]) for a in answers] == [(422, "otp-invalid")] * 4 + [
+        (429, "otp-locked-out")
+    ]
+    assert [a["problem"]["attempts_left"] for a in answers[:4]] == [4, 3, 2, 1]
+    until = desk.clock.now + timedelta(minutes=15)
+    assert answers[4]["problem"]["retry_after"] == 15 * 60
+    assert answers[4]["problem"]["locked_until"] == until.isoformat()
+    assert payment_uc.get(OtpGuard, TOM.user_id).locked_until == until
+
+    # Locked: a good code is refused at sign-in and at payment, without being checked or counted.
+    locked = desk.sign_in_refused(TOM, tom.code())
+    assert (locked.code, locked.status) == ("otp-locked-out", 429)
+    assert 14 * 60 < locked.extra["retry_after"] <= 15 * 60
+    assert locked.extra["locked_until"] == until.isoformat()
+    paying = desk.refused(TOM, rid, tom.code())
+    assert (paying.code, paying.status) == ("otp-locked-out", 429)
+    assert desk.attempts(TOM, "sign-in") == [("refused", "otp-invalid")] * 3 + [("refused", "otp-locked-out")] * 2
+    assert desk.attempts(TOM, "execute") == [("refused", "otp-invalid"), ("refused", "otp-locked-out")]
+
+    desk.clock.advance(minutes=15)
+    assert desk.sign_in(TOM, tom.code())["status"] == 200
+
+
+def test_a_good_sign_in_code_ends_the_run_of_wrong_ones(payment_uc: Harness, desk: Desk, fiona: Cashier) -> None:
+    for _ in range(4):
+        assert desk.sign_in(FIONA, fiona.wrong_code())["status"] == 422
+    assert desk.sign_in(FIONA, fiona.code())["status"] == 200
+    assert payment_uc.get(OtpGuard, FIONA.user_id).failures == 0
+
+
+def test_signing_in_needs_a_second_factor_role_and_an_active_authenticator(payment_uc: Harness, desk: Desk) -> None:
+    staff = desk.sign_in_refused(ALICE, "123456")
+    assert (staff.code, staff.status) == ("second-factor-roles-only", 403)
+    never = desk.sign_in_refused(CAROL, "123456")
+    assert (never.code, never.status) == ("otp-not-enrolled", 409)
+    pending = Cashier(CAROL, desk.enrol(CAROL), desk.clock)
+    refused = desk.sign_in_refused(CAROL, pending.code())
+    assert (refused.code, refused.status) == ("otp-not-enrolled", 409)
+    assert desk.attempts(ALICE, "sign-in") == [("refused", "second-factor-roles-only")]
+    assert desk.attempts(CAROL, "sign-in") == [("refused", "otp-not-enrolled")] * 2
+    # Refused for who they are or what they lack: no code was counted.
+    assert payment_uc.get(OtpGuard, CAROL.user_id) is None
+
+
+# -- resetting an authenticator -------------------------------------------------------
+
+
+def test_an_admin_resets_someones_authenticator_and_they_enrol_again(
+    payment_uc: Harness, desk: Desk, fiona: Cashier
+) -> None:
+    for _ in range(2):
+        desk.sign_in(FIONA, fiona.wrong_code())
+    reset = desk.reset(ADMIN, FIONA)
+    assert reset["status"] == 200
+    assert (reset["body"]["user_id"], reset["body"]["status"], reset["body"]["activated_at"]) == (
+        FIONA.user_id,
+        "reset",
+        None,
+    )
+    enrolment = payment_uc.get(OtpEnrolment, FIONA.user_id)
+    assert (enrolment.status, enrolment.sealed_secret) == ("reset", "")
+    assert payment_uc.get(OtpGuard, FIONA.user_id).failures == 0
+    [audit] = payment_uc.scalars(select(OtpAttempt).where(OtpAttempt.action == "reset"))
+    assert (audit.user_id, audit.result, audit.detail) == (
+        ADMIN.user_id,
+        "accepted",
+        f"authenticator of {FIONA.user_id}",
+    )
+
+    # The old authenticator no longer signs in; a new one is enrolled and activated as the first was.
+    gone = desk.sign_in_refused(FIONA, fiona.code())
+    assert (gone.code, gone.status) == ("otp-not-enrolled", 409)
+    assert payment_uc.refuse(desk.activating, activation(FIONA, fiona.code())).code == "otp-not-enrolled"
+    renewed = desk.cashier(FIONA)
+    assert desk.sign_in(FIONA, renewed.code())["status"] == 200
+
+
+def test_a_user_resets_their_own_authenticator(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    assert desk.reset(TOM, TOM)["body"]["status"] == "reset"
+    rid = desk.payable()
+    assert desk.refused(TOM, rid, tom.code()).code == "otp-not-enrolled"  # nor does it pay
+    assert desk.attempts(TOM, "reset") == [("accepted", "ok")]
+
+
+def test_a_reset_does_not_lift_a_running_lock(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    for _ in range(5):
+        desk.sign_in(TOM, tom.wrong_code())
+    locked_until = payment_uc.get(OtpGuard, TOM.user_id).locked_until
+    desk.reset(TOM, TOM)
+    renewed = desk.cashier(TOM)
+    assert desk.sign_in_refused(TOM, renewed.code()).code == "otp-locked-out"
+    assert payment_uc.get(OtpGuard, TOM.user_id).locked_until == locked_until
+
+
+def test_nobody_else_resets_an_authenticator(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    answers = {
+        "finance, tom's": desk.reset_refused(FIONA, TOM),
+        "staff, tom's": desk.reset_refused(ALICE, TOM),
+        "staff, own": desk.reset_refused(ALICE, ALICE),
+        "finance, own, none": desk.reset_refused(FIONA, FIONA),
+        "admin, unknown user": desk.reset_refused(ADMIN, "nobody"),
+    }
+    assert {who: (r.code, r.status) for who, r in answers.items()} == {
+        "finance, tom's": ("not-your-authenticator", 403),
+        "staff, tom's": ("not-your-authenticator", 403),
+        "staff, own": ("second-factor-roles-only", 403),
+        "finance, own, none": ("no-authenticator", 404),
+        "admin, unknown user": ("no-authenticator", 404),
+    }
+    assert payment_uc.get(OtpEnrolment, TOM.user_id).status == "active"
+    assert desk.attempts(FIONA, "reset") == [("refused", "not-your-authenticator"), ("refused", "no-authenticator")]
+    [refused] = payment_uc.scalars(select(OtpAttempt).where(OtpAttempt.user_id == ADMIN.user_id))
+    assert refused.detail == "This user has no authenticator to reset. (authenticator of nobody)"
+
+
+# -- the authenticator read model -----------------------------------------------------
+
+
+def test_every_change_of_an_authenticator_publishes_its_snapshot(payment_uc: Harness, desk: Desk) -> None:
+    def published() -> dict[str, Any]:
+        snapshot = payment_uc.snapshot("AuthenticatorChanged", FIONA.user_id)
+        assert snapshot["status"] == snapshot["body"]["status"]
+        return snapshot
+
+    totp = desk.enrol(FIONA)
+    enrolled = published()
+    assert {k: enrolled[k] for k in ("id", "version", "status")} == {
+        "id": FIONA.user_id,
+        "version": 1,
+        "status": "pending",
+    }
+    assert enrolled["body"] == {
+        "user_id": FIONA.user_id,
+        "username": "fiona",
+        "status": "pending",
+        "activated_at": None,
+    }
+
+    desk.clock.advance(seconds=30)
+    payment_uc.run(desk.activating, activation(FIONA, totp.at(desk.clock.now)))
+    activated = published()
+    assert (activated["version"], activated["status"]) == (2, "active")
+    assert activated["body"]["activated_at"] == desk.clock.now.isoformat()
+
+    desk.reset(ADMIN, FIONA)
+    reset = published()
+    assert (reset["version"], reset["status"], reset["body"]["activated_at"]) == (3, "reset", None)
+
+    desk.enrol(FIONA)
+    assert (published()["version"], published()["status"]) == (4, "pending")
+
+
+def test_a_refused_change_publishes_no_snapshot(payment_uc: Harness, desk: Desk, tom: Cashier) -> None:
+    payment_uc.refuse(desk.enrolling, command(catalog.ENROLL_OTP, {}, TOM))  # already active
+    assert payment_uc.emitted(snapshots=True) == []
+    desk.reset_refused(FIONA, TOM)
+    assert payment_uc.emitted(snapshots=True) == []
+
+
+def test_a_rebuild_pages_through_every_authenticator(payment_uc: Harness, desk: Desk) -> None:
+    people = [TOM, FIONA, CAROL]
+    for person in people:
+        desk.enrol(person)
+    desk.reset(ADMIN, CAROL)
+    with payment_uc.session() as session:
+        first = payment_uc.snapshots.export(session, "authenticator", None, 2)
+        rest = payment_uc.snapshots.export(session, "authenticator", first["next"], 2)
+    items = first["items"] + rest["items"]
+    assert rest["next"] is None
+    # Each once, over two pages (in the database's order of ids, whatever its collation).
+    assert sorted(i["id"] for i in items) == sorted(p.user_id for p in people)
+    assert (len(first["items"]), len(rest["items"])) == (2, 1)
+    assert {i["id"]: (i["status"], i["version"]) for i in items} == {
+        TOM.user_id: ("pending", 1),
+        FIONA.user_id: ("pending", 1),
+        CAROL.user_id: ("reset", 2),
+    }
+    # The export and the live snapshot of one authenticator are the same but for their time.
+    live = payment_uc.snapshot("AuthenticatorChanged", CAROL.user_id)
+    [exported] = [i for i in items if i["id"] == CAROL.user_id]
+    assert {k: v for k, v in exported.items() if k != "at"} == {k: v for k, v in live.items() if k != "at"}
 
 
 # -- executing ------------------------------------------------------------------------

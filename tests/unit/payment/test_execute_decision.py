@@ -113,7 +113,7 @@ REFUSALS: list[tuple[dict[str, object], PaymentRule, Problem]] = [
     (
         {"executor": executor("finance", "admin")},
         PaymentRule.TREASURY_ONLY,
-        Problem(403, "treasury-only", "Only treasury executes payments and enrols an authenticator for it."),
+        Problem(403, "treasury-only", "Only treasury executes payments."),
     ),
     (
         {"guard": locked(10)},
