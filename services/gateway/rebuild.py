@@ -33,6 +33,7 @@ EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "account": catalog.ACCOUNT_CHANGED,
     "payment": catalog.PAYMENT_CHANGED,
     "alert": catalog.ALERT_RECORDED,
+    "authenticator": catalog.AUTHENTICATOR_CHANGED,
     **dict.fromkeys(DOCUMENTS, catalog.DOCUMENT_CHANGED),
 }
 
