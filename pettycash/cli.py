@@ -50,7 +50,10 @@ def seed_demo() -> None:
 @click.option("--name", "full_name", required=True)
 @click.option("--role", "roles", multiple=True, type=click.Choice(ROLES), required=True)
 @click.option("--branch", "branches", multiple=True, help="Branch code; repeat for several.")
-def create_user(username: str, full_name: str, roles: tuple[str, ...], branches: tuple[str, ...]) -> None:
+@click.option("--email", default=None, help="Where password links go.")
+def create_user(
+    username: str, full_name: str, roles: tuple[str, ...], branches: tuple[str, ...], email: str | None
+) -> None:
     """Create a user and print a bearer token for it (shown once)."""
     from services.gateway import identity
     from shared.db.engine import Database
@@ -58,9 +61,82 @@ def create_user(username: str, full_name: str, roles: tuple[str, ...], branches:
     db = Database(load_settings().database_url("gateway"))
     with db.uow() as uow:
         user = identity.create_user(uow.session, username, full_name, list(roles), list(branches))
+        user.email = email.lower() if email else None
         token = identity.issue_token(uow.session, user, "cli")
         uow.commit()
     click.echo(token)
+
+
+def _password_link(username: str, *, create_admin: dict[str, str] | None = None) -> str:
+    """A one-time link that sets ``username``'s password (creating them as an admin first if asked)."""
+    from services.gateway import identity
+    from services.gateway.accounts import INVITATION, RESET, Accounts
+    from services.gateway.passwords import Passwords
+    from services.gateway.security import EventType, SecurityLog
+    from services.gateway.sessions import make_store
+    from shared.db.engine import Database
+    from shared.db.types import utcnow
+
+    settings = load_settings()
+    db = Database(settings.database_url("gateway"))
+    security = SecurityLog(db, utcnow)
+    accounts = Accounts(
+        db,
+        settings.identity,
+        Passwords.from_settings(settings.identity),
+        security,
+        make_store(settings.identity, db, utcnow),
+        utcnow,
+    )
+    with db.uow() as uow:
+        if create_admin is not None:
+            user = identity.create_user(uow.session, username, create_admin["name"], ["admin"], [])
+            user.email = create_admin["email"].lower() if create_admin["email"] else None
+            security.add(uow.session, EventType.USER_CREATED, subject=(str(user.id), username), via="command line")
+        else:
+            user = accounts.find_user(uow.session, username)
+            if user is None:
+                raise click.ClickException(f"no user {username!r}")
+        link = accounts.make_link(uow.session, user, RESET if user.password_hash else INVITATION)
+        uow.commit()
+    db.dispose()
+    return f"{link.url}\n(works once, until {link.expires_at:%Y-%m-%d %H:%M} UTC)"
+
+
+@main.command("create-admin")
+@click.argument("username")
+@click.option("--name", "full_name", required=True)
+@click.option("--email", default="", help="The admin's address (password links go there later).")
+def create_admin(username: str, full_name: str, email: str) -> None:
+    """Create an administrator (the first one of a new install) and print the link that sets their password."""
+    click.echo(_password_link(username, create_admin={"name": full_name, "email": email}))
+
+
+@main.command("password-link")
+@click.argument("username")
+def password_link(username: str) -> None:
+    """Print a one-time link that sets a user's password (when mail cannot reach them)."""
+    click.echo(_password_link(username))
+
+
+@main.command("unlock")
+@click.argument("username")
+def unlock(username: str) -> None:
+    """Lift the lockout that wrong passwords earned a user."""
+    from sqlalchemy import update
+
+    from services.gateway.models import User
+    from shared.db.engine import Database
+
+    db = Database(load_settings().database_url("gateway"))
+    with db.uow() as uow:
+        done = uow.session.execute(
+            update(User).where(User.username == username).values(locked_until=None, failed_sign_ins=0)
+        ).rowcount
+        uow.commit()
+    if not done:
+        raise click.ClickException(f"no user {username!r}")
+    click.echo(f"{username} unlocked")
 
 
 @main.command()

@@ -19,7 +19,9 @@ def seed_and_print(settings: Settings) -> None:
     db = Database(settings.database_url("gateway"))
     with db.uow() as uow:
         tokens = identity.seed_demo(uow.session)
-        passwords = identity.set_demo_passwords(uow.session, Passwords.from_settings(settings.identity).hash) if tokens else {}
+        passwords = (
+            identity.set_demo_passwords(uow.session, Passwords.from_settings(settings.identity).hash) if tokens else {}
+        )
         uow.commit()
     db.dispose()
     credentials = settings.var_dir / "demo-credentials.txt"

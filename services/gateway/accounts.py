@@ -110,13 +110,13 @@ class Accounts:
         """
         now = self.clock()
         with self.db.uow() as uow:
-            user = self.find_user(uow.session, login)
-            usable = user is not None and user.is_active
-            if usable and user is not None and user.locked_until and user.locked_until > now:
+            found = self.find_user(uow.session, login)
+            user = found if found is not None and found.is_active else None
+            if user is not None and user.locked_until and user.locked_until > now:
                 raise self._locked(user, now)
-            matches = self.passwords.verify(user.password_hash if usable and user else None, password)
+            matches = self.passwords.verify(user.password_hash if user is not None else None, password)
             if not matches or user is None:
-                self._failed(uow.session, user if usable else None, login, now)
+                self._failed(uow.session, user, login, now)
                 uow.commit()
                 raise Refused(401, "invalid-credentials", INVALID_CREDENTIALS)
             stage = self._stage_after_password(uow.session, user)

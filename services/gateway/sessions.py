@@ -246,16 +246,12 @@ class ServerSessionInterface(SessionInterface):
         if not isinstance(session, ServerSession):
             return
         secure = request.is_secure
-        if session.ended or (session.sid and not session and session.modified):
-            if session.sid:
-                self.store.delete(_hash(session.sid))
-            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=secure)
+        if self._ending(session):
+            self._forget(session, response, secure)
             return
         now = self.clock()
-        if session.sid and not session.rotate and not session.modified and not self._touch_due(session, now):
-            return
-        if not session:
-            return  # nothing to keep: no cookie
+        if not session or not self._save_due(session, now):
+            return  # nothing to keep (no cookie), or nothing new since the last touch
         if session.rotate and session.sid:
             self.store.delete(_hash(session.sid))
             session.sid = None
@@ -264,6 +260,19 @@ class ServerSessionInterface(SessionInterface):
         session.sid = session.sid or secrets.token_urlsafe(32)
         self.store.save(_hash(session.sid), dict(session), self._ttl(session))
         response.set_cookie(COOKIE, session.sid, path="/", httponly=True, samesite="Lax", secure=secure)
+
+    @staticmethod
+    def _ending(session: ServerSession) -> bool:
+        """Signed out, or emptied by the request: the stored session and the cookie go."""
+        return session.ended or bool(session.sid and not session and session.modified)
+
+    def _forget(self, session: ServerSession, response: Response, secure: bool) -> None:
+        if session.sid:
+            self.store.delete(_hash(session.sid))
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=secure)
+
+    def _save_due(self, session: ServerSession, now: datetime) -> bool:
+        return not session.sid or session.rotate or session.modified or self._touch_due(session, now)
 
     def _touch_due(self, session: ServerSession, now: datetime) -> bool:
         last_seen = session.at("last_seen_at")
