@@ -77,6 +77,13 @@ def test_env(backing: dict[str, str], tmp_var: Path) -> dict[str, str]:
         PETTYCASH_RETRY_BACKOFF_SECONDS="0.05",
         PETTYCASH_PAYMENT_RETRY_BASE_SECONDS="0.2",
         PETTYCASH_WORKER_CONCURRENCY="4",
+        # Every test signs in from 127.0.0.1: the per-address and per-account limits are
+        # tested on gateways of their own (tests/integration/test_sign_in_limits.py).
+        PETTYCASH_RATE_LIMIT_SIGN_IN_ADDRESS="1000/minute",
+        PETTYCASH_RATE_LIMIT_SIGN_IN_ACCOUNT="1000/minute",
+        # Cheap password hashes (the parameters are production's in the rehash test).
+        PETTYCASH_ARGON2_TIME_COST="1",
+        PETTYCASH_ARGON2_MEMORY_KIB="8192",
         PYTHONUNBUFFERED="1",
     )
     return env

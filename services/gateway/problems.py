@@ -35,10 +35,16 @@ _OUTAGES: tuple[type[BaseException], ...] = (
 )
 
 
+WWW_AUTHENTICATE = 'Bearer realm="pettycash"'
+
+
 def problem(status: int, code: str, detail: str, **extra: Any) -> Response:
     """A problem+json response; ``code`` is a stable machine-readable slug."""
     body = {"type": code, "title": code.replace("-", " "), "status": status, "detail": detail, **extra}
-    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    if status == 401:  # RFC 9110: a 401 names the scheme to authenticate with
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return response
 
 
 def from_reply(reply: dict[str, Any]) -> Response:
@@ -79,7 +85,7 @@ def from_http_exception(exc: HTTPException) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="pettycash"'
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     return response
 
 

@@ -23,6 +23,7 @@ from shared.contracts.payloads import (
     PayeeSchema,
     PolicySchema,
     RequisitionFieldsSchema,
+    StrictBoolean,
     TierPolicySchema,
 )
 from shared.contracts.roles import ROLES
@@ -80,7 +81,7 @@ def _integer(*, nullable: bool = False, **kwargs: Any) -> fields.Integer:
 
 
 def _boolean(**kwargs: Any) -> fields.Boolean:
-    return fields.Boolean(required=True, **kwargs)
+    return StrictBoolean(required=True, **kwargs)
 
 
 def _strings(**kwargs: Any) -> fields.List:
@@ -100,7 +101,7 @@ class RequisitionCreateSchema(RequisitionFieldsSchema):
     branch = fields.String(
         required=True, validate=validate.Length(min=1, max=32), metadata={"description": "Branch code, e.g. NBO-CBD"}
     )
-    draft = fields.Boolean(load_default=False, metadata={"description": "Save without submitting"})
+    draft = StrictBoolean(load_default=False, metadata={"description": "Save without submitting"})
 
 
 class RequisitionEditSchema(RequisitionFieldsSchema):

@@ -25,6 +25,15 @@ PAYEE_METHODS: tuple[str, ...] = ("cash", "mobile_money", "bank")
 ORIGINS: tuple[str, ...] = ("branch", "head_office")
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing else (marshmallow's own also takes 0, 1, "yes"...)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class PayeeSchema(Schema):
     """Who receives the money and how."""
 
@@ -45,7 +54,7 @@ class RequisitionFieldsSchema(Schema):
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     purpose = fields.String(required=True, validate=validate.Length(min=3, max=500))
     payee = fields.Nested(PayeeSchema, required=True)
-    urgent = fields.Boolean(load_default=False)
+    urgent = StrictBoolean(load_default=False)
     urgency_reason = fields.String(load_default="", validate=validate.Length(max=500))
 
     @validates_schema
@@ -61,7 +70,7 @@ class SubmitRequisitionPayload(RequisitionFieldsSchema):
     branch_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
     region_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     origin = fields.String(required=True, validate=validate.OneOf(ORIGINS))
-    draft = fields.Boolean(load_default=False)
+    draft = StrictBoolean(load_default=False)
 
 
 class RequisitionSubmittedPayload(Schema):
@@ -90,7 +99,7 @@ class ApprovalCaseOpenedPayload(Schema):
     case_id = fields.UUID(required=True)
     tier = fields.String(required=True)
     policy_version = fields.Integer(required=True)
-    fast_track = fields.Boolean(load_default=False)
+    fast_track = StrictBoolean(load_default=False)
     chain = fields.List(fields.String(), load_default=list)
     escalations = fields.List(fields.String(), load_default=list)
 

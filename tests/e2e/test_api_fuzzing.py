@@ -1,12 +1,18 @@
 """Property-based fuzzing of the whole OpenAPI document: the API does what the document says.
 
 schemathesis generates requests from every operation's schema (examples, boundary values,
-then random ones) and sends them to the running gateway, as an admin, a treasurer and a
-member of staff, so each role's paths are reached past the permission checks. Every check it
-has runs on every answer: no server error; every status, content type, header and body as
-documented (the response schemas are what flask-smorest dumps, so they cannot drift); data
-the schema calls invalid refused, data it calls valid accepted; a missing or broken token
-refused 401; an undeclared method 405 with ``Allow``.
+then random ones) and sends them to a running gateway as a member of staff, a treasurer and
+an admin on their bearer tokens, and as the member of staff on a browser's session cookie
+(with its CSRF token), so each role's paths are reached past the permission checks. Every
+check it has runs on every answer: no server error; every status, content type, header and
+body as documented (the response schemas are what flask-smorest dumps, so they cannot
+drift); data the schema calls invalid refused, data it calls valid accepted; a missing or
+broken credential refused 401 (public operations say ``security: []``); an undeclared method
+405 with ``Allow``.
+
+The fuzzer is an admin who deactivates users, revokes tokens and renames branches at random,
+so it runs on a world of its own (its own databases, Redis database and processes): the
+other tests' demo organisation stays as they expect it.
 """
 
 from __future__ import annotations
@@ -16,11 +22,20 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
+import requests
 
-from tests.support import Stack
+from services.gateway import identity
+from services.gateway.passwords import Passwords
+from shared.config import load_settings
+from shared.db.engine import Database
+from tests.conftest import DB_PREFIX, REDIS_DB
+from tests.support import Stack, database_template, free_port, fresh_databases, scalar, wait_for
 
 SCHEMATHESIS = shutil.which("schemathesis", path=os.path.dirname(sys.executable))
 
@@ -48,22 +63,85 @@ checks.positive_data_acceptance.expected-statuses = [
 """
 
 
-@pytest.mark.parametrize("user", ["admin", "tom", "alice"])
-def test_the_api_answers_as_its_openapi_document_says(
-    stack: Stack, tokens: dict[str, str], user: str, tmp_path: Path
-) -> None:
+@dataclass
+class World:
+    stack: Stack
+    tokens: dict[str, str]
+    passwords: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(
+    backing: dict[str, str], test_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """The whole system once more, on databases and a Redis database of its own."""
+    prefix = f"{DB_PREFIX}fuzz_"
+    var = tmp_path_factory.mktemp("fuzz-var")
+    env = {
+        **test_env,
+        "PETTYCASH_DATABASE_URL": database_template(backing["postgres"], prefix),
+        "PETTYCASH_BROKER_URL": f"{backing['redis']}/{REDIS_DB - 1}",
+        "PETTYCASH_GATEWAY_PORT": str(free_port()),
+        "PETTYCASH_VAR_DIR": str(var),
+    }
+    settings = load_settings(env)
+    fresh_databases(backing["postgres"], prefix, settings)
+    redis.Redis.from_url(settings.broker_url).flushdb()
+    gateway_db, approval_db = Database(settings.database_url("gateway")), Database(settings.database_url("approval"))
+    with gateway_db.uow() as uow:
+        tokens = identity.seed_demo(uow.session)
+        passwords = identity.set_demo_passwords(uow.session, Passwords.from_settings(settings.identity).hash)
+        uow.commit()
+    (var / "logs").mkdir()
+    stack = Stack(env, var / "logs").start()
+    users = scalar(gateway_db, "SELECT count(*) FROM users")
+    wait_for(lambda: scalar(approval_db, "SELECT count(*) FROM approvers") >= users, 30, what="the directory")
+    gateway_db.dispose()
+    approval_db.dispose()
+    yield World(stack, tokens, passwords)
+    stack.stop()
+
+
+def signed_in(world: World, username: str) -> tuple[str, str]:
+    """Sign in as a browser does: the session cookie's value and the session's CSRF token."""
+    browser = requests.Session()
+    signed = browser.post(
+        f"{world.stack.base_url}/api/v1/session",
+        json={"username": username, "password": world.passwords[username]},
+        timeout=10,
+    )
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signed_in"], signed.text
+    return browser.cookies["pettycash_session"], signed.json()["csrf_token"]
+
+
+# Signing out would end the session the run is made on; the session tests cover both.
+SIGN_OUTS = ["--exclude-name", "DELETE /api/v1/session", "--exclude-name", "DELETE /api/v1/sessions"]
+
+
+# The admin last: it may deactivate the others.
+@pytest.mark.parametrize("caller", ["alice", "tom", "alice-session", "admin"])
+def test_the_api_answers_as_its_openapi_document_says(world: World, caller: str, tmp_path: Path) -> None:
     assert SCHEMATHESIS, "schemathesis is a dev dependency"
+    username, _, via = caller.partition("-")
+    # The credential by its security scheme, so schemathesis also sends requests without it.
+    if via == "session":
+        cookie, csrf_token = signed_in(world, username)
+        auth = f'[auth.openapi.sessionCookie]\napi_key = "{cookie}"\n'
+        extra = ["--header", f"X-CSRFToken: {csrf_token}", *SIGN_OUTS]
+    else:
+        auth = f'[auth.openapi.bearerAuth]\nbearer = "{world.tokens[username]}"\n'
+        extra = []
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
+    config.write_text(auth + CONFIG)
     done = subprocess.run(
         [
             SCHEMATHESIS,
             "--config-file",
             str(config),
             "run",
-            f"{stack.base_url}/api/v1/openapi.json",
-            "--header",
-            f"Authorization: Bearer {tokens[user]}",
+            f"{world.stack.base_url}/api/v1/openapi.json",
+            *extra,
             "--checks",
             "all",
             "--phases",

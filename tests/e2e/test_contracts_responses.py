@@ -13,8 +13,11 @@ a schema forgot would be dropped by flask-smorest, silently, and this says which
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -25,6 +28,7 @@ from marshmallow import Schema
 from sqlalchemy import select
 
 from services.gateway import schemas
+from services.gateway.passwords import Passwords
 from services.gateway.readmodels import (
     rm_accounts,
     rm_alerts,
@@ -33,8 +37,9 @@ from services.gateway.readmodels import (
     rm_payments,
     rm_requisitions,
 )
+from shared.config import load_settings
 from shared.db.engine import Database
-from tests.payment_support import Authenticator, Person, bank, ensure_float, new_person, wait_payment
+from tests.payment_support import Authenticator, Person, bank, enrol, ensure_float, new_person, wait_payment
 from tests.support import Api, Stack, kes, requisition_body, wait_for
 
 CONFORMANCE = (
@@ -100,7 +105,7 @@ def _wait(api: Api, token: str, rid: str, *statuses: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]) -> Contract:
+def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database], tmp_var: Path) -> Contract:
     """The journey, once per module: each of its answers checked as it comes."""
     call, api = contract, contract.api
     alice, bob, rita, fiona, admin, aud = (tokens[u] for u in ("alice", "bob", "rita", "fiona", "admin", "aud"))
@@ -173,8 +178,9 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     assert enrolled["provisioning_uri"].startswith("otpauth://")
     assert enrolled["qr_svg"]
     device = Authenticator(pyotp.parse_uri(enrolled["provisioning_uri"]).secret)
-    call("POST", "/api/v1/otp/activation", person.token, 200, json={"code": device.code()})
+    activated = call("POST", "/api/v1/otp/activation", person.token, 200, json={"code": device.code()})
     _pay(call, api, person, device, rid, alice)
+    _identity_journey(call, tokens, dbs, tmp_var, person, activated.json()["recovery_codes"])
 
     # A replenishment asked for and decided.
     asked = call(
@@ -222,6 +228,126 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     assert not_allowed.status_code == 405
     assert set(not_allowed.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
     return contract
+
+
+def _strong() -> str:
+    return "-".join(secrets.token_urlsafe(5) for _ in range(4))
+
+
+def _give_password(dbs: dict[str, Database], user_id: str) -> str:
+    password = _strong()
+    hashed = Passwords.from_settings(load_settings().identity).hash(password)
+    with dbs["gateway"].engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE users SET password_hash = %s WHERE id = %s", (hashed, user_id))
+    return password
+
+
+def _link_token(mail_dir: Path, to: str) -> str:
+    """The token of the newest password link mailed to ``to`` (mail lands in var/mail/)."""
+    for path in sorted(mail_dir.glob("*.eml"), reverse=True):
+        text = path.read_text()
+        if f"To: {to}" in text:
+            found = re.search(r"/password/set\?token=([A-Za-z0-9_-]+)", text)
+            assert found, text
+            return found.group(1)
+    raise AssertionError(f"no mail to {to} in {mail_dir}")
+
+
+def _identity_journey(
+    call: Contract, tokens: dict[str, str], dbs: dict[str, Database], var: Path, person: Person, recovery: list[str]
+) -> None:
+    """Administration, sign-in on a session, one's own account and tokens, password links."""
+    admin, aud = tokens["admin"], tokens["aud"]
+    browser = Contract.__new__(Contract)  # the same document and checks, its own cookie jar
+    browser.__dict__.update(call.__dict__, api=Api(call.api.base_url))
+
+    # The organisation: a region, a branch in it with its float's levels, the roles.
+    region = f"J{uuid.uuid4().hex[:6].upper()}"
+    call("GET", "/api/v1/admin/regions", aud, 200)
+    call("POST", "/api/v1/admin/regions", admin, 201, json={"code": region, "name": "Journey region"})
+    call("PATCH", "/api/v1/admin/regions/{region_code}", admin, 200, _region_code=region, json={"name": "Renamed"})
+    branch = f"{region}-1"
+    levels = {"reorder_level": kes(10_000), "imprest": kes(40_000)}
+    call("POST", "/api/v1/admin/branches", admin, 201, json={"code": branch, "name": "Journey", "region": region})
+    call("PATCH", "/api/v1/admin/branches/{branch_code}", admin, 200, _branch_code=branch, json=levels)
+    call("GET", "/api/v1/admin/branches", aud, 200)
+    call("GET", "/api/v1/admin/roles", aud, 200)
+
+    # A user invited (a link by mail), who sets a password with it and signs in.
+    username = f"journey-{uuid.uuid4().hex[:6]}"
+    email = f"{username}@example.org"
+    invited = call(
+        "POST",
+        "/api/v1/admin/users",
+        admin,
+        201,
+        json={"username": username, "full_name": "Jo Urney", "email": email, "roles": ["staff"], "branches": [branch]},
+    ).json()
+    user = "/api/v1/admin/users/{user_id}"
+    call("GET", "/api/v1/admin/users", aud, 200, params={"q": "journey"})
+    call("GET", user, aud, 200, _user_id=invited["id"])
+    call("PATCH", user, admin, 200, _user_id=invited["id"], json={"branches": [branch, "NBO-CBD"]})
+    password = _strong()
+    link = _link_token(var / "mail", email)
+    call("POST", "/api/v1/password-link", None, 200, json={"token": link, "password": password})
+    csrf = browser("GET", "/api/v1/session", None, 200).json()["csrf_token"]
+    signed = browser(
+        "POST",
+        "/api/v1/session",
+        None,
+        200,
+        json={"username": email, "password": password},
+        headers={"X-CSRFToken": csrf},
+    )
+    csrf = {"X-CSRFToken": signed.json()["csrf_token"]}
+    browser("GET", "/api/v1/account", None, 200)
+    made = browser(
+        "POST", "/api/v1/account/tokens", None, 201, json={"name": "script", "read_only": True}, headers=csrf
+    )
+    browser("GET", "/api/v1/account/tokens", None, 200)
+    browser("DELETE", "/api/v1/account/tokens/{token_id}", None, 204, _token_id=made.json()["id"], headers=csrf)
+    second = browser(
+        "POST", "/api/v1/account/tokens", None, 201, json={"name": "cron", "expires_in_days": 30}, headers=csrf
+    )
+    call("GET", user + "/tokens", admin, 200, _user_id=invited["id"])
+    call("DELETE", user + "/tokens/{token_id}", admin, 204, _user_id=invited["id"], _token_id=second.json()["id"])
+    changed = {"current_password": password, "new_password": _strong()}
+    browser("POST", "/api/v1/account/password", None, 200, json=changed, headers=csrf)  # ends the session
+    call("POST", "/api/v1/password-reset", None, 202, json={"username": username})
+    call("POST", user + "/password-link", admin, 201, _user_id=invited["id"])
+    call("POST", user + "/deactivate", admin, 200, _user_id=invited["id"])
+    call("POST", user + "/reactivate", admin, 200, _user_id=invited["id"])
+    call("POST", user + "/unlock", admin, 200, _user_id=invited["id"])
+
+    # Treasury signs in with the second factor (a recovery code), renews the codes, resets it.
+    treasurer = Contract.__new__(Contract)
+    treasurer.__dict__.update(call.__dict__, api=Api(call.api.base_url))
+    secret = _give_password(dbs, person.user_id)
+    csrf = treasurer("GET", "/api/v1/session", None, 200).json()["csrf_token"]
+    login = {"username": person.username, "password": secret}
+    half = treasurer("POST", "/api/v1/session", None, 200, json=login, headers={"X-CSRFToken": csrf}).json()
+    assert half["next"] == "second-factor"
+    csrf = half["csrf_token"]
+    done = treasurer(
+        "POST",
+        "/api/v1/session/second-factor",
+        None,
+        200,
+        json={"recovery_code": recovery[0]},
+        headers={"X-CSRFToken": csrf},
+    ).json()
+    csrf = {"X-CSRFToken": done["csrf_token"]}
+    step_up = {"password": secret, "recovery_code": recovery[1]}
+    renewed = treasurer("POST", "/api/v1/account/recovery-codes", None, 201, json=step_up, headers=csrf).json()
+    step_up = {"password": secret, "recovery_code": renewed["codes"][0]}
+    treasurer("POST", "/api/v1/account/second-factor/reset", None, {200, 202}, json=step_up, headers=csrf)
+    treasurer("DELETE", "/api/v1/session", None, 200, headers=csrf)
+    call("DELETE", "/api/v1/sessions", person.token, 200)
+    other = new_person(dbs)
+    enrol(call.api, other)
+    call("POST", user + "/second-factor/reset", admin, {200, 202}, _user_id=other.user_id)
+    call("GET", "/api/v1/security-events", aud, 200, params={"type": "sign-in-succeeded"})
+    call.answered |= browser.answered | treasurer.answered
 
 
 def test_every_answer_of_a_whole_journey_conforms(journey: Contract) -> None:
@@ -364,10 +490,16 @@ def test_every_operation_is_documented_with_its_problems(api: Api) -> None:
                 continue
             responses = operation["responses"]
             assert "default" not in responses, (method, path)
-            assert {"401", "503"} <= set(responses), (method, path)
+            if operation.get("security") == []:  # public: no credential, so no 401 for lacking one
+                assert "503" in responses, (method, path)
+            else:
+                assert {"401", "403", "429", "503"} <= set(responses), (method, path)
+                assert operation["x-permission"]["action"], (method, path)
             for status, response in responses.items():
                 content = set(response.get("content", {}))
                 if status.startswith(("4", "5")) and status != "414":
                     assert content == {"application/problem+json"}, (method, path, status)
+                elif status == "204":
+                    assert content == set(), (method, path, status)
                 elif status.startswith("2"):
                     assert content == {"application/json"}, (method, path, status)

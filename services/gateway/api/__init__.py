@@ -22,6 +22,7 @@ from webargs.flaskparser import FlaskParser
 
 from services.gateway.problems import PROBLEM_JSON
 from services.gateway.schemas import COMPONENT_RULES, NUL_FREE, AcceptedSchema, ProblemSchema
+from shared.contracts.permissions import permission
 
 
 def has_nul(value: Any) -> bool:
@@ -123,9 +124,12 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
                 responses[status] = _problem_doc(
                     spec, "Malformed request: see errors" if int(status) == 400 else HTTPStatus(int(status)).phrase
                 )
-        for status, (description, headers) in COMMON_PROBLEMS.items():
+        access = doc_info.get("access")
+        for status, (description, headers) in _problems_of(access).items():
             if status not in responses and str(status) not in responses:
                 responses[status] = _problem_doc(spec, description, headers)
+        if access is not None:
+            _document_access(doc, access)
         if "requestBody" in doc and 413 not in responses:
             responses[413] = _problem_doc(spec, "The body is larger than the API takes (1 MiB)")
         # Answered by the HTTP server in front, before the API sees the request: not a problem.
@@ -134,8 +138,54 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
         return doc
 
 
+def _problems_of(access: Any) -> dict[int, tuple[str, dict[str, Any] | None]]:
+    """The problems an operation may answer whatever its own: 503 always; 401, 403 and 429
+    wherever a credential is needed (a public operation answers its own, documented by it)."""
+    answers = dict(COMMON_PROBLEMS)
+    if access is not None and access.public:
+        answers.pop(401)
+        return answers
+    answers[403] = (FORBIDDEN, None)
+    answers[429] = ("Too many requests from this caller; retry after Retry-After", {"Retry-After": RETRY_AFTER_HEADER})
+    return answers
+
+
+FORBIDDEN = (
+    "Not allowed: none of the caller's roles may take this action, a read-only token asked to change "
+    "something, a token asked for what needs a session, or a session's CSRF token is missing or wrong"
+)
+
+
+def _document_access(doc: dict[str, Any], access: Any) -> None:
+    """Who may call the operation: ``security`` (none for a public one) and ``x-permission``,
+    the entry of the permission table it is checked against."""
+    from services.gateway.sessions import Stage  # the access module imports this one
+
+    if access.public:
+        doc["security"] = []
+        return
+    if access.sessions_only:
+        doc["security"] = [{"sessionCookie": []}]
+    rule = permission(access.action)
+    doc["x-permission"] = {
+        "action": str(access.action),
+        "roles": sorted(rule.roles),
+        "scope": str(rule.scope),
+        "stages": sorted(access.stages),
+        "sessions_only": access.sessions_only,
+    }
+    if set(access.stages) != {Stage.SIGNED_IN}:
+        doc["x-permission"]["note"] = "Also served to a session part-way through sign-in."
+
+
 def _nul_free_text(self: Any, field: fields.Field, ret: dict[str, Any], **_: Any) -> dict[str, Any]:
-    """An apispec attribute function: a string not otherwise constrained says it holds no NUL."""
+    """An apispec attribute function: a string not otherwise constrained says it holds no NUL;
+    a nullable object is the object or ``null``, not any object at all (apispec's ``anyOf``
+    branch for ``null`` is ``{"type": "object", "nullable": true}``, which ``{}`` matches)."""
+    if isinstance(field, fields.Nested) and field.allow_none:
+        for branch in ret.get("anyOf", []):
+            if branch.get("nullable") and "$ref" not in branch:
+                branch["enum"] = [None]
     if isinstance(field, fields.String) and not {"pattern", "enum"} & set(ret):
         return {"pattern": NUL_FREE}
     return {}
@@ -157,7 +207,9 @@ def _prepare_spec(api: Any, spec: Any) -> None:
     converter = api.ma_plugin.converter
     if _nul_free_text.__name__ not in vars(converter):
         converter.add_attribute_function(_nul_free_text)
-    for schema, rule in COMPONENT_RULES.items():
+    from services.gateway.identity_schemas import IDENTITY_COMPONENT_RULES  # it imports schemas
+
+    for schema, rule in {**COMPONENT_RULES, **IDENTITY_COMPONENT_RULES}.items():
         component = api.ma_plugin.schema_name_resolver(schema)
         if component not in spec.components.schemas:
             spec.components.schema(component, dict(rule), schema=schema)

@@ -40,7 +40,10 @@ def test_the_actor_is_the_one_the_user_rows_describe(dbs: Any, tokens: dict[str,
         for username, token in tokens.items():
             user = uow.session.scalar(select(User).where(User.username == username))
             assert user is not None
-            assert identity.authenticate(uow.session, token) == identity.actor_of(user), username
+            found = identity.authenticate(uow.session, token)
+            assert found is not None, username
+            assert found.actor == identity.actor_of(user), username
+            assert not found.read_only, username
         assert identity.authenticate(uow.session, identity.TOKEN_PREFIX + "not-a-token") is None
 
 
