@@ -268,7 +268,7 @@ def kes(major: int) -> dict[str, Any]:
 def float_of(api: Api, token: str, branch: str) -> dict[str, int]:
     """A branch float's balance, held and available, in minor units."""
     body = api.get(f"/api/v1/floats/{branch}", token).json()
-    return {k: v["minor_units"] for k, v in body["floats"][0].items() if isinstance(v, dict)}
+    return {k: body["floats"][0][k]["minor_units"] for k in ("balance", "held", "available")}
 
 
 def settled_float(api: Api, token: str, ledger: Any, branch: str, timeout: float = 15) -> dict[str, int]:

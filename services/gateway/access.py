@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, redirect, request, url_for
 
 from services.gateway import problems
-from services.gateway.auth import SESSION, Principal, current_principal
+from services.gateway.auth import SESSION, Principal, resolve_principal, unauthenticated_message
 from services.gateway.sessions import Stage
 from shared.contracts.permissions import Action, permission
 
@@ -40,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ATTRIBUTE = "__pettycash_access__"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Routes Flask and flask-smorest add themselves: public by nature.
-BUILT_IN_PUBLIC = frozenset({"static", "api-docs.openapi_json"})
+BUILT_IN_PUBLIC = frozenset({"static", "web.static", "api-docs.openapi_json"})
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,27 @@ def guard() -> Response | None:
     context = current_app.extensions["pettycash"]
     if access.public:
         return context.csrf_guard.check_form()  # type: ignore[no-any-return]
-    principal = current_principal()  # 401 (before any body or query is parsed) if there is none
+    if request.blueprint == "web":
+        return _for_a_person(_checked(access, context))
+    return _checked(access, context)
+
+
+def _checked(access: Access, context: Any) -> Response | None:
+    principal = resolve_principal()
+    if principal is None:  # 401 before any body or query is parsed
+        return problems.problem(401, "unauthenticated", unauthenticated_message())
     for check in CHECKS:
         answer = check(access, principal, context)
         if answer is not None:
             return answer
     return None
+
+
+def _for_a_person(answer: Response | None) -> Response | None:
+    """At a page, a missing or half-finished sign-in goes to the page that finishes it."""
+    if answer is not None and answer.status_code == 401:
+        return redirect(url_for("web.home" if resolve_principal() else "web.sign_in_form"))
+    return answer
 
 
 def _stage(access: Access, principal: Principal, _context: Any) -> Response | None:

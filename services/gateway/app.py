@@ -13,7 +13,7 @@ from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.gateway import access, problems
+from services.gateway import access, problems, web
 from services.gateway.accounts import Accounts
 from services.gateway.api import (
     account,
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     for module in BLUEPRINTS:
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(web.bp)
     app.before_request(_refuse_nul_in_url)
     app.before_request(access.guard)
     app.register_error_handler(UnknownBranch, UnknownBranch.response)

@@ -86,7 +86,7 @@ def current_principal() -> Principal:
     """The authenticated caller; 401 if there is none."""
     principal = resolve_principal()
     if principal is None:
-        abort(401, message=_unauthenticated_message())
+        abort(401, message=unauthenticated_message())
     return principal
 
 
@@ -95,7 +95,8 @@ def current_actor() -> Actor:
     return current_principal().actor
 
 
-def _unauthenticated_message() -> str:
+def unauthenticated_message() -> str:
+    """Why this request is not authenticated, in words."""
     token = bearer_token()
     if token is None:
         return "Sign in, or send a bearer token."

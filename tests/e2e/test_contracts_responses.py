@@ -12,6 +12,8 @@ a schema forgot would be dropped by flask-smorest, silently, and this says which
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import re
 import secrets
@@ -244,11 +246,11 @@ def _give_password(dbs: dict[str, Database], user_id: str) -> str:
 
 def _link_token(mail_dir: Path, to: str) -> str:
     """The token of the newest password link mailed to ``to`` (mail lands in var/mail/)."""
-    for path in sorted(mail_dir.glob("*.eml"), reverse=True):
-        text = path.read_text()
-        if f"To: {to}" in text:
-            found = re.search(r"/password/set\?token=([A-Za-z0-9_-]+)", text)
-            assert found, text
+    for path in sorted(mail_dir.glob("*.eml"), key=lambda p: p.stat().st_mtime_ns, reverse=True):
+        mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if mail["To"] == to:
+            found = re.search(r"/password/set\?token=([A-Za-z0-9_-]+)", mail.get_body().get_content())
+            assert found, mail
             return found.group(1)
     raise AssertionError(f"no mail to {to} in {mail_dir}")
 

@@ -65,7 +65,8 @@ def test_run_command_carries_a_requisition_to_approval_without_redis_or_postgres
         processes = _descendants(run.pid)
         assert len(processes) >= 7  # gateway (+ its workers), four service workers, relay, beat
 
-        tokens = dict(line.split() for line in (tmp_path / "var" / "demo-credentials.txt").read_text().splitlines())
+        credentials = (tmp_path / "var" / "demo-credentials.txt").read_text().splitlines()
+        tokens = {user: token for user, _password, token in (line.split() for line in credentials)}
         assert tokens["alice"] in output()  # credentials are printed
         api = Api(f"http://127.0.0.1:{port}")
         created = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body())

@@ -3,6 +3,8 @@ checked by the payment service, which keeps the authenticator treasury pays with
 
 from __future__ import annotations
 
+import html
+import re
 import secrets
 from typing import Any
 
@@ -100,3 +102,44 @@ def test_a_role_without_a_second_factor_is_signed_in_by_its_password(
     signed = browser.sign_in(person.username, with_password(settings, dbs, person))
     assert signed.json()["signed_in"] is True
     assert browser.call("GET", "/api/v1/requisitions").status_code == 200
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_the_pages_take_a_privileged_role_through_enrolment_and_its_code(api: Api, finance: tuple[Person, str]) -> None:
+    person, password = finance
+    browser = requests.Session()
+    url = api.base_url
+
+    def post(path: str, page: requests.Response, **form: str) -> requests.Response:
+        return browser.post(f"{url}{path}", data={**form, "csrf_token": form_token(page.text)}, timeout=20)
+
+    form = browser.get(f"{url}/sign-in", timeout=10)
+    home = post("/sign-in", form, username=person.username, password=password)
+    assert home.status_code == 200  # after the redirect
+    assert "enrol an authenticator app" in home.text
+    start = browser.get(f"{url}/enrol", timeout=10)
+    scan = post("/enrol", start)
+    assert scan.status_code == 200, scan.text
+    assert 'src="data:image/svg+xml;base64,' in scan.text
+    secret = re.search(r"otpauth://[^<]+", scan.text)
+    assert secret
+    device = Authenticator(pyotp.parse_uri(html.unescape(secret.group(0))).secret)
+    codes = post("/enrol/code", scan, code=device.code())
+    assert codes.status_code == 200, codes.text
+    assert codes.text.count("<li><code>") == 10
+    signed_out = post("/sign-out", codes)
+    assert signed_out.url.endswith("/sign-in")
+
+    again = post("/sign-in", signed_out, username=person.username, password=password)
+    assert again.url.endswith("/sign-in/code")
+    wrong = post("/sign-in/code", again, code=device.wrong_code())
+    assert wrong.status_code == 422
+    assert "error" in wrong.text
+    done = post("/sign-in/code", wrong, code=device.code())
+    assert done.status_code == 200
+    assert f"Welcome, {person.username}" in done.text

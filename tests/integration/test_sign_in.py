@@ -8,6 +8,7 @@ service checks, is tested over the running stack (tests/e2e/test_sessions.py).
 
 from __future__ import annotations
 
+import re
 import secrets
 import statistics
 import time
@@ -23,6 +24,7 @@ from flask.testing import FlaskClient
 
 from services.gateway import identity
 from services.gateway.app import create_app
+from services.gateway.models import User as UserRow
 from services.gateway.passwords import Passwords
 from services.gateway.sessions import COOKIE
 from shared.config import Settings
@@ -377,3 +379,76 @@ def test_password_reset_requests_are_limited(make_app: Callable[..., Flask], use
     for _ in range(2):
         assert client.post("/api/v1/password-reset", json={"username": user.username}).status_code == 202
     assert_limited(client.post("/api/v1/password-reset", json={"username": user.username}))
+
+
+# -- the sign-in pages --------------------------------------------------------------------
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_a_person_signs_in_and_out_with_the_pages(make_app: Callable[..., Flask], user: User) -> None:
+    client = make_app().test_client()
+    assert client.get("/").headers["Location"].endswith("/sign-in")
+    shown = client.get("/sign-in")
+    assert shown.status_code == 200
+    assert "script-src 'self'" in shown.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in shown.headers["Content-Security-Policy"]
+    token = form_token(shown.text)
+    form = {"username": user.username, "password": user.password}
+    assert client.post("/sign-in", data=form).status_code == 403  # no CSRF token: refused
+    hostile = client.post(
+        "/sign-in", data={"username": '"><img src=x onerror=alert(1)>', "password": "x" * 12, "csrf_token": token}
+    )
+    assert hostile.status_code == 401
+    assert "<img src=x" not in hostile.text
+    assert "&#34;&gt;&lt;img" in hostile.text
+    assert "is wrong" in hostile.text or "wrong" in hostile.text
+    signed = client.post("/sign-in", data={**form, "csrf_token": token})
+    assert signed.status_code == 303
+    home = client.get("/")
+    assert home.status_code == 200
+    assert f"Welcome, {user.username}" in home.text
+    assert client.post("/sign-out", data={"csrf_token": form_token(home.text)}).status_code == 303
+    assert client.get("/").headers["Location"].endswith("/sign-in")
+
+
+def test_a_password_is_changed_and_set_by_link_with_the_pages(
+    make_app: Callable[..., Flask], user: User, dbs: dict[str, Database]
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    token = form_token(client.get("/sign-in").text)
+    client.post("/sign-in", data={"username": user.username, "password": user.password, "csrf_token": token})
+    form = client.get("/account/password")
+    assert form.status_code == 200
+    change = {"current_password": user.password, "csrf_token": form_token(form.text)}
+    weak = client.post(
+        "/account/password", data={**change, "new_password": "password1234", "repeat_password": "password1234"}
+    )
+    assert weak.status_code == 422
+    assert "stronger" in weak.text
+    strong = "plinth orchard galaxy viaduct"
+    done = client.post("/account/password", data={**change, "new_password": strong, "repeat_password": strong})
+    assert done.status_code == 200
+    assert "Password changed" in done.text
+
+    # An admin's link (as mailed) sets it again, once.
+    context = app.extensions["pettycash"]
+    with dbs["gateway"].uow() as uow:
+        row = uow.session.get(UserRow, uuid.UUID(user.user_id))
+        link = context.accounts.make_link(uow.session, row, "reset")
+        uow.commit()
+    link_token = link.url.split("token=")[1]
+    stranger = app.test_client()
+    assert stranger.get("/password/set?token=nope").status_code == 404
+    page = stranger.get(f"/password/set?token={link_token}")
+    assert page.status_code == 200
+    fresh = "lantern quarry mosaic thistle"
+    form = {"token": link_token, "password": fresh, "repeat_password": fresh, "csrf_token": form_token(page.text)}
+    assert "Password set" in stranger.post("/password/set", data=form).text
+    assert stranger.post("/password/set", data=form).status_code == 404  # used
+    assert sign_in(app.test_client(), user.username, fresh).status_code == 200

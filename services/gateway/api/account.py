@@ -105,18 +105,25 @@ class Password(MethodView):
     @blp.problem(429, "Too many attempts")
     def post(self, data: dict[str, Any]) -> Any:
         """Change your password (give the current one); your other sessions end."""
-        principal = current_principal()
-        context = ctx()
-        limited = context.rate_limits.check("sign_in_account", principal.actor.username, what="attempts")
-        if limited is not None:
-            return limited
-        try:
-            context.accounts.change_password(principal.actor, data["current_password"], data["new_password"])
-        except Refused as exc:
-            return refused(exc)
-        if principal.via == SESSION:
-            web_session().renew(context.clock())
-        return own_account()
+        refusal = change_own_password(data["current_password"], data["new_password"])
+        return refusal if refusal is not None else own_account()
+
+
+def change_own_password(current: str, new: str) -> Response | None:
+    """Change the caller's password (None), or the refusal; this session lives on, the others end
+    (the API's and the password page's one path)."""
+    principal = current_principal()
+    context = ctx()
+    limited = context.rate_limits.check("sign_in_account", principal.actor.username, what="attempts")
+    if limited is not None:
+        return limited
+    try:
+        context.accounts.change_password(principal.actor, current, new)
+    except Refused as exc:
+        return refused(exc)
+    if principal.via == SESSION:
+        web_session().renew(context.clock())
+    return None
 
 
 @blp.route("/recovery-codes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 
 from services.gateway.access import public
@@ -95,12 +96,18 @@ class PasswordLink(MethodView):
     @blp.problem(429, "Too many attempts", headers={"Retry-After": RETRY_AFTER_HEADER})
     def post(self, data: dict[str, Any]) -> Any:
         """Set your password with the token of an invitation or reset link; then sign in."""
-        context = ctx()
-        limited = context.rate_limits.check("one_time_code", f"link:{client_address() or '-'}", what="attempts")
-        if limited is not None:
-            return limited
-        try:
-            username = context.accounts.use_link(data["token"], data["password"])
-        except Refused as exc:
-            return refused(exc)
-        return {"username": username}
+        answer = set_password_with_link(data["token"], data["password"])
+        return answer if isinstance(answer, Response) else {"username": answer}
+
+
+def set_password_with_link(token: str, password: str) -> Response | str:
+    """Set a password with a link's token: the user's name, or the refusal (the API's and the
+    link page's one path)."""
+    context = ctx()
+    limited = context.rate_limits.check("one_time_code", f"link:{client_address() or '-'}", what="attempts")
+    if limited is not None:
+        return limited
+    try:
+        return context.accounts.use_link(token, password)
+    except Refused as exc:
+        return refused(exc)

@@ -14,7 +14,7 @@ from services.gateway.access import permits
 from services.gateway.api import LOCATION_HEADER, RETRY_AFTER_HEADER, Blueprint, ctx
 from services.gateway.api.commands import accepted
 from services.gateway.api.replies import Answer, Behind, call, command, found, read, reply_response
-from services.gateway.api.session import web_session
+from services.gateway.api.session import complete_sign_in
 from services.gateway.auth import current_actor, current_principal
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import EnrolmentSchema, OtpActivationSchema, PaymentExecuteSchema, PaymentSchema
@@ -44,6 +44,53 @@ def _retry_after(answer: Answer) -> Answer:
     return answer
 
 
+def start_enrolment() -> Answer:
+    """Enrol an authenticator for the caller: its secret, unsealed for this once (the API's and
+    the enrolment page's one path)."""
+    actor = current_actor()
+    context = ctx()
+    try:
+        message_id, reply = call(catalog.ENROLL_OTP, {}, actor)
+    except Behind as behind:
+        return behind.response()
+    if reply is None:
+        return accepted(message_id, actor, "otp-enrolment")
+    if reply["status"] != 201:
+        return reply_response(reply)
+    body = dict(reply["body"])
+    try:
+        # The payment service sealed the secret for this hop (see seal_enrolment).
+        body.update(unseal_enrolment(context.settings.otp_encryption_key, body.pop("sealed")))
+    except SealedEnrolmentError as exc:
+        # The gateway and the payment service disagree on PETTYCASH_OTP_ENCRYPTION_KEY.
+        return problems.internal_error(exc)
+    return reply_response({"status": 201, "body": body})
+
+
+def activate(code: str) -> Answer:
+    """Activate the caller's enrolled authenticator with its first code; new recovery codes, and
+    a sign-in that waited for this enrolment complete."""
+    principal = current_principal()
+    context = ctx()
+    limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
+    if limited is not None:
+        return limited
+    answer = command(catalog.ACTIVATE_OTP, {"code": code}, resource="otp-activation")
+    if isinstance(answer, Response):
+        return answer
+    body, status, headers = answer
+    context.security.record(
+        EventType.SECOND_FACTOR_ENROLLED,
+        actor=principal.actor,
+        subject=(principal.actor.user_id, principal.actor.username),
+    )
+    body = {**body, "recovery_codes": context.accounts.new_recovery_codes(principal.actor)}
+    if principal.stage == Stage.ENROL:
+        context.accounts.second_factor_passed(principal.actor, "enrolment")
+        complete_sign_in()
+    return body, status, headers
+
+
 @blp.route("/otp/enrolment")
 class OtpEnrolment(MethodView):
     @permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING)
@@ -57,24 +104,7 @@ class OtpEnrolment(MethodView):
 
         A pending (not yet activated) enrolment is replaced by a new one.
         """
-        actor = current_actor()
-        context = ctx()
-        try:
-            message_id, reply = call(catalog.ENROLL_OTP, {}, actor)
-        except Behind as behind:
-            return behind.response()
-        if reply is None:
-            return accepted(message_id, actor, "otp-enrolment")
-        if reply["status"] != 201:
-            return reply_response(reply)
-        body = dict(reply["body"])
-        try:
-            # The payment service sealed the secret for this hop (see seal_enrolment).
-            body.update(unseal_enrolment(context.settings.otp_encryption_key, body.pop("sealed")))
-        except SealedEnrolmentError as exc:
-            # The gateway and the payment service disagree on PETTYCASH_OTP_ENCRYPTION_KEY.
-            return problems.internal_error(exc)
-        return reply_response({"status": 201, "body": body})
+        return start_enrolment()
 
 
 @blp.route("/otp/activation")
@@ -93,25 +123,7 @@ class OtpActivation(MethodView):
         Answers with recovery codes (shown this once; each stands in for the authenticator at
         one sign-in). A sign-in that waited for this enrolment is complete.
         """
-        principal = current_principal()
-        context = ctx()
-        limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
-        if limited is not None:
-            return limited
-        answer = command(catalog.ACTIVATE_OTP, {"code": data["code"]}, resource="otp-activation")
-        if isinstance(answer, Response):
-            return answer
-        body, status, headers = answer
-        context.security.record(
-            EventType.SECOND_FACTOR_ENROLLED,
-            actor=principal.actor,
-            subject=(principal.actor.user_id, principal.actor.username),
-        )
-        body = {**body, "recovery_codes": context.accounts.new_recovery_codes(principal.actor)}
-        if principal.stage == Stage.ENROL:
-            context.accounts.second_factor_passed(principal.actor, "enrolment")
-            web_session().advance(Stage.SIGNED_IN, context.clock())
-        return body, status, headers
+        return activate(data["code"])
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/payment")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import Response, session
+from flask import Response, g, session
 from flask.views import MethodView
 
 from services.gateway import csrf, problems
@@ -75,10 +75,31 @@ def session_body() -> dict[str, Any]:
 
 def begin(user_id: str, stage: str) -> None:
     """Start the signed-in (or part-way) session: a new id, nothing of the old one kept."""
-    from flask import g
-
     web_session().begin(user_id, stage, ctx().clock())
     g.pop("principal", None)
+
+
+def complete_sign_in() -> None:
+    """The second factor is given (or enrolled): this session is signed in from now on."""
+    web_session().advance(Stage.SIGNED_IN, ctx().clock())
+    g.pop("principal", None)  # authenticated at the earlier stage; resolved again when asked
+
+
+def password_sign_in(username: str, password: str) -> Response | None:
+    """Check a username and password within the limits, and begin the session (None), or the
+    refusal to answer with (the API's and the sign-in page's one path)."""
+    context = ctx()
+    login = username.strip().lower()
+    for rule, key in (("sign_in_address", client_address() or "-"), ("sign_in_account", login)):
+        limited = context.rate_limits.check(rule, key, what="sign-in attempts")
+        if limited is not None:
+            return limited
+    try:
+        signed = context.accounts.sign_in(username, password)
+    except Refused as exc:
+        return refused(exc)
+    begin(signed.user_id, signed.stage)
+    return None
 
 
 @blp.route("/session")
@@ -103,18 +124,8 @@ class SignIn(MethodView):
         authenticator (``POST /api/v1/session/second-factor``), or enrol one first
         (``POST /api/v1/otp/enrolment`` and ``/otp/activation``); ``next`` says which.
         """
-        context = ctx()
-        login = data["username"].strip().lower()
-        for rule, key in (("sign_in_address", client_address() or "-"), ("sign_in_account", login)):
-            limited = context.rate_limits.check(rule, key, what="sign-in attempts")
-            if limited is not None:
-                return limited
-        try:
-            signed = context.accounts.sign_in(data["username"], data["password"])
-        except Refused as exc:
-            return refused(exc)
-        begin(signed.user_id, signed.stage)
-        return session_body()
+        refusal = password_sign_in(data["username"], data["password"])
+        return refusal if refusal is not None else session_body()
 
     @permits(Action.USE_OWN_ACCOUNT, stages=EVERY_STAGE)
     @blp.response(200, SignedOutSchema)
@@ -161,7 +172,7 @@ class SecondFactor(MethodView):
                 return answer
             method = "authenticator"
         context.accounts.second_factor_passed(principal.actor, method)
-        web_session().advance(Stage.SIGNED_IN, context.clock())
+        complete_sign_in()
         return session_body()
 
 

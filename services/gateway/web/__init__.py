@@ -1,0 +1,210 @@
+"""The pages people use in a browser, served by the gateway on the same sessions, CSRF
+protection and permission table as the API; they call the gateway's use cases in process,
+never the API over HTTP.
+
+Signing in and out, the second factor's code, enrolling an authenticator (its QR code, then
+its first code, then the recovery codes, shown once), changing one's password, and setting
+it with an invitation or reset link; the pages of each role's daily work build on this
+layout.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+
+from services.gateway import csrf
+from services.gateway.access import permits, public
+from services.gateway.api import ctx
+from services.gateway.api.account import change_own_password
+from services.gateway.api.passwords import set_password_with_link
+from services.gateway.api.payments import activate, start_enrolment
+from services.gateway.api.session import complete_sign_in, password_sign_in, verify_code, web_session
+from services.gateway.auth import current_principal, resolve_principal
+from services.gateway.security import EventType
+from services.gateway.sessions import Stage
+from shared.contracts.permissions import Action
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+
+EVERY_STAGE = (Stage.SECOND_FACTOR, Stage.ENROL, Stage.SIGNED_IN)
+NEXT_PAGE = {Stage.SECOND_FACTOR: "web.second_factor", Stage.ENROL: "web.home", Stage.SIGNED_IN: "web.home"}
+
+
+def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
+    """A page of the layout, with this session's CSRF token for its forms."""
+    return render_template(template, csrf_token=csrf.token(), principal=resolve_principal(), **values), status
+
+
+def _problem_detail(answer: Response) -> str:
+    body = answer.get_json(silent=True) or {}
+    return str(body.get("detail") or "That did not work; try again.")
+
+
+@bp.get("/")
+@permits(Action.USE_OWN_ACCOUNT, stages=EVERY_STAGE, sessions_only=True)
+def home() -> Any:
+    """Who is signed in; a sign-in part-way goes on to its next step."""
+    principal = current_principal()
+    if principal.stage == Stage.SECOND_FACTOR:
+        return redirect(url_for("web.second_factor"))
+    return page("home.html", enrol=principal.stage == Stage.ENROL)
+
+
+@bp.get("/sign-in")
+@public
+def sign_in_form() -> Any:
+    return page("sign_in.html")
+
+
+@bp.post("/sign-in")
+@public
+def sign_in() -> Any:
+    """The form's post (its CSRF token checked by the guard, against the page's session)."""
+    username, password = request.form.get("username", ""), request.form.get("password", "")
+    if not username or not password:
+        return page("sign_in.html", 400, error="Enter your username and password.", username=username)
+    refusal = password_sign_in(username, password)
+    if refusal is not None:
+        return page("sign_in.html", refusal.status_code, error=_problem_detail(refusal), username=username)
+    return redirect(url_for(NEXT_PAGE[web_session().stage]), 303)
+
+
+@bp.get("/sign-in/code")
+@permits(Action.USE_OWN_ACCOUNT, stages=(Stage.SECOND_FACTOR,), sessions_only=True)
+def second_factor() -> Any:
+    return page("second_factor.html")
+
+
+@bp.post("/sign-in/code")
+@permits(Action.USE_OWN_ACCOUNT, stages=(Stage.SECOND_FACTOR,), sessions_only=True)
+def second_factor_post() -> Any:
+    """The code from the authenticator (or a recovery code) finishes the sign-in."""
+    principal, context = current_principal(), ctx()
+    code, recovery = request.form.get("code", "").strip(), request.form.get("recovery_code", "").strip()
+    if bool(code) == bool(recovery):
+        return page("second_factor.html", 400, error="Enter the code from your authenticator, or a recovery code.")
+    limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
+    if limited is not None:
+        return page("second_factor.html", 429, error=_problem_detail(limited))
+    if recovery:
+        refusal = _use_recovery_code(principal.actor, recovery)
+    else:
+        refusal = verify_code(code) if code.isdigit() and len(code) == 6 else _bad_code()
+    if refusal is not None:
+        return page("second_factor.html", refusal.status_code, error=_problem_detail(refusal))
+    context.accounts.second_factor_passed(principal.actor, "recovery-code" if recovery else "authenticator")
+    complete_sign_in()
+    return redirect(url_for("web.home"), 303)
+
+
+def _use_recovery_code(actor: Any, recovery: str) -> Response | None:
+    from services.gateway.accounts import Refused
+    from services.gateway.api.session import refused
+
+    try:
+        ctx().accounts.use_recovery_code(actor, recovery)
+    except Refused as exc:
+        return refused(exc)
+    return None
+
+
+def _bad_code() -> Response:
+    from services.gateway import problems
+
+    return problems.problem(422, "otp-invalid", "A code is six digits.")
+
+
+@bp.post("/sign-out")
+@permits(Action.USE_OWN_ACCOUNT, stages=EVERY_STAGE, sessions_only=True)
+def sign_out() -> Any:
+    principal = current_principal()
+    ctx().security.record(
+        EventType.SIGNED_OUT, actor=principal.actor, subject=(principal.actor.user_id, principal.actor.username)
+    )
+    web_session().end()
+    return redirect(url_for("web.sign_in_form"), 303)
+
+
+ENROLLING = (Stage.ENROL, Stage.SIGNED_IN)
+
+
+@bp.get("/enrol")
+@permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING, sessions_only=True)
+def enrol() -> Any:
+    return page("enrol.html")
+
+
+@bp.post("/enrol")
+@permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING, sessions_only=True)
+def enrol_start() -> Any:
+    """A new secret: its QR code to scan, and the form for the first code it shows."""
+    answer = start_enrolment()
+    if isinstance(answer, Response):  # refused, or still running (202): say so
+        return _enrolment_unfinished(answer)
+    body = answer[0]
+    qr = base64.b64encode(str(body["qr_svg"]).encode()).decode()
+    return page("enrol_scan.html", qr=qr, uri=body["provisioning_uri"])
+
+
+def _enrolment_unfinished(answer: Response) -> Any:
+    """The enrolment page again, saying why: the refusal, or that the service is still at it."""
+    if answer.status_code < 400:
+        return page("enrol.html", 202, error="Still working on it: try again in a moment.")
+    return page("enrol.html", answer.status_code, error=_problem_detail(answer))
+
+
+@bp.post("/enrol/code")
+@permits(Action.ENROL_SECOND_FACTOR, stages=ENROLLING, sessions_only=True)
+def enrol_activate() -> Any:
+    code = request.form.get("code", "").strip()
+    if not (code.isdigit() and len(code) == 6):
+        return page("enrol.html", 400, error="A code is six digits: enrol again and enter the code your app shows.")
+    answer = activate(code)
+    if isinstance(answer, Response):
+        return _enrolment_unfinished(answer)
+    return page("recovery_codes.html", codes=answer[0]["recovery_codes"])
+
+
+@bp.get("/account/password")
+@permits(Action.USE_OWN_ACCOUNT, sessions_only=True)
+def password_form() -> Any:
+    return page("password.html")
+
+
+@bp.post("/account/password")
+@permits(Action.USE_OWN_ACCOUNT, sessions_only=True)
+def password_change() -> Any:
+    current, new = request.form.get("current_password", ""), request.form.get("new_password", "")
+    if new != request.form.get("repeat_password", ""):
+        return page("password.html", 400, error="The new password and its repetition differ.")
+    refusal = change_own_password(current, new)
+    if refusal is not None:
+        return page("password.html", refusal.status_code, error=_problem_detail(refusal))
+    return page("message.html", title="Password changed", text="Your password is changed; your other sessions ended.")
+
+
+@bp.get("/password/set")
+@public
+def password_link_form() -> Any:
+    token = request.args.get("token", "")
+    if not token or ctx().accounts.link_user(token) is None:
+        return page("message.html", 404, title="Link not valid", text=LINK_GONE)
+    return page("password_set.html", token=token)
+
+
+@bp.post("/password/set")
+@public
+def password_link_set() -> Any:
+    token, password = request.form.get("token", ""), request.form.get("password", "")
+    if password != request.form.get("repeat_password", ""):
+        return page("password_set.html", 400, token=token, error="The password and its repetition differ.")
+    answer = set_password_with_link(token, password)
+    if isinstance(answer, Response):
+        return page("password_set.html", answer.status_code, token=token, error=_problem_detail(answer))
+    return page("message.html", title="Password set", text=f"Your password is set, {answer}: sign in with it.")
+
+
+LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
