@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,16 @@ def fresh_databases(server_url: str, prefix: str, settings: Any) -> None:
         admin.dispose()
     for name in DATABASES:
         upgrade(f"services.{name}", settings.database_url(name))
+
+
+@dataclass
+class ManualClock:
+    """A clock moved by hand, for code that takes its time from an injected clock."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,18 +29,9 @@ from services.gateway.sessions import COOKIE
 from shared.config import Settings
 from shared.db.engine import Database
 from shared.db.types import utcnow
-from tests.support import scalar
+from tests.support import ManualClock, scalar
 
-
-@dataclass
-class Clock:
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+Clock = ManualClock
 
 
 @dataclass

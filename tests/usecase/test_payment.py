@@ -43,22 +43,13 @@ from tests.factories import (
     requisition_closed,
     second_factor,
 )
+from tests.support import ManualClock
 from tests.usecase.conftest import Harness
 
 DISBURSE = catalog.DISBURSE_PAYMENT.name
 
 
-@dataclass
-class Clock:
-    """The payment service's clock, moved by hand."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+Clock = ManualClock
 
 
 @dataclass
