@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -442,3 +443,20 @@ def test_a_password_is_changed_and_set_by_link_with_the_pages(
     assert "Password set" in stranger.post("/password/set", data=form).text
     assert stranger.post("/password/set", data=form).status_code == 404  # used
     assert sign_in(app.test_client(), user.username, fresh).status_code == 200
+
+
+def test_an_expired_token_and_a_demo_token_in_production_are_refused(
+    make_app: Callable[..., Flask], user: User, tokens: dict[str, str], dbs: dict[str, Database], clock: Clock
+) -> None:
+    with dbs["gateway"].uow() as uow:
+        row = uow.session.get(UserRow, uuid.UUID(user.user_id))
+        short, _ = identity.new_token(uow.session, row, "short", expires_at=clock.now + timedelta(days=1))
+        uow.commit()
+    app = make_app()
+    bearer = {"Authorization": f"Bearer {short}"}
+    assert app.test_client().get("/api/v1/account", headers=bearer).status_code == 200
+    clock.advance(days=1, seconds=1)
+    assert app.test_client().get("/api/v1/account", headers=bearer).status_code == 401
+    demo = {"Authorization": f"Bearer {tokens['alice']}"}
+    assert make_app().test_client().get("/api/v1/account", headers=demo).status_code == 200
+    assert make_app(demo_tokens=False).test_client().get("/api/v1/account", headers=demo).status_code == 401
