@@ -26,6 +26,7 @@ from services.gateway.auth import current_principal, resolve_principal
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
 from shared.contracts.permissions import Action
+from shared.contracts.roles import SECOND_FACTOR_ROLES
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
@@ -50,7 +51,8 @@ def home() -> Any:
     principal = current_principal()
     if principal.stage == Stage.SECOND_FACTOR:
         return redirect(url_for("web.second_factor"))
-    return page("home.html", enrol=principal.stage == Stage.ENROL)
+    second_factor = bool(principal.actor.roles & SECOND_FACTOR_ROLES)
+    return page("home.html", enrol=principal.stage == Stage.ENROL, second_factor=second_factor)
 
 
 @bp.get("/sign-in")
