@@ -74,17 +74,23 @@ class Requisitions(MethodView):
     )
     def post(self, data: dict[str, Any]) -> Answer:
         """Submit a requisition (or save a draft with ``"draft": true``)."""
-        actor = current_actor()
-        named = branch(data.pop("branch"))
-        data.update(named.as_payload(), origin=named.origin)
-        payload = instances.schema(SubmitRequisitionPayload).dump(data)
-        try:
-            message_id, reply = call(catalog.SUBMIT_REQUISITION, payload, actor)
-        except Behind as behind:
-            return behind.response()
-        if reply is None:
-            return accepted(message_id, actor, "requisition")
-        return reply_response(reply, _location(reply["body"]) if reply["status"] == 201 else None)
+        return submit_requisition(data)
+
+
+def submit_requisition(data: dict[str, Any]) -> Answer:
+    """Submit a requisition (or save a draft) from a validated body (the API's and the new
+    requisition page's one path)."""
+    actor = current_actor()
+    named = branch(data.pop("branch"))
+    data.update(named.as_payload(), origin=named.origin)
+    payload = instances.schema(SubmitRequisitionPayload).dump(data)
+    try:
+        message_id, reply = call(catalog.SUBMIT_REQUISITION, payload, actor)
+    except Behind as behind:
+        return behind.response()
+    if reply is None:
+        return accepted(message_id, actor, "requisition")
+    return reply_response(reply, _location(reply["body"]) if reply["status"] == 201 else None)
 
 
 @blp.route("/<uuid:requisition_id>")

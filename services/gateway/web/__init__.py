@@ -25,10 +25,14 @@ from services.gateway.api.session import complete_sign_in, password_sign_in, ver
 from services.gateway.auth import current_principal, resolve_principal
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
+from services.gateway.web import formatting
 from shared.contracts.permissions import Action
 from shared.contracts.roles import SECOND_FACTOR_ROLES
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+bp.add_app_template_filter(formatting.money, "money")
+bp.add_app_template_filter(formatting.when, "when")
+bp.add_app_template_filter(formatting.status_words, "status_words")
 
 EVERY_STAGE = (Stage.SECOND_FACTOR, Stage.ENROL, Stage.SIGNED_IN)
 NEXT_PAGE = {Stage.SECOND_FACTOR: "web.second_factor", Stage.ENROL: "web.home", Stage.SIGNED_IN: "web.home"}
@@ -39,7 +43,7 @@ def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(template, csrf_token=csrf.token(), principal=resolve_principal(), **values), status
 
 
-def _problem_detail(answer: Response) -> str:
+def problem_detail(answer: Response) -> str:
     body = answer.get_json(silent=True) or {}
     return str(body.get("detail") or "That did not work; try again.")
 
@@ -70,7 +74,7 @@ def sign_in() -> Any:
         return page("sign_in.html", 400, error="Enter your username and password.", username=username)
     refusal = password_sign_in(username, password)
     if refusal is not None:
-        return page("sign_in.html", refusal.status_code, error=_problem_detail(refusal), username=username)
+        return page("sign_in.html", refusal.status_code, error=problem_detail(refusal), username=username)
     return redirect(url_for(NEXT_PAGE[web_session().stage]), 303)
 
 
@@ -90,13 +94,13 @@ def second_factor_post() -> Any:
         return page("second_factor.html", 400, error="Enter the code from your authenticator, or a recovery code.")
     limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
     if limited is not None:
-        return page("second_factor.html", 429, error=_problem_detail(limited))
+        return page("second_factor.html", 429, error=problem_detail(limited))
     if recovery:
         refusal = _use_recovery_code(principal.actor, recovery)
     else:
         refusal = verify_code(code) if code.isdigit() and len(code) == 6 else _bad_code()
     if refusal is not None:
-        return page("second_factor.html", refusal.status_code, error=_problem_detail(refusal))
+        return page("second_factor.html", refusal.status_code, error=problem_detail(refusal))
     context.accounts.second_factor_passed(principal.actor, "recovery-code" if recovery else "authenticator")
     complete_sign_in()
     return redirect(url_for("web.home"), 303)
@@ -155,7 +159,7 @@ def _enrolment_unfinished(answer: Response) -> Any:
     """The enrolment page again, saying why: the refusal, or that the service is still at it."""
     if answer.status_code < 400:
         return page("enrol.html", 202, error="Still working on it: try again in a moment.")
-    return page("enrol.html", answer.status_code, error=_problem_detail(answer))
+    return page("enrol.html", answer.status_code, error=problem_detail(answer))
 
 
 @bp.post("/enrol/code")
@@ -184,7 +188,7 @@ def password_change() -> Any:
         return page("password.html", 400, error="The new password and its repetition differ.")
     refusal = change_own_password(current, new)
     if refusal is not None:
-        return page("password.html", refusal.status_code, error=_problem_detail(refusal))
+        return page("password.html", refusal.status_code, error=problem_detail(refusal))
     return page("message.html", title="Password changed", text="Your password is changed; your other sessions ended.")
 
 
@@ -205,8 +209,13 @@ def password_link_set() -> Any:
         return page("password_set.html", 400, token=token, error="The password and its repetition differ.")
     answer = set_password_with_link(token, password)
     if isinstance(answer, Response):
-        return page("password_set.html", answer.status_code, token=token, error=_problem_detail(answer))
+        return page("password_set.html", answer.status_code, token=token, error=problem_detail(answer))
     return page("message.html", title="Password set", text=f"Your password is set, {answer}: sign in with it.")
 
 
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
+
+
+from services.gateway.web import requisitions  # noqa: E402  (its pages register on bp)
+
+__all__ = ["bp", "page", "problem_detail", "requisitions"]

@@ -1,0 +1,75 @@
+"""How pages show money, times and states: the currency's own format (Babel), times in the
+organisation's time zone, states in words."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+
+from shared.contracts.money import CURRENCY_EXPONENTS
+
+LOCALE = "en_KE"
+# Every demo user works in Kenya; a user's own time zone is a setting still to come.
+TIME_ZONE = ZoneInfo("Africa/Nairobi")
+
+STATUS_WORDS = {
+    "draft": "Draft",
+    "submitted": "Submitted",
+    "pending_approval": "Waiting for approval",
+    "pending_urgency_confirmation": "Urgent: waiting for confirmation",
+    "changes_requested": "Changes requested",
+    "approved": "Approved",
+    "rejected": "Rejected",
+    "cancelled": "Cancelled",
+    "expired": "Expired",
+    "awaiting_funds": "Approved, waiting for funds",
+    "reserved": "Approved, ready to pay",
+    "payment_processing": "Being paid",
+    "paid": "Paid",
+    "payment_failed": "Payment failed",
+}
+
+
+def money(amount: dict[str, Any] | None) -> str:
+    """``{"minor_units": 125000, "currency": "KES"}`` as ``Ksh 1,250.00``."""
+    if not amount:
+        return ""
+    exponent = CURRENCY_EXPONENTS[amount["currency"]]
+    major = Decimal(int(amount["minor_units"])).scaleb(-exponent)
+    return str(format_currency(major, amount["currency"], locale=LOCALE))
+
+
+def when(iso: str | None) -> str:
+    """An ISO 8601 instant in the organisation's time zone, as people write it."""
+    if not iso:
+        return ""
+    instant = datetime.fromisoformat(iso)
+    return str(format_datetime(instant, "d MMM yyyy, HH:mm", tzinfo=TIME_ZONE, locale=LOCALE))
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status.replace("_", " "))
+
+
+class BadAmount(ValueError):
+    """An amount typed in a form that is no amount of that currency; the message says why."""
+
+
+def minor_units(typed: str, currency: str) -> int:
+    """``"1,250.50"`` KES as 125050: the major units a person types, in the currency's minor units."""
+    exponent = CURRENCY_EXPONENTS.get(currency)
+    if exponent is None:
+        raise BadAmount("Choose a currency.")
+    try:
+        major = Decimal(typed.replace(",", "").strip())
+    except InvalidOperation:
+        raise BadAmount("Enter the amount as a number, such as 1250.00.") from None
+    minor = major.scaleb(exponent)
+    if not major.is_finite() or minor != minor.to_integral_value():
+        raise BadAmount(f"{currency} amounts have at most {exponent} decimals.")
+    return int(minor)

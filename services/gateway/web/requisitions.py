@@ -1,0 +1,138 @@
+"""The requester's pages: a new requisition, my requisitions, one requisition with its
+timeline, and cancelling it; on the API's own reads and commands."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response, redirect, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from services.gateway import reads
+from services.gateway.access import permits
+from services.gateway.api import ctx
+from services.gateway.api.replies import command, read
+from services.gateway.api.requisitions import submit_requisition
+from services.gateway.auth import current_actor
+from services.gateway.models import Branch
+from services.gateway.schemas import RequisitionCreateSchema
+from services.gateway.web import bp, page, problem_detail
+from services.gateway.web.formatting import BadAmount, minor_units
+from shared.contracts import catalog
+from shared.contracts.payloads import CATEGORIES, PAYEE_METHODS
+from shared.contracts.permissions import Action
+
+# The states in which the requester may still withdraw a requisition.
+CANCELLABLE = frozenset({"draft", "submitted", "pending_approval", "pending_urgency_confirmation", "changes_requested"})
+CURRENCIES = ("KES", "UGX", "TZS", "USD")
+
+
+@bp.get("/requisitions")
+@permits(Action.READ_REQUISITIONS, sessions_only=True)
+def my_requisitions() -> Any:
+    listed = read(
+        reads.list_requisitions, current_actor(), scope="mine", status=None, branch_id=None, limit=100, offset=0
+    )
+    return page("requisitions.html", items=listed["items"])
+
+
+def _my_branches() -> list[tuple[str, str]]:
+    ids = [uuid.UUID(b) for b in current_actor().branch_ids]
+    with ctx().db.uow() as uow:
+        return [
+            (b.code, b.name)
+            for b in uow.session.scalars(select(Branch).where(Branch.id.in_(ids)).order_by(Branch.code))
+        ]
+
+
+def _form_page(status: int = 200, **values: Any) -> Any:
+    return page(
+        "requisition_new.html",
+        status,
+        branches=_my_branches(),
+        categories=CATEGORIES,
+        methods=PAYEE_METHODS,
+        currencies=CURRENCIES,
+        form=request.form if request.method == "POST" else {},
+        **values,
+    )
+
+
+@bp.get("/requisitions/new")
+@permits(Action.SUBMIT_REQUISITION, sessions_only=True)
+def new_requisition() -> Any:
+    return _form_page()
+
+
+def _body_of(form: Any) -> dict[str, Any]:
+    """The API's body from the form's fields."""
+    currency = form.get("currency", "")
+    payee = {"name": form.get("payee_name", ""), "method": form.get("payee_method", "")}
+    if form.get("payee_account"):
+        payee["account_ref"] = form["payee_account"]
+    body: dict[str, Any] = {
+        "branch": form.get("branch", ""),
+        "amount": {"minor_units": minor_units(form.get("amount", ""), currency), "currency": currency},
+        "category": form.get("category", ""),
+        "purpose": form.get("purpose", ""),
+        "payee": payee,
+        "draft": form.get("action") == "draft",
+    }
+    if form.get("urgent"):
+        body.update(urgent=True, urgency_reason=form.get("urgency_reason", ""))
+    return body
+
+
+@bp.post("/requisitions/new")
+@permits(Action.SUBMIT_REQUISITION, sessions_only=True)
+def submit() -> Any:
+    try:
+        data = RequisitionCreateSchema().load(_body_of(request.form))
+    except BadAmount as exc:
+        return _form_page(400, errors={"amount": [str(exc)]})
+    except ValidationError as exc:
+        return _form_page(400, errors=_flat(exc.messages))
+    answer = submit_requisition(data)
+    if isinstance(answer, Response):
+        if answer.status_code == 202:
+            return page("message.html", 202, title="Being recorded", text=STILL_RUNNING)
+        return _form_page(answer.status_code, error=problem_detail(answer))
+    return redirect(url_for("web.requisition", requisition_id=answer[0]["id"]), 303)
+
+
+STILL_RUNNING = "Your requisition is being recorded; it appears in your requisitions in a moment."
+
+
+def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as one list per form field (``payee.name`` is ``payee_name``)."""
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items() if isinstance(messages, dict) else []:
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}_"))
+        else:
+            flat[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return flat
+
+
+@bp.get("/requisitions/<uuid:requisition_id>")
+@permits(Action.READ_REQUISITIONS, sessions_only=True)
+def requisition(requisition_id: uuid.UUID) -> Any:
+    actor = current_actor()
+    found = read(reads.get_requisition, actor, str(requisition_id))
+    if found is None:
+        return page("message.html", 404, title="Not found", text="There is no such requisition in your scope.")
+    mine = found["requester_id"] == actor.user_id
+    return page("requisition.html", r=found, may_cancel=mine and found["status"] in CANCELLABLE)
+
+
+@bp.post("/requisitions/<uuid:requisition_id>/cancel")
+@permits(Action.CANCEL_REQUISITION, sessions_only=True)
+def cancel(requisition_id: uuid.UUID) -> Any:
+    comment = request.form.get("comment", "").strip() or "Cancelled by the requester"
+    answer = command(catalog.CANCEL_REQUISITION, {"id": str(requisition_id), "comment": comment[:500]})
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return page("message.html", answer.status_code, title="Not cancelled", text=problem_detail(answer))
+    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
