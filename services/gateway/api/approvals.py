@@ -27,7 +27,8 @@ from shared.contracts.permissions import Action
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1", description="Approvals")
 
 
-def _decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any) -> Answer:
+def decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any) -> Answer:
+    """Record a decision on the step waiting for the caller (the API's and the pages' one path)."""
     payload = {"requisition_id": str(requisition_id), "decision": decision, "comment": comment, **extra}
     return command(catalog.RECORD_DECISION, payload)
 
@@ -55,7 +56,7 @@ class Approve(MethodView):
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Approve the step that waits for you."""
-        return _decide(requisition_id, "approve", data["comment"])
+        return decide(requisition_id, "approve", data["comment"])
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/reject")
@@ -65,7 +66,7 @@ class Reject(MethodView):
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Reject, with a reason."""
-        return _decide(requisition_id, "reject", data["reason"])
+        return decide(requisition_id, "reject", data["reason"])
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/request-changes")
@@ -75,7 +76,7 @@ class RequestChanges(MethodView):
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Send it back to the requester, who must resubmit before the deadline."""
-        return _decide(requisition_id, "request_changes", data["comment"], deadline_hours=data["deadline_hours"])
+        return decide(requisition_id, "request_changes", data["comment"], deadline_hours=data["deadline_hours"])
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/confirm-urgency")
@@ -85,7 +86,7 @@ class ConfirmUrgency(MethodView):
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """As the tier's final approver, confirm the urgency (and approve)."""
-        return _decide(requisition_id, "confirm_urgency", data["comment"])
+        return decide(requisition_id, "confirm_urgency", data["comment"])
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/revert-urgency")
@@ -95,7 +96,7 @@ class RevertUrgency(MethodView):
     @_decision_docs
     def post(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Decline the fast track: the requisition goes through the tier's normal chain."""
-        return _decide(requisition_id, "revert_urgency", data["comment"])
+        return decide(requisition_id, "revert_urgency", data["comment"])
 
 
 @blp.route("/approvals/inbox")

@@ -126,6 +126,16 @@ class OtpActivation(MethodView):
         return activate(data["code"])
 
 
+def execute_payment(requisition_id: uuid.UUID, code: str) -> Answer:
+    """Execute a reserved requisition's payment with a one-time code (the API's and the pay
+    page's one path)."""
+    limited = ctx().rate_limits.check("one_time_code", current_actor().user_id, what="codes")
+    if limited is not None:
+        return limited
+    answer = command(catalog.EXECUTE_PAYMENT, {"requisition_id": str(requisition_id), "otp": code}, resource="payment")
+    return _retry_after(answer) if isinstance(answer, Response) else answer
+
+
 @blp.route("/requisitions/<uuid:requisition_id>/payment")
 class RequisitionPayment(MethodView):
     @permits(Action.EXECUTE_PAYMENT)
@@ -152,17 +162,13 @@ class RequisitionPayment(MethodView):
         payment may be executed again with a fresh code, up to the execution limit. Send an
         ``Idempotency-Key`` so a retried request cannot start a second execution.
         """
-        limited = ctx().rate_limits.check("one_time_code", current_actor().user_id, what="codes")
-        if limited is not None:
-            return limited
-        payload = {"requisition_id": str(requisition_id), "otp": data["otp"]}
-        answer = command(catalog.EXECUTE_PAYMENT, payload, resource="payment")
+        answer = execute_payment(requisition_id, data["otp"])
         if not isinstance(answer, Response):
             body, status, headers = answer
             if status == 201:
                 headers = {**headers, "Location": url_for("payments.RequisitionPayment", requisition_id=requisition_id)}
             return body, status, headers
-        return _retry_after(answer)
+        return answer
 
     @permits(Action.READ_PAYMENTS)
     @blp.response(200, PaymentSchema)

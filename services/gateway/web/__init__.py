@@ -26,7 +26,7 @@ from services.gateway.auth import current_principal, resolve_principal
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
 from services.gateway.web import formatting
-from shared.contracts.permissions import Action
+from shared.contracts.permissions import Action, may
 from shared.contracts.roles import SECOND_FACTOR_ROLES
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
@@ -56,7 +56,15 @@ def home() -> Any:
     if principal.stage == Stage.SECOND_FACTOR:
         return redirect(url_for("web.second_factor"))
     second_factor = bool(principal.actor.roles & SECOND_FACTOR_ROLES)
-    return page("home.html", enrol=principal.stage == Stage.ENROL, second_factor=second_factor)
+    approver = may(principal.actor, Action.READ_INBOX)
+    treasury = may(principal.actor, Action.EXECUTE_PAYMENT)
+    return page(
+        "home.html",
+        enrol=principal.stage == Stage.ENROL,
+        second_factor=second_factor,
+        approver=approver,
+        treasury=treasury,
+    )
 
 
 @bp.get("/sign-in")
@@ -216,6 +224,6 @@ def password_link_set() -> Any:
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
 
 
-from services.gateway.web import requisitions  # noqa: E402  (its pages register on bp)
+from services.gateway.web import approvals, payments, requisitions  # noqa: E402  (their pages register on bp)
 
-__all__ = ["bp", "page", "problem_detail", "requisitions"]
+__all__ = ["approvals", "bp", "page", "payments", "problem_detail", "requisitions"]

@@ -22,11 +22,13 @@ from services.gateway.web import bp, page, problem_detail
 from services.gateway.web.formatting import BadAmount, minor_units
 from shared.contracts import catalog
 from shared.contracts.payloads import CATEGORIES, PAYEE_METHODS
-from shared.contracts.permissions import Action
+from shared.contracts.permissions import Action, may
 
 # The states in which the requester may still withdraw a requisition.
 CANCELLABLE = frozenset({"draft", "submitted", "pending_approval", "pending_urgency_confirmation", "changes_requested"})
 CURRENCIES = ("KES", "UGX", "TZS", "USD")
+AWAITING_DECISION = frozenset({"pending_approval", "pending_urgency_confirmation"})
+PAYABLE = frozenset({"reserved", "payment_failed"})
 
 
 @bp.get("/requisitions")
@@ -120,12 +122,27 @@ def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 @bp.get("/requisitions/<uuid:requisition_id>")
 @permits(Action.READ_REQUISITIONS, sessions_only=True)
 def requisition(requisition_id: uuid.UUID) -> Any:
+    return requisition_page(requisition_id)
+
+
+def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = "") -> Any:
+    """A requisition with its timeline, and what the reader may do with it now."""
     actor = current_actor()
     found = read(reads.get_requisition, actor, str(requisition_id))
     if found is None:
         return page("message.html", 404, title="Not found", text="There is no such requisition in your scope.")
     mine = found["requester_id"] == actor.user_id
-    return page("requisition.html", r=found, may_cancel=mine and found["status"] in CANCELLABLE)
+    deciding = not mine and may(actor, Action.DECIDE_APPROVAL) and found["status"] in AWAITING_DECISION
+    return page(
+        "requisition.html",
+        status,
+        r=found,
+        error=error,
+        may_cancel=mine and found["status"] in CANCELLABLE,
+        may_decide=deciding,
+        urgency=found["status"] == "pending_urgency_confirmation",
+        may_pay=not mine and may(actor, Action.EXECUTE_PAYMENT) and found["status"] in PAYABLE,
+    )
 
 
 @bp.post("/requisitions/<uuid:requisition_id>/cancel")
