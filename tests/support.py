@@ -268,8 +268,12 @@ def kes(major: int) -> dict[str, Any]:
 
 def float_of(api: Api, token: str, branch: str) -> dict[str, int]:
     """A branch float's balance, held and available, in minor units."""
-    body = api.get(f"/api/v1/floats/{branch}", token).json()
-    return {k: body["floats"][0][k]["minor_units"] for k in ("balance", "held", "available")}
+    return amounts_of(api.get(f"/api/v1/floats/{branch}", token).json()["floats"][0])
+
+
+def amounts_of(float_body: dict[str, Any]) -> dict[str, int]:
+    """A float's balance, held and available (its levels left out), in minor units."""
+    return {k: float_body[k]["minor_units"] for k in ("balance", "held", "available")}
 
 
 def settled_float(api: Api, token: str, ledger: Any, branch: str, timeout: float = 15) -> dict[str, int]:
@@ -284,7 +288,7 @@ def settled_float(api: Api, token: str, ledger: Any, branch: str, timeout: float
         with ledger.uow() as uow:
             ids = uow.session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_code == branch))
             [snapshot] = account_snapshots(uow.session, list(ids))
-        return {k: v["minor_units"] for k, v in snapshot["float"].items() if isinstance(v, dict)}
+        return amounts_of(snapshot["float"])
 
     return dict(wait_for(lambda: (shown := float_of(api, token, branch)) == truth() and shown, timeout, 0.05))
 

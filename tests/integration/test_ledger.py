@@ -23,7 +23,7 @@ from shared.db.engine import Database
 from shared.db.migrate import upgrade
 from shared.messaging.errors import DomainError
 from shared.messaging.snapshots import TOUCHED
-from tests.support import scalar, wait_for
+from tests.support import amounts_of, scalar, wait_for
 
 TREASURY = Actor("t1", "tess", roles=frozenset({"treasury"}))
 FINANCE = Actor("f1", "fred", roles=frozenset({"finance"}))
@@ -81,7 +81,7 @@ def status(db: Database, branch: str) -> dict[str, Any]:
     with db.uow() as uow:
         ids = uow.session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch)).all()
         [snapshot] = service.account_snapshots(uow.session, ids)
-    return {k: v["minor_units"] for k, v in snapshot["float"].items() if isinstance(v, dict)}
+    return amounts_of(snapshot["float"])
 
 
 def trial_balance(db: Database) -> dict[str, Any]:
