@@ -75,7 +75,7 @@ class ProblemApi(Api):  # type: ignore[misc]
     """flask-smorest, answering every HTTP error as application/problem+json."""
 
     def handle_http_exception(self, error: HTTPException) -> Response:
-        return problems.from_http_exception(error)
+        return _answer(problems.from_http_exception(error))
 
 
 BLUEPRINTS = (
@@ -170,10 +170,18 @@ def _refuse_nul_in_url() -> Response | None:
 
 def _unhandled(exc: Exception) -> Any:
     if isinstance(exc, HTTPException):
-        return problems.from_http_exception(exc)
+        return _answer(problems.from_http_exception(exc))
     if problems.is_outage(exc):  # the broker or the database is away: 503, never 500
-        return problems.unavailable(exc)
-    return problems.internal_error(exc)
+        return _answer(problems.unavailable(exc))
+    return _answer(problems.internal_error(exc))
+
+
+def _answer(problem: Response) -> Response:
+    """The problem as it is for the API; for a person at a page, the same in words, on a page."""
+    wanted = request.accept_mimetypes.best_match(["application/problem+json", "application/json", "text/html"])
+    if request.path.startswith("/api/") or wanted != "text/html":  # */* (scripts, curl) gets the problem
+        return problem
+    return web.error_page(problem)
 
 
 # Pages load scripts, styles and images from this origin only, and no inline script runs; an

@@ -460,3 +460,16 @@ def test_an_expired_token_and_a_demo_token_in_production_are_refused(
     demo = {"Authorization": f"Bearer {tokens['alice']}"}
     assert make_app().test_client().get("/api/v1/account", headers=demo).status_code == 200
     assert make_app(demo_tokens=False).test_client().get("/api/v1/account", headers=demo).status_code == 401
+
+
+def test_a_person_gets_a_page_for_an_error_and_a_script_gets_a_problem(make_app: Callable[..., Flask]) -> None:
+    client = make_app().test_client()
+    page = client.get("/no/such/page", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.mimetype == "text/html"
+    assert "<h1>Not found</h1>" in page.text
+    assert "Traceback" not in page.text
+    api = client.get("/api/v1/no/such/thing", headers={"Accept": "text/html"})
+    assert (api.status_code, api.mimetype) == (404, "application/problem+json")
+    script = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert script.mimetype == "application/problem+json"

@@ -43,6 +43,31 @@ def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(template, csrf_token=csrf.token(), principal=resolve_principal(), **values), status
 
 
+ERROR_TITLES = {
+    400: "That did not work",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Not now",
+    413: "Too large",
+    422: "Not possible",
+    429: "Too many attempts",
+    503: "Unavailable for a moment",
+}
+
+
+def error_page(problem: Response) -> Response:
+    """A problem as a page: its status, a title and the detail in words; never a stack trace."""
+    title = ERROR_TITLES.get(problem.status_code, "Something went wrong")
+    # No session or database is asked here: the error may be that they are away.
+    body = render_template("message.html", csrf_token="", principal=None, title=title, text=problem_detail(problem))
+    answer = Response(body, status=problem.status_code, mimetype="text/html")
+    for name in ("Retry-After", "Allow", "WWW-Authenticate"):
+        if name in problem.headers:
+            answer.headers[name] = problem.headers[name]
+    return answer
+
+
 def problem_detail(answer: Response) -> str:
     body = answer.get_json(silent=True) or {}
     return str(body.get("detail") or "That did not work; try again.")
