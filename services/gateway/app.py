@@ -30,6 +30,7 @@ from services.gateway.api import (
     session,
     system,
 )
+from services.gateway.api.requisitions import receipt_size_limit
 from services.gateway.backlog import Backlog
 from services.gateway.branches import UnknownBranch
 from services.gateway.bus import Bus
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
     app.register_blueprint(health.bp)
     app.register_blueprint(web.bp)
     app.before_request(_refuse_nul_in_url)
+    app.before_request(receipt_size_limit)  # before the guard, whose CSRF check may read the form
     app.before_request(access.guard)
     app.register_error_handler(UnknownBranch, UnknownBranch.response)
     app.register_error_handler(Exception, _unhandled)

@@ -29,7 +29,8 @@ def test_a_requisition_goes_from_a_phone_to_paid_through_the_pages(
     page.get_by_label("Name").fill("Text Book Centre")
     page.get_by_label("Paid by").select_option("mobile_money")
     page.get_by_label("Phone or account number (mobile money and bank)").fill("+254700000001")
-    page.get_by_role("button", name="Submit").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
     page.get_by_role("heading", name=purpose).wait_for()
     url = page.url
     wait_for(lambda: "Waiting for approval" in page.reload().text(), 20, 0.3, "routing")
@@ -44,7 +45,8 @@ def test_a_requisition_goes_from_a_phone_to_paid_through_the_pages(
     desk.get_by_role("heading", name=purpose).wait_for()
     assert approving.check("to-decide") == []
     desk.get_by_label("Comment (a reason is needed to reject or send back)").fill("Fine")
-    desk.get_by_role("button", name="Approve").click()
+    with desk.expect_navigation():
+        desk.get_by_role("button", name="Approve").click()
     wait_for(lambda: "ready to pay" in desk.reload().text(), 20, 0.3, "the reservation")
 
     # A treasurer with an authenticator, signing in with it.
@@ -61,7 +63,8 @@ def test_a_requisition_goes_from_a_phone_to_paid_through_the_pages(
     till.get_by_role("link", name=voucher, exact=False).click()
     till.get_by_label("The code your authenticator shows now").fill(device.code())
     assert paying.check("pay") == []
-    till.get_by_role("button", name="Pay").click()
+    with till.expect_navigation():
+        till.get_by_role("button", name="Pay").click()
     wait_for(lambda: "Paid" in till.reload().text(), 30, 0.3, "the payment")
 
     page.goto(url)

@@ -24,7 +24,8 @@ def test_staff_ask_for_money_follow_it_and_cancel_it_on_a_phone(visit: Any, pers
     page.get_by_label("Purpose").fill(f"Generator diesel {HOSTILE}")
     page.get_by_label("Name").fill(f"Shell {HOSTILE}")
     page.get_by_label("Paid by").select_option("cash")
-    page.get_by_role("button", name="Submit").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
     page.get_by_role("heading", name=f"Generator diesel {HOSTILE}").wait_for()  # the text, shown as text
     assert "Ksh" in page.inner_text("dl")
     assert "1,250.50" in page.inner_text("dl")
@@ -40,7 +41,8 @@ def test_staff_ask_for_money_follow_it_and_cancel_it_on_a_phone(visit: Any, pers
     assert tab.check("my-requisitions") == []
     page.get_by_role("link", name=f"Generator diesel {HOSTILE}").click()
     page.get_by_label("Why cancel (optional)").fill("Bought it myself")
-    page.get_by_role("button", name="Cancel this requisition").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Cancel this requisition").click()
     wait_for(lambda: "Cancelled" in page.reload().text(), 15, 0.3, "the cancellation")
     assert "Bought it myself" in page.inner_text(".timeline")
 
@@ -53,7 +55,8 @@ def test_a_wrong_amount_is_said_beside_its_field(visit: Any, person_factory: Any
     page.get_by_label("Amount").fill("12.345")
     page.get_by_label("Purpose").fill("Stamps")
     page.get_by_label("Name").fill("Post office")
-    page.get_by_role("button", name="Submit").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
     page.locator("#amount-error").wait_for()
     assert "at most 2 decimals" in page.inner_text("#amount-error")
     assert page.get_by_label("Purpose").input_value() == "Stamps"  # nothing typed is lost
@@ -72,3 +75,53 @@ def test_another_branchs_requisition_is_not_found(
         tab.open(f"/requisitions/{elsewhere.json()['id']}")
     assert answer.value.status == 404
     assert "no such requisition" in tab.page.inner_text("main")
+
+
+def test_a_draft_with_a_photo_of_its_receipt_is_changed_sent_back_and_resubmitted(
+    visit: Any, person_factory: Any
+) -> None:
+    person = person_factory(["staff"], ["NBO-CBD"])
+    manager = person_factory(["branch_manager"], ["NBO-CBD"])
+    tab = visit(viewport=PHONE)
+    page = sign_in(tab, person)
+    tab.open("/requisitions/new")
+    page.get_by_label("Amount").fill("800")
+    page.get_by_label("Purpose").fill(f"Stamps {person.username}")
+    page.get_by_label("Name").fill("Posta")
+    page.get_by_role("button", name="Save as draft").click()
+    page.get_by_role("heading", name=f"Stamps {person.username}").wait_for()
+    assert "Draft" in page.inner_text("dl")
+    photo = page.screenshot()  # a real PNG, as a phone's camera would give one
+    page.get_by_label("Add a receipt: a photo or a PDF (at most 5 MB)").set_input_files(
+        {"name": "receipt.png", "mimeType": "image/png", "buffer": photo}
+    )
+    page.get_by_role("button", name="Attach").click()
+    page.get_by_role("img", name="Receipt receipt.png").wait_for()
+    assert page.get_by_role("img", name="Receipt receipt.png").evaluate("i => i.naturalWidth") > 0  # it loads
+    assert tab.check("draft-with-receipt") == []
+    page.get_by_role("link", name="Change it").click()
+    page.get_by_label("Amount").fill("950")
+    assert tab.check("change") == []
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
+    wait_for(lambda: "Waiting for approval" in page.reload().text(), 20, 0.3, "routing")
+    assert "Ksh950.00" in page.inner_text("dl")
+    url = page.url
+
+    approving = visit()
+    desk = sign_in(approving, manager)
+    approving.open(url.removeprefix(approving.base_url))
+    desk.get_by_label("Comment (a reason is needed to reject or send back)").fill("Split the postage from the rest")
+    with desk.expect_navigation():
+        desk.get_by_role("button", name="Request changes").click()
+    wait_for(lambda: "Changes requested" in desk.reload().text(), 20, 0.3, "the request for changes")
+
+    wait_for(lambda: "Changes requested" in page.reload().text(), 20, 0.3, "the requester's view")
+    assert "Split the postage from the rest" in page.inner_text(".timeline")
+    assert "Changes are due by" in page.inner_text("main")
+    page.get_by_role("link", name="Change it").click()
+    page.get_by_label("Purpose").fill(f"Stamps only {person.username}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
+    wait_for(lambda: "Waiting for approval" in page.reload().text(), 20, 0.3, "the resubmission")
+    page.get_by_role("heading", name=f"Stamps only {person.username}").wait_for()

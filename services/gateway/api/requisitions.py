@@ -112,8 +112,13 @@ class Requisition(MethodView):
     @blp.problem(409, "Not editable in its state")
     def patch(self, data: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Edit a draft, or a requisition sent back for changes (requester only)."""
-        payload = instances.schema(RequisitionFieldsSchema).dump(data)
-        return command(catalog.UPDATE_REQUISITION, {**payload, "id": str(requisition_id)})
+        return edit_requisition(requisition_id, data)
+
+
+def edit_requisition(requisition_id: uuid.UUID, data: dict[str, Any]) -> Answer:
+    """Change a draft, or a requisition sent back for changes (the API's and the edit page's one path)."""
+    payload = instances.schema(RequisitionFieldsSchema).dump(data)
+    return command(catalog.UPDATE_REQUISITION, {**payload, "id": str(requisition_id)})
 
 
 @blp.route("/<uuid:requisition_id>/submit")
@@ -158,26 +163,29 @@ class Receipts(MethodView):
     @blp.problem(413, "Larger than 5 MiB")
     def post(self, files: dict[str, Any], requisition_id: uuid.UUID) -> Answer:
         """Attach a receipt (multipart field ``file``; PDF, PNG or JPEG; at most 5 MiB)."""
-        current_actor()
-        upload = files["file"]
-        data = upload.stream.read(receipts.MAX_RECEIPT_BYTES + 1)
-        try:
-            content_type = receipts.sniff(data)
-        except receipts.ReceiptRejected as exc:
-            return problems.problem(400, "invalid-receipt", str(exc))
-        digest = receipts.store(ctx().settings.var_dir / "receipts", data)
-        payload = {
-            "id": str(requisition_id),
-            "sha256": digest,
-            "filename": receipts.safe_filename(upload.filename),
-            "content_type": content_type,
-            "size": len(data),
-        }
-        return command(catalog.ATTACH_RECEIPT, payload)
+        return attach_receipt(requisition_id, files["file"])
 
 
-@blp.before_request
-def _receipt_size_limit() -> None:
-    # The API's 1 MiB body limit is lifted for receipt uploads only (Flask 3.1 per-request).
+def attach_receipt(requisition_id: uuid.UUID, upload: Any) -> Answer:
+    """Keep an uploaded receipt by its content and attach it (the API's and the page's one path)."""
+    current_actor()
+    data = upload.stream.read(receipts.MAX_RECEIPT_BYTES + 1)
+    try:
+        content_type = receipts.sniff(data)
+    except receipts.ReceiptRejected as exc:
+        return problems.problem(400, "invalid-receipt", str(exc))
+    digest = receipts.store(ctx().settings.var_dir / "receipts", data)
+    payload = {
+        "id": str(requisition_id),
+        "sha256": digest,
+        "filename": receipts.safe_filename(upload.filename),
+        "content_type": content_type,
+        "size": len(data),
+    }
+    return command(catalog.ATTACH_RECEIPT, payload)
+
+
+def receipt_size_limit() -> None:
+    """The 1 MiB body limit is lifted for receipt uploads only (Flask 3.1 per-request)."""
     if request.path.endswith("/receipts"):
         request.max_content_length = receipts.MAX_RECEIPT_BYTES + 64 * 1024

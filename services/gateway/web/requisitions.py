@@ -4,9 +4,10 @@ timeline, and cancelling it; on the API's own reads and commands."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import Response, redirect, request, send_file, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -14,13 +15,14 @@ from services.gateway import reads
 from services.gateway.access import permits
 from services.gateway.api import ctx
 from services.gateway.api.replies import command, read
-from services.gateway.api.requisitions import submit_requisition
+from services.gateway.api.requisitions import attach_receipt, edit_requisition, submit_requisition
 from services.gateway.auth import current_actor
 from services.gateway.models import Branch
-from services.gateway.schemas import RequisitionCreateSchema
+from services.gateway.schemas import RequisitionCreateSchema, RequisitionEditSchema
 from services.gateway.web import bp, page, problem_detail
 from services.gateway.web.formatting import BadAmount, minor_units
 from shared.contracts import catalog
+from shared.contracts.money import CURRENCY_EXPONENTS
 from shared.contracts.payloads import CATEGORIES, PAYEE_METHODS
 from shared.contracts.permissions import Action, may
 
@@ -50,6 +52,7 @@ def _my_branches() -> list[tuple[str, str]]:
 
 
 def _form_page(status: int = 200, **values: Any) -> Any:
+    values.setdefault("form", request.form if request.method == "POST" else {})
     return page(
         "requisition_new.html",
         status,
@@ -57,7 +60,6 @@ def _form_page(status: int = 200, **values: Any) -> Any:
         categories=CATEGORIES,
         methods=PAYEE_METHODS,
         currencies=CURRENCIES,
-        form=request.form if request.method == "POST" else {},
         **values,
     )
 
@@ -139,6 +141,7 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
         r=found,
         error=error,
         may_cancel=mine and found["status"] in CANCELLABLE,
+        may_edit=mine and found["status"] in EDITABLE,
         may_decide=deciding,
         urgency=found["status"] == "pending_urgency_confirmation",
         may_pay=not mine and may(actor, Action.EXECUTE_PAYMENT) and found["status"] in PAYABLE,
@@ -153,3 +156,94 @@ def cancel(requisition_id: uuid.UUID) -> Any:
     if isinstance(answer, Response) and answer.status_code >= 400:
         return page("message.html", answer.status_code, title="Not cancelled", text=problem_detail(answer))
     return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+
+
+# -- drafts, changes and receipts ------------------------------------------------------------
+
+EDITABLE = frozenset({"draft", "changes_requested"})
+
+
+def _form_of(found: dict[str, Any]) -> dict[str, str]:
+    """A requisition as the form's fields, to edit it."""
+    exponent = CURRENCY_EXPONENTS[found["amount"]["currency"]]
+    major = Decimal(found["amount"]["minor_units"]).scaleb(-exponent)
+    return {
+        "branch": found["branch_code"],
+        "amount": f"{major:.{exponent}f}",
+        "currency": found["amount"]["currency"],
+        "category": found["category"],
+        "purpose": found["purpose"],
+        "payee_name": found["payee"]["name"],
+        "payee_method": found["payee"]["method"],
+        "payee_account": found["payee"].get("account_ref", ""),
+        "urgent": "1" if found["urgent"] else "",
+        "urgency_reason": found["urgency_reason"],
+    }
+
+
+@bp.get("/requisitions/<uuid:requisition_id>/edit")
+@permits(Action.EDIT_REQUISITION, sessions_only=True)
+def edit(requisition_id: uuid.UUID) -> Any:
+    found = read(reads.get_requisition, current_actor(), str(requisition_id))
+    if found is None or found["status"] not in EDITABLE:
+        return page("message.html", 404, title="Not found", text="There is no requisition of yours to change here.")
+    return _form_page(form=_form_of(found), editing=found)
+
+
+@bp.post("/requisitions/<uuid:requisition_id>/edit")
+@permits(Action.EDIT_REQUISITION, sessions_only=True)
+def save(requisition_id: uuid.UUID) -> Any:
+    """Save the changes; with "Submit", send it (again) for approval."""
+    found = read(reads.get_requisition, current_actor(), str(requisition_id))
+    if found is None:
+        return page("message.html", 404, title="Not found", text="There is no requisition of yours to change here.")
+    try:
+        body = _body_of(request.form)
+        body.pop("branch")
+        body.pop("draft")
+        data = RequisitionEditSchema().load(body)
+    except BadAmount as exc:
+        return _form_page(400, errors={"amount": [str(exc)]}, editing=found)
+    except ValidationError as exc:
+        return _form_page(400, errors=_flat(exc.messages), editing=found)
+    answer = edit_requisition(requisition_id, data)
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return _form_page(answer.status_code, error=problem_detail(answer), editing=found)
+    if request.form.get("action") == "submit":
+        return submit_again(requisition_id)
+    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+
+
+@bp.post("/requisitions/<uuid:requisition_id>/submit")
+@permits(Action.EDIT_REQUISITION, sessions_only=True)
+def submit_again(requisition_id: uuid.UUID) -> Any:
+    """Submit a draft, or resubmit after the changes asked for."""
+    answer = command(catalog.SUBMIT_DRAFT, {"id": str(requisition_id), "comment": ""})
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
+    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+
+
+@bp.post("/requisitions/<uuid:requisition_id>/receipts")
+@permits(Action.EDIT_REQUISITION, sessions_only=True)
+def add_receipt(requisition_id: uuid.UUID) -> Any:
+    """A photo of the receipt (a phone may take it there and then) or its PDF."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return requisition_page(requisition_id, status=400, error="Choose a file, or take a photo of the receipt.")
+    answer = attach_receipt(requisition_id, upload)
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
+    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+
+
+@bp.get("/requisitions/<uuid:requisition_id>/receipts/<sha256>")
+@permits(Action.READ_REQUISITIONS, sessions_only=True)
+def receipt(requisition_id: uuid.UUID, sha256: str) -> Any:
+    """A receipt of a requisition the reader may see, as it was uploaded."""
+    found = read(reads.get_requisition, current_actor(), str(requisition_id))
+    attached = {r["sha256"]: r for r in (found or {}).get("receipts", [])}
+    if sha256 not in attached:
+        return page("message.html", 404, title="Not found", text="There is no such receipt in your scope.")
+    path = ctx().settings.var_dir / "receipts" / sha256[:2] / sha256
+    return send_file(path, mimetype=attached[sha256]["content_type"], download_name=attached[sha256]["filename"])
