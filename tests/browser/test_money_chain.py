@@ -70,7 +70,26 @@ def test_a_requisition_goes_from_a_phone_to_paid_through_the_pages(
     page.goto(url)
     wait_for(lambda: "Paid" in page.reload().text(), 20, 0.3, "the requester's view")
     assert "Paid" in page.inner_text(".timeline")
+    assert cashier.username in page.inner_text("main")  # the payment says who paid
     assert asking.check("paid") == []
+
+    # An auditor reads it among everything in scope, and may change nothing.
+    auditor = person_factory(["auditor"], ["HQ"])
+    reading = visit()
+    books = sign_in(reading, auditor)
+    books.get_by_role("link", name="all in my scope").click()
+    books.get_by_label("Status").select_option("paid")
+    with books.expect_navigation():
+        books.get_by_role("button", name="Show").click()
+    assert reading.check("in-scope") == []
+    books.get_by_role("link", name=purpose).click()
+    books.get_by_role("heading", name="Payment").wait_for()
+    assert books.get_by_role("button").count() == 1  # only "Sign out"
+    assert reading.check("audited") == []
+    books.get_by_role("link", name="Petty cash").click()
+    books.get_by_role("link", name="Approval policy and caps").click()
+    books.get_by_role("table", name="Tiers: who approves, by origin and amount").wait_for()
+    assert reading.check("policy") == []
 
 
 def _give_password(dbs: dict[str, Database], settings: Any, user_id: str) -> str:

@@ -83,12 +83,14 @@ def home() -> Any:
     second_factor = bool(principal.actor.roles & SECOND_FACTOR_ROLES)
     approver = may(principal.actor, Action.READ_INBOX)
     treasury = may(principal.actor, Action.EXECUTE_PAYMENT)
+    rules = may(principal.actor, Action.READ_POLICY)
     return page(
         "home.html",
         enrol=principal.stage == Stage.ENROL,
         second_factor=second_factor,
         approver=approver,
         treasury=treasury,
+        rules=rules,
     )
 
 
@@ -249,6 +251,6 @@ def password_link_set() -> Any:
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
 
 
-from services.gateway.web import approvals, payments, requisitions  # noqa: E402  (their pages register on bp)
+from services.gateway.web import approvals, payments, policy, requisitions  # noqa: E402  (their pages register on bp)
 
-__all__ = ["approvals", "bp", "page", "payments", "problem_detail", "requisitions"]
+__all__ = ["approvals", "bp", "page", "payments", "policy", "problem_detail", "requisitions"]

@@ -20,7 +20,7 @@ from services.gateway.auth import current_actor
 from services.gateway.models import Branch
 from services.gateway.schemas import RequisitionCreateSchema, RequisitionEditSchema
 from services.gateway.web import bp, page, problem_detail
-from services.gateway.web.formatting import BadAmount, minor_units
+from services.gateway.web.formatting import STATUS_WORDS, BadAmount, minor_units
 from shared.contracts import catalog
 from shared.contracts.money import CURRENCY_EXPONENTS
 from shared.contracts.payloads import CATEGORIES, PAYEE_METHODS
@@ -31,15 +31,32 @@ CANCELLABLE = frozenset({"draft", "submitted", "pending_approval", "pending_urge
 CURRENCIES = ("KES", "UGX", "TZS", "USD")
 AWAITING_DECISION = frozenset({"pending_approval", "pending_urgency_confirmation"})
 PAYABLE = frozenset({"reserved", "payment_failed"})
+PAID_OR_PAYING = frozenset({"payment_processing", "paid", "payment_failed"})
+
+
+SCOPES = {"mine": "My requisitions", "all": "Requisitions in my scope"}
 
 
 @bp.get("/requisitions")
 @permits(Action.READ_REQUISITIONS, sessions_only=True)
 def my_requisitions() -> Any:
+    """One's own requisitions, or (``?scope=all``) every one the reader's roles cover, newest first;
+    ``status`` narrows it."""
+    scope = request.args.get("scope", "mine")
+    scope = scope if scope in SCOPES else "mine"
+    status = request.args.get("status") or None
+    status = status if status in STATUS_WORDS else None
     listed = read(
-        reads.list_requisitions, current_actor(), scope="mine", status=None, branch_id=None, limit=100, offset=0
+        reads.list_requisitions, current_actor(), scope=scope, status=status, branch_id=None, limit=100, offset=0
     )
-    return page("requisitions.html", items=listed["items"])
+    return page(
+        "requisitions.html",
+        items=listed["items"],
+        scope=scope,
+        title=SCOPES[scope],
+        chosen=status,
+        statuses=STATUS_WORDS,
+    )
 
 
 def _my_branches() -> list[tuple[str, str]]:
@@ -134,11 +151,13 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
     if found is None:
         return page("message.html", 404, title="Not found", text="There is no such requisition in your scope.")
     mine = found["requester_id"] == actor.user_id
+    payment = read(reads.payment, actor, str(requisition_id)) if found["status"] in PAID_OR_PAYING else None
     deciding = not mine and may(actor, Action.DECIDE_APPROVAL) and found["status"] in AWAITING_DECISION
     return page(
         "requisition.html",
         status,
         r=found,
+        payment=payment,
         error=error,
         may_cancel=mine and found["status"] in CANCELLABLE,
         may_edit=mine and found["status"] in EDITABLE,
