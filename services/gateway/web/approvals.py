@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import request
 
 from services.gateway import reads
 from services.gateway.access import permits
 from services.gateway.api.approvals import decide
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
-from services.gateway.web import bp, page, problem_detail
+from services.gateway.web import bp, page
 from shared.contracts.permissions import Action
 
 DECISIONS = ("approve", "reject", "request_changes", "confirm_urgency", "revert_urgency")
@@ -40,10 +40,9 @@ def decision(requisition_id: uuid.UUID) -> Any:
     if chosen == "request_changes":
         hours = request.form.get("deadline_hours", "72")
         extra["deadline_hours"] = int(hours) if hours.isdigit() and 1 <= int(hours) <= 720 else 72
-    answer = decide(requisition_id, chosen, comment, **extra)
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return _refused(requisition_id, answer.status_code, problem_detail(answer))
-    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+    from services.gateway.web.requisitions import back_to_requisition
+
+    return back_to_requisition(requisition_id, decide(requisition_id, chosen, comment, **extra))
 
 
 def _refused(requisition_id: uuid.UUID, status: int, why: str) -> Any:

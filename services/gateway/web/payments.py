@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import request
 
 from services.gateway import reads
 from services.gateway.access import permits
 from services.gateway.api.payments import execute_payment
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
-from services.gateway.web import bp, page, problem_detail
+from services.gateway.web import bp, page
 from shared.contracts.permissions import Action, may
 
 
@@ -20,15 +20,12 @@ from shared.contracts.permissions import Action, may
 @permits(Action.EXECUTE_PAYMENT, sessions_only=True)
 def pay(requisition_id: uuid.UUID) -> Any:
     """Pay with the code the authenticator shows now; the page then follows the payment."""
-    from services.gateway.web.requisitions import requisition_page
+    from services.gateway.web.requisitions import back_to_requisition, requisition_page
 
     code = request.form.get("code", "").strip()
     if not (code.isdigit() and len(code) == 6):
         return requisition_page(requisition_id, status=400, error="A code is the six digits your app shows now.")
-    answer = execute_payment(requisition_id, code)
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
-    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+    return back_to_requisition(requisition_id, execute_payment(requisition_id, code))
 
 
 @bp.get("/treasury")

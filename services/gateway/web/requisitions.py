@@ -167,6 +167,13 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
     )
 
 
+def back_to_requisition(requisition_id: uuid.UUID, answer: Any) -> Any:
+    """After a command on a requisition: its page again, saying why when it was refused."""
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
+    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+
+
 @bp.post("/requisitions/<uuid:requisition_id>/cancel")
 @permits(Action.CANCEL_REQUISITION, sessions_only=True)
 def cancel(requisition_id: uuid.UUID) -> Any:
@@ -238,9 +245,7 @@ def save(requisition_id: uuid.UUID) -> Any:
 def submit_again(requisition_id: uuid.UUID) -> Any:
     """Submit a draft, or resubmit after the changes asked for."""
     answer = command(catalog.SUBMIT_DRAFT, {"id": str(requisition_id), "comment": ""})
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
-    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+    return back_to_requisition(requisition_id, answer)
 
 
 @bp.post("/requisitions/<uuid:requisition_id>/receipts")
@@ -251,9 +256,7 @@ def add_receipt(requisition_id: uuid.UUID) -> Any:
     if upload is None or not upload.filename:
         return requisition_page(requisition_id, status=400, error="Choose a file, or take a photo of the receipt.")
     answer = attach_receipt(requisition_id, upload)
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
-    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+    return back_to_requisition(requisition_id, answer)
 
 
 @bp.get("/requisitions/<uuid:requisition_id>/receipts/<sha256>")
