@@ -153,27 +153,32 @@ class SecondFactor(MethodView):
     @blp.problem(429, "Too many codes, or locked out", headers={"Retry-After": RETRY_AFTER_HEADER})
     def post(self, data: dict[str, Any]) -> Any:
         """Finish signing in with a code from your authenticator, or with a recovery code."""
-        principal = current_principal()
-        context = ctx()
         if bool(data.get("code")) == bool(data.get("recovery_code")):
             return problems.problem(400, "invalid-request", "Send either a code or a recovery code.")
-        limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
-        if limited is not None:
-            return limited
-        if data.get("recovery_code"):
-            try:
-                context.accounts.use_recovery_code(principal.actor, data["recovery_code"])
-            except Refused as exc:
-                return refused(exc)
-            method = "recovery-code"
-        else:
-            answer = verify_code(data["code"])
-            if answer is not None:
-                return answer
-            method = "authenticator"
-        context.accounts.second_factor_passed(principal.actor, method)
-        complete_sign_in()
-        return session_body()
+        refusal = finish_second_factor(data.get("code") or "", data.get("recovery_code") or "")
+        return refusal if refusal is not None else session_body()
+
+
+def finish_second_factor(code: str, recovery_code: str) -> Response | None:
+    """Check the code (or the recovery code, when given) within the limit and complete the
+    sign-in (None), or the refusal (the API's and the code page's one path)."""
+    principal = current_principal()
+    context = ctx()
+    limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
+    if limited is not None:
+        return limited
+    if recovery_code:
+        try:
+            context.accounts.use_recovery_code(principal.actor, recovery_code)
+        except Refused as exc:
+            return refused(exc)
+    else:
+        answer = verify_code(code)
+        if answer is not None:
+            return answer
+    context.accounts.second_factor_passed(principal.actor, "recovery-code" if recovery_code else "authenticator")
+    complete_sign_in()
+    return None
 
 
 def verify_code(code: str) -> Response | None:

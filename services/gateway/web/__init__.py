@@ -21,7 +21,7 @@ from services.gateway.api import ctx
 from services.gateway.api.account import change_own_password
 from services.gateway.api.passwords import set_password_with_link
 from services.gateway.api.payments import activate, start_enrolment
-from services.gateway.api.session import complete_sign_in, password_sign_in, verify_code, web_session
+from services.gateway.api.session import finish_second_factor, password_sign_in, web_session
 from services.gateway.auth import current_principal, resolve_principal
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
@@ -123,39 +123,15 @@ def second_factor() -> Any:
 @permits(Action.USE_OWN_ACCOUNT, stages=(Stage.SECOND_FACTOR,), sessions_only=True)
 def second_factor_post() -> Any:
     """The code from the authenticator (or a recovery code) finishes the sign-in."""
-    principal, context = current_principal(), ctx()
     code, recovery = request.form.get("code", "").strip(), request.form.get("recovery_code", "").strip()
     if bool(code) == bool(recovery):
         return page("second_factor.html", 400, error="Enter the code from your authenticator, or a recovery code.")
-    limited = context.rate_limits.check("one_time_code", principal.actor.user_id, what="codes")
-    if limited is not None:
-        return page("second_factor.html", 429, error=problem_detail(limited))
-    if recovery:
-        refusal = _use_recovery_code(principal.actor, recovery)
-    else:
-        refusal = verify_code(code) if code.isdigit() and len(code) == 6 else _bad_code()
+    if code and not (code.isdigit() and len(code) == 6):
+        return page("second_factor.html", 422, error="A code is six digits.")
+    refusal = finish_second_factor(code, recovery)
     if refusal is not None:
         return page("second_factor.html", refusal.status_code, error=problem_detail(refusal))
-    context.accounts.second_factor_passed(principal.actor, "recovery-code" if recovery else "authenticator")
-    complete_sign_in()
     return redirect(url_for("web.home"), 303)
-
-
-def _use_recovery_code(actor: Any, recovery: str) -> Response | None:
-    from services.gateway.accounts import Refused
-    from services.gateway.api.session import refused
-
-    try:
-        ctx().accounts.use_recovery_code(actor, recovery)
-    except Refused as exc:
-        return refused(exc)
-    return None
-
-
-def _bad_code() -> Response:
-    from services.gateway import problems
-
-    return problems.problem(422, "otp-invalid", "A code is six digits.")
 
 
 @bp.post("/sign-out")
