@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request, session
 from flask_smorest import abort
-from sqlalchemy.orm import Session
 
 from services.gateway import identity
 from services.gateway.sessions import ServerSession, Stage
@@ -45,15 +44,9 @@ def bearer_token() -> str | None:
 
 
 def _read_identity(read: object) -> object:
-    """Run one identity SELECT on the gateway database outside any transaction."""
-    db = current_app.extensions["pettycash"].db
-    with db.engine.connect() as connection:
-        if db.is_postgres:
-            # One SELECT needs no transaction around it (it reads one snapshot by itself), so
-            # skip the BEGIN and ROLLBACK round trips every request would otherwise pay.
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        with Session(bind=connection) as db_session:
-            return read(db_session)  # type: ignore[operator]
+    """Run one identity SELECT on the gateway database."""
+    with current_app.extensions["pettycash"].db.reader() as connection:
+        return read(connection)  # type: ignore[operator]
 
 
 def resolve_principal() -> Principal | None:

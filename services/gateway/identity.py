@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from services.gateway.models import ApiToken, Branch, Membership, Region, RegionMembership, User, UserRole
@@ -62,8 +62,35 @@ def _actor_columns() -> Any:
     )
 
 
+def _token_query(*, demo_tokens: bool) -> Any:
+    query = (
+        _actor_columns()
+        .add_columns(ApiToken.id, ApiToken.read_only)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == bindparam("token_hash"),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now", type_=ApiToken.expires_at.type)),
+            User.is_active.is_(True),
+        )
+    )
+    return query if demo_tokens else query.where(ApiToken.kind != DEMO_TOKEN)
+
+
+# Built once: every request runs one of these, and building a SELECT costs more than running it.
+TOKEN_QUERIES = {True: _token_query(demo_tokens=True), False: _token_query(demo_tokens=False)}
+SESSION_ACTOR_QUERY = _actor_columns().where(
+    User.id == bindparam("user_id"),
+    User.is_active.is_(True),
+    or_(
+        User.sessions_valid_after.is_(None),
+        User.sessions_valid_after <= bindparam("began_at", type_=User.sessions_valid_after.type),
+    ),
+)
+
+
 def authenticate(
-    session: Session, token: str, *, now: datetime | None = None, demo_tokens: bool = True
+    session: Session | Connection, token: str, *, now: datetime | None = None, demo_tokens: bool = True
 ) -> TokenIdentity | None:
     """Who a bearer token speaks for, or None for an unknown, revoked, expired or inactive one
     (or a demo token where demo tokens are off).
@@ -74,40 +101,20 @@ def authenticate(
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None
-    now = now or utcnow()
-    query = (
-        _actor_columns()
-        .add_columns(ApiToken.id, ApiToken.read_only)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-            User.is_active.is_(True),
-        )
-    )
-    if not demo_tokens:
-        query = query.where(ApiToken.kind != DEMO_TOKEN)
-    rows = session.execute(query).all()
+    rows = session.execute(TOKEN_QUERIES[demo_tokens], {"token_hash": hash_token(token), "now": now or utcnow()}).all()
     if not rows:
         return None
     return TokenIdentity(_actor_from_rows(rows), str(rows[0][6]), bool(rows[0][7]))
 
 
-def session_actor(session: Session, user_id: str, began_at: datetime) -> Actor | None:
+def session_actor(session: Session | Connection, user_id: str, began_at: datetime) -> Actor | None:
     """The actor of a session begun at ``began_at``, or None if the user is gone, inactive, or
     ended their sessions after it began (sign out everywhere, a password reset)."""
     try:
         key = uuid.UUID(user_id)
     except ValueError:
         return None
-    rows = session.execute(
-        _actor_columns().where(
-            User.id == key,
-            User.is_active.is_(True),
-            or_(User.sessions_valid_after.is_(None), User.sessions_valid_after <= began_at),
-        )
-    ).all()
+    rows = session.execute(SESSION_ACTOR_QUERY, {"user_id": key, "began_at": began_at}).all()
     return _actor_from_rows(rows) if rows else None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.gateway.readmodels import (
@@ -24,6 +24,9 @@ from services.gateway.readmodels import (
 from shared.contracts.envelope import Actor
 from shared.contracts.permissions import Action, may, permission
 from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
+
+# Reads run on a connection outside a transaction (one statement each) or in a unit of work.
+Reader = Session | Connection
 
 INBOX_LIMIT = 100
 ALERTS_LIMIT = 100
@@ -46,7 +49,7 @@ def _summary(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_requisitions(
-    session: Session,
+    session: Reader,
     actor: Actor,
     *,
     scope: str,
@@ -69,7 +72,7 @@ def list_requisitions(
     return {"items": [_summary(body) for body in rows], "limit": limit, "offset": offset}
 
 
-def get_requisition(session: Session, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
+def get_requisition(session: Reader, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
     """A requisition with its history, receipts and approval case; None if absent or out of scope
     (the two look alike, so nobody can probe for other branches' ids)."""
     r, c = rm_requisitions, rm_approval_cases
@@ -97,7 +100,7 @@ def _in_scope_as(step_role: ColumnElement[str], actor: Actor) -> ColumnElement[b
     return or_(*clauses) if clauses else false()
 
 
-def inbox(session: Session, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str, Any]:
+def inbox(session: Reader, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str, Any]:
     """Open cases whose active step this actor may decide now, the most overdue first.
 
     The rules of ``services.approval.domain.check_decider`` as columns: not the requester, not
@@ -125,7 +128,7 @@ def inbox(session: Session, actor: Actor, limit: int = INBOX_LIMIT) -> dict[str,
     return {"items": list(rows)}
 
 
-def floats(session: Session, actor: Actor, branch_id: str | None = None) -> list[dict[str, Any]]:
+def floats(session: Reader, actor: Actor, branch_id: str | None = None) -> list[dict[str, Any]]:
     """The floats the actor's scope covers (one branch's, when given), by account code."""
     a = rm_accounts
     query = select(a.c.float).where(a.c.kind == "float", scope_clause(a, actor)).order_by(a.c.code)
@@ -134,7 +137,7 @@ def floats(session: Session, actor: Actor, branch_id: str | None = None) -> list
     return list(session.scalars(query))
 
 
-def trial_balance(session: Session) -> dict[str, Any]:
+def trial_balance(session: Reader) -> dict[str, Any]:
     """Debits against credits per currency (the ledger's own totals, a consistent cut), every
     account's totals, and the last check of the cached balances against the transfers."""
     accounts = session.execute(
@@ -153,7 +156,7 @@ def trial_balance(session: Session) -> dict[str, Any]:
     }
 
 
-def payment(session: Session, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
+def payment(session: Reader, actor: Actor, requisition_id: str) -> dict[str, Any] | None:
     """A requisition's payment, if there is one in the actor's scope."""
     p = rm_payments
     body: dict[str, Any] | None = session.scalar(
@@ -162,7 +165,7 @@ def payment(session: Session, actor: Actor, requisition_id: str) -> dict[str, An
     return body
 
 
-def alerts(session: Session, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[str, Any]:
+def alerts(session: Reader, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[str, Any]:
     """Alerts in the actor's scope, newest first."""
     a = rm_alerts
     rows = session.scalars(
@@ -171,7 +174,7 @@ def alerts(session: Session, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[st
     return {"items": list(rows)}
 
 
-def document(session: Session, name: str) -> dict[str, Any] | None:
+def document(session: Reader, name: str) -> dict[str, Any] | None:
     """A document there is one of (the policy, the caps, the last ledger check)."""
     body: dict[str, Any] | None = session.scalar(select(rm_documents.c.body).where(rm_documents.c.id == name))
     return body

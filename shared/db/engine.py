@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,6 +74,17 @@ class Database:
     def uow(self) -> UnitOfWork:
         """A fresh unit of work; it rolls back unless committed."""
         return UnitOfWork(self.sessions, self.snapshots.publish_touched if self.snapshots else None, self.publish)
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for one SELECT, outside any transaction: a single statement reads one
+        snapshot by itself, so on PostgreSQL it skips the BEGIN and ROLLBACK round trips that
+        every read would otherwise pay. (Reads of several statements that must agree use
+        :meth:`uow`.)"""
+        with self.engine.connect() as connection:
+            if self.is_postgres:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

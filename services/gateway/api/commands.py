@@ -73,15 +73,28 @@ class CommandStatus(MethodView):
     @blp.problem(404, "Unknown command, or not yours")
     def get(self, message_id: uuid.UUID) -> Any:
         """Whether a command has finished, and its outcome."""
-        actor = current_actor()
-        context = ctx()
-        # Read the column, not the entity: the unit of work's rollback expires loaded objects,
-        # and an expired object read after its session closed raises DetachedInstanceError.
-        with context.db.uow() as uow:
-            owner = uow.session.scalar(select(PendingCommand.user_id).where(PendingCommand.message_id == message_id))
-        if owner is None or str(owner) != actor.user_id:
+        outcome = command_outcome(message_id, current_actor())
+        if outcome is None:
             return problems.problem(404, "not-found", "No such command.")
-        reply = context.bus.reply(str(message_id))
-        if reply is None:
+        if outcome is PENDING:
             return {"state": "pending", "status": None}, 202
-        return {"state": "done", "status": reply["status"], "body": reply.get("body"), "problem": reply.get("problem")}
+        return {"state": "done", **outcome}
+
+
+PENDING: dict[str, Any] = {}
+
+
+def command_outcome(message_id: uuid.UUID, actor: Actor) -> dict[str, Any] | None:
+    """A command's outcome (its ``status``, ``body`` and ``problem``), :data:`PENDING` while it
+    runs, or None when it is unknown or another user's (the two look alike)."""
+    context = ctx()
+    # Read the column, not the entity: the unit of work's rollback expires loaded objects,
+    # and an expired object read after its session closed raises DetachedInstanceError.
+    with context.db.uow() as uow:
+        owner = uow.session.scalar(select(PendingCommand.user_id).where(PendingCommand.message_id == message_id))
+    if owner is None or str(owner) != actor.user_id:
+        return None
+    reply = context.bus.reply(str(message_id))
+    if reply is None:
+        return PENDING
+    return {"status": reply["status"], "body": reply.get("body"), "problem": reply.get("problem")}

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from services.gateway import problems, reads
 from services.gateway.access import permits
 from services.gateway.api import Blueprint
-from services.gateway.api.replies import Answer, command, read
+from services.gateway.api.replies import Answer, command, read, read_consistent
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch
 from services.gateway.idempotency import idempotent
@@ -124,4 +124,4 @@ class TrialBalance(MethodView):
     @blp.problem(403, "Not finance, CFO, auditor or admin")
     def get(self) -> Any:
         """Every account's totals, and whether debits equal credits (posted and pending)."""
-        return read(reads.trial_balance)
+        return read_consistent(reads.trial_balance)

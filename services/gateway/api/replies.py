@@ -73,7 +73,13 @@ def command(spec: TaskSpec, payload: dict[str, Any], resource: str = "requisitio
 
 
 def read(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run one read of ``services.gateway.reads`` in a read-only transaction of the gateway's database."""
+    """Run one read of ``services.gateway.reads`` (a single statement) on the gateway's database."""
+    with ctx().db.reader() as connection:
+        return fn(connection, *args, **kwargs)
+
+
+def read_consistent(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a read of several statements that must agree, in one transaction."""
     with ctx().db.uow() as uow:
         return fn(uow.session, *args, **kwargs)
 

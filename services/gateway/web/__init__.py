@@ -227,6 +227,6 @@ def password_link_set() -> Any:
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
 
 
-from services.gateway.web import approvals, payments, policy, requisitions  # noqa: E402  (their pages register on bp)
+from services.gateway.web import approvals, payments, pending, policy, requisitions  # noqa: E402  (their pages register on bp)
 
-__all__ = ["approvals", "bp", "page", "payments", "policy", "problem_detail", "requisitions"]
+__all__ = ["approvals", "bp", "page", "payments", "pending", "policy", "problem_detail", "requisitions"]

@@ -13,6 +13,7 @@ from services.gateway.api.approvals import decide
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.web import bp, page
+from services.gateway.web.requisitions import back_to_requisition, requisition_page
 from shared.contracts.permissions import Action
 
 DECISIONS = ("approve", "reject", "request_changes", "confirm_urgency", "revert_urgency")
@@ -40,12 +41,8 @@ def decision(requisition_id: uuid.UUID) -> Any:
     if chosen == "request_changes":
         hours = request.form.get("deadline_hours", "72")
         extra["deadline_hours"] = int(hours) if hours.isdigit() and 1 <= int(hours) <= 720 else 72
-    from services.gateway.web.requisitions import back_to_requisition
-
     return back_to_requisition(requisition_id, decide(requisition_id, chosen, comment, **extra))
 
 
 def _refused(requisition_id: uuid.UUID, status: int, why: str) -> Any:
-    from services.gateway.web.requisitions import requisition_page
-
     return requisition_page(requisition_id, status=status, error=why)

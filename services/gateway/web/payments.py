@@ -13,6 +13,7 @@ from services.gateway.api.payments import execute_payment
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.web import bp, page
+from services.gateway.web.requisitions import back_to_requisition, requisition_page
 from shared.contracts.permissions import Action, may
 
 
@@ -20,8 +21,6 @@ from shared.contracts.permissions import Action, may
 @permits(Action.EXECUTE_PAYMENT, sessions_only=True)
 def pay(requisition_id: uuid.UUID) -> Any:
     """Pay with the code the authenticator shows now; the page then follows the payment."""
-    from services.gateway.web.requisitions import back_to_requisition, requisition_page
-
     code = request.form.get("code", "").strip()
     if not (code.isdigit() and len(code) == 6):
         return requisition_page(requisition_id, status=400, error="A code is the six digits your app shows now.")

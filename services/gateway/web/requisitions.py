@@ -118,12 +118,9 @@ def submit() -> Any:
     answer = submit_requisition(data)
     if isinstance(answer, Response):
         if answer.status_code == 202:
-            return page("message.html", 202, title="Being recorded", text=STILL_RUNNING)
+            return follow(answer)
         return _form_page(answer.status_code, error=problem_detail(answer))
     return redirect(url_for("web.requisition", requisition_id=answer[0]["id"]), 303)
-
-
-STILL_RUNNING = "Your requisition is being recorded; it appears in your requisitions in a moment."
 
 
 def _flat(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -167,10 +164,19 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
     )
 
 
+def follow(answer: Response, requisition_id: uuid.UUID | None = None) -> Response:
+    """From a 202 to the page that follows the command (``web.pending``), about this requisition if known."""
+    message_id = (answer.get_json(silent=True) or {})["message_id"]
+    args = {"requisition": str(requisition_id)} if requisition_id else {}
+    return redirect(url_for("web.pending", message_id=message_id, **args), 303)  # type: ignore[return-value]
+
+
 def back_to_requisition(requisition_id: uuid.UUID, answer: Any) -> Any:
     """After a command on a requisition: its page again, saying why when it was refused."""
     if isinstance(answer, Response) and answer.status_code >= 400:
         return requisition_page(requisition_id, status=answer.status_code, error=problem_detail(answer))
+    if isinstance(answer, Response) and answer.status_code == 202:
+        return follow(answer, requisition_id)
     return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
 
 
@@ -179,9 +185,7 @@ def back_to_requisition(requisition_id: uuid.UUID, answer: Any) -> Any:
 def cancel(requisition_id: uuid.UUID) -> Any:
     comment = request.form.get("comment", "").strip() or "Cancelled by the requester"
     answer = command(catalog.CANCEL_REQUISITION, {"id": str(requisition_id), "comment": comment[:500]})
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return page("message.html", answer.status_code, title="Not cancelled", text=problem_detail(answer))
-    return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
+    return back_to_requisition(requisition_id, answer)
 
 
 # -- drafts, changes and receipts ------------------------------------------------------------
