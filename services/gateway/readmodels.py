@@ -140,6 +140,19 @@ rm_authenticators = Table(
     *_stamps(),
 )
 
+# Replenishment requests (ledger): the ones waiting for a decision first, oldest first.
+rm_replenishments = Table(
+    "rm_replenishments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    *_stamps(),
+)
+Index("ix_rm_replenishments_status", rm_replenishments.c.status, rm_replenishments.c.requested_at)
+
 rm_documents = Table(
     "rm_documents",
     metadata,
@@ -154,6 +167,7 @@ TABLES: dict[str, Table] = {
     "payment": rm_payments,
     "alert": rm_alerts,
     "authenticator": rm_authenticators,
+    "replenishment": rm_replenishments,
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
@@ -172,6 +186,7 @@ def kind_of(event_type: str, payload: dict[str, Any]) -> str:
         catalog.PAYMENT_CHANGED.name: "payment",
         catalog.ALERT_RECORDED.name: "alert",
         catalog.AUTHENTICATOR_CHANGED.name: "authenticator",
+        catalog.REPLENISHMENT_CHANGED.name: "replenishment",
     }[event_type]
 
 
@@ -183,6 +198,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "payment": ("requisition_id", "branch_id", "region_id"),
     "alert": ("branch_id", "raised_at"),
     "authenticator": ("status",),
+    "replenishment": ("branch_id", "region_id", "status", "requested_at"),
 }
 
 

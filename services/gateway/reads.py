@@ -19,6 +19,7 @@ from services.gateway.readmodels import (
     rm_case_deciders,
     rm_documents,
     rm_payments,
+    rm_replenishments,
     rm_requisitions,
 )
 from shared.contracts.envelope import Actor
@@ -172,6 +173,15 @@ def alerts(session: Reader, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[str
         select(a.c.body).where(scope_clause(a, actor)).order_by(a.c.raised_at.desc(), a.c.id.desc()).limit(limit)
     ).all()
     return {"items": list(rows)}
+
+
+def replenishments(session: Reader, actor: Actor, status: str | None = None, limit: int = 100) -> list[Any]:
+    """Replenishment requests of the floats the actor's scope covers, newest first."""
+    r = rm_replenishments
+    query = select(r.c.body).where(scope_clause(r, actor)).order_by(r.c.requested_at.desc(), r.c.id.desc())
+    if status is not None:
+        query = query.where(r.c.status == status)
+    return list(session.scalars(query.limit(limit)))
 
 
 def document(session: Reader, name: str) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "payment": catalog.PAYMENT_CHANGED,
     "alert": catalog.ALERT_RECORDED,
     "authenticator": catalog.AUTHENTICATOR_CHANGED,
+    "replenishment": catalog.REPLENISHMENT_CHANGED,
     **dict.fromkeys(DOCUMENTS, catalog.DOCUMENT_CHANGED),
 }
 

@@ -445,6 +445,15 @@ class ReplenishmentSchema(Schema):
     decision_comment = _text()
 
 
+class ReplenishmentListSchema(Schema):
+    items = fields.List(fields.Nested(ReplenishmentSchema), required=True)
+
+
+class ReplenishmentQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(REPLENISHMENT_STATUSES))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+
+
 class LedgerTotalsSchema(Schema):
     """Debits and credits in minor units, posted and pending."""
 

@@ -622,6 +622,29 @@ def account_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, An
     ]
 
 
+def replenishment_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+    """Replenishment requests as the gateway projects them, scoped by their float's branch and region."""
+    requests = list(session.scalars(select(Replenishment).where(Replenishment.id.in_(ids))))
+    regions = dict(
+        session.execute(
+            select(Account.branch_id, Account.region_id)
+            .where(Account.kind == "float", Account.branch_id.in_({r.branch_id for r in requests}))
+            .distinct()
+        ).all()
+    )
+    return [
+        {
+            "id": str(r.id),
+            "branch_id": r.branch_id,
+            "region_id": regions.get(r.branch_id) or "",
+            "status": r.status,
+            "requested_at": r.requested_at.isoformat(),
+            "body": replenishment_body(r),
+        }
+        for r in requests
+    ]
+
+
 def ledger_totals_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
     """Debits and credits, posted and pending, per currency, over every account: one document,
     published with each transfer, so the trial balance is always a consistent cut of the ledger

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.ledger import service
-from services.ledger.models import Account, BalanceCheck
+from services.ledger.models import Account, BalanceCheck, Replenishment
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -28,5 +28,9 @@ def register_read_models(runtime: ServiceRuntime) -> None:
     snapshots.model("account", catalog.ACCOUNT_CHANGED, service.account_snapshots, Account.__table__)
     snapshots.model("ledger_check", catalog.DOCUMENT_CHANGED, service.ledger_check_snapshot)
     snapshots.model("ledger_totals", catalog.DOCUMENT_CHANGED, service.ledger_totals_snapshot)
+    snapshots.model(
+        "replenishment", catalog.REPLENISHMENT_CHANGED, service.replenishment_snapshots, Replenishment.__table__
+    )
     snapshots.track(Account, lambda a: ("account", a.id))
+    snapshots.track(Replenishment, lambda r: ("replenishment", r.id))
     snapshots.track(BalanceCheck, lambda _c: ("ledger_check", "ledger_check"))

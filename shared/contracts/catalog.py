@@ -111,7 +111,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
     "payment": ("payment", "authenticator"),
-    "ledger": ("account", "ledger_check", "ledger_totals"),
+    "ledger": ("account", "replenishment", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
 
@@ -157,6 +157,7 @@ ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
 PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
 AUTHENTICATOR_CHANGED = EventSpec("AuthenticatorChanged", rm.AuthenticatorSnapshot, ("gateway",))
 ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
+REPLENISHMENT_CHANGED = EventSpec("ReplenishmentChanged", rm.ReplenishmentSnapshot, ("gateway",))
 DOCUMENT_CHANGED = EventSpec("DocumentChanged", rm.DocumentSnapshot, ("gateway",))
 
 EVENTS: dict[str, EventSpec] = {e.name: e for e in list(globals().values()) if isinstance(e, EventSpec)}

@@ -12,7 +12,16 @@ from marshmallow import Schema, fields, validate
 from shared.contracts.roles import ROLES
 
 DOCUMENTS: tuple[str, ...] = ("policy", "caps", "ledger_check", "ledger_totals")
-KINDS: tuple[str, ...] = ("requisition", "approval_case", "account", "payment", "alert", "authenticator", *DOCUMENTS)
+KINDS: tuple[str, ...] = (
+    "requisition",
+    "approval_case",
+    "account",
+    "payment",
+    "alert",
+    "authenticator",
+    "replenishment",
+    *DOCUMENTS,
+)
 AUTHENTICATOR_STATUSES: tuple[str, ...] = ("pending", "active", "reset")
 
 
@@ -80,6 +89,14 @@ class PaymentSnapshot(ScopedSnapshotPayload):
     """Keyed by the payment's id."""
 
     requisition_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class ReplenishmentSnapshot(ScopedSnapshotPayload):
+    """Keyed by the request's id (ledger): treasury asked for money for a float; finance or the
+    CFO decides."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("requested", "approved", "rejected")))
+    requested_at = fields.AwareDateTime(required=True)
 
 
 class AuthenticatorSnapshot(SnapshotPayload):

@@ -202,6 +202,8 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
         json={"approve": True},
     )
     assert decided.json()["status"] == "approved"
+    listed = call("GET", "/api/v1/replenishments", fiona, 200).json()["items"]
+    assert asked["id"] in [r["id"] for r in listed]  # the decision's reply projected it already
 
     # The books, the policy (put back as it is: a new version), the caps, alerts, operations.
     call("GET", "/api/v1/ledger/trial-balance", aud, 200)

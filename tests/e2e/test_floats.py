@@ -36,6 +36,17 @@ def test_open_replenish_and_read_a_float(api: Api, tokens: dict[str, str]) -> No
     assert api.post(decision_url, tokens["carol"], json={"approve": False}).status_code == 409
     assert float_of(api, tokens["aud"], "MLD-01") == {"balance": 2_500_000, "held": 0, "available": 2_500_000}
 
+    # The requests are listed (the ledger's snapshots, projected) to those whose scope covers the float.
+    def listed(token: str, query: str = "") -> dict[str, str]:
+        items = api.get(f"/api/v1/replenishments{query}", token).json()["items"]
+        return {i["id"]: i["status"] for i in items}
+
+    wait_for(lambda: listed(tokens["fiona"]).get(request.json()["id"]) == "approved", 10, what="the projection")
+    assert listed(tokens["aud"], "?status=approved")[request.json()["id"]] == "approved"
+    assert request.json()["id"] not in listed(tokens["fiona"], "?status=requested")
+    assert request.json()["id"] not in listed(tokens["bob"])  # a Nairobi branch manager
+    assert api.get("/api/v1/replenishments?status=nope", tokens["fiona"]).status_code == 400
+
 
 def test_float_visibility_is_scoped(api: Api, tokens: dict[str, str]) -> None:
     wait_for(lambda: api.get("/api/v1/floats/MLD-01", tokens["aud"]).status_code == 200, 10)

@@ -20,6 +20,8 @@ from services.gateway.schemas import (
     FloatListSchema,
     FloatSchema,
     OpenFloatSchema,
+    ReplenishmentListSchema,
+    ReplenishmentQuerySchema,
     ReplenishmentSchema,
     ReplenishSchema,
     TrialBalanceSchema,
@@ -94,9 +96,18 @@ class Replenishments(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], branch_code: str) -> Answer:
         """Ask for money to be moved from the bank to this float (treasury)."""
-        branch_id = branch(branch_code, in_path=True).id
-        payload = {"branch_id": branch_id, "amount": data["amount"].to_dict(), "comment": data["comment"]}
-        return command(catalog.REQUEST_REPLENISHMENT, payload, resource="replenishment")
+        return request_replenishment(branch(branch_code, in_path=True).id, data)
+
+
+@blp.route("/replenishments")
+class ReplenishmentList(MethodView):
+    @permits(Action.READ_FLOATS)
+    @blp.arguments(ReplenishmentQuerySchema, location="query")
+    @blp.response(200, ReplenishmentListSchema)
+    @blp.problem(400, "An unknown status or a limit out of range")
+    def get(self, args: dict[str, Any]) -> Any:
+        """Replenishment requests of the floats in your scope, newest first (``status`` narrows it)."""
+        return {"items": read(reads.replenishments, current_actor(), args.get("status"), args["limit"])}
 
 
 @blp.route("/replenishments/<uuid:request_id>/decision")
@@ -113,8 +124,19 @@ class ReplenishmentDecision(MethodView):
     @blp.problem(422, "The Idempotency-Key was used for another request")
     def post(self, data: dict[str, Any], request_id: uuid.UUID) -> Answer:
         """Approve (the money moves; waiting requisitions are reserved) or reject (finance, CFO)."""
-        payload = {"id": str(request_id), "approve": data["approve"], "comment": data["comment"]}
-        return command(catalog.DECIDE_REPLENISHMENT, payload, resource="replenishment")
+        return decide_replenishment(request_id, data)
+
+
+def request_replenishment(branch_id: str, data: dict[str, Any]) -> Answer:
+    """Treasury asks for ``data``'s amount (``ReplenishSchema``) for the branch's float."""
+    payload = {"branch_id": branch_id, "amount": data["amount"].to_dict(), "comment": data["comment"]}
+    return command(catalog.REQUEST_REPLENISHMENT, payload, resource="replenishment")
+
+
+def decide_replenishment(request_id: uuid.UUID, data: dict[str, Any]) -> Answer:
+    """Finance or the CFO approves or rejects a request (``DecisionSchema``)."""
+    payload = {"id": str(request_id), "approve": data["approve"], "comment": data["comment"]}
+    return command(catalog.DECIDE_REPLENISHMENT, payload, resource="replenishment")
 
 
 @blp.route("/ledger/trial-balance")

@@ -84,6 +84,9 @@ def home() -> Any:
     approver = may(principal.actor, Action.READ_INBOX)
     treasury = may(principal.actor, Action.EXECUTE_PAYMENT)
     rules = may(principal.actor, Action.READ_POLICY)
+    funds = any(
+        may(principal.actor, a) for a in (Action.REQUEST_REPLENISHMENT, Action.DECIDE_REPLENISHMENT, Action.READ_LEDGER)
+    )
     return page(
         "home.html",
         enrol=principal.stage == Stage.ENROL,
@@ -91,6 +94,7 @@ def home() -> Any:
         approver=approver,
         treasury=treasury,
         rules=rules,
+        funds=funds,
     )
 
 
@@ -227,6 +231,16 @@ def password_link_set() -> Any:
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
 
 
-from services.gateway.web import approvals, payments, pending, policy, requisitions  # noqa: E402  (their pages register on bp)
+from services.gateway.web import approvals, payments, pending, policy, replenishments, requisitions  # noqa: E402  (their pages register on bp)
 
-__all__ = ["approvals", "bp", "page", "payments", "pending", "policy", "problem_detail", "requisitions"]
+__all__ = [
+    "approvals",
+    "bp",
+    "page",
+    "payments",
+    "pending",
+    "policy",
+    "problem_detail",
+    "replenishments",
+    "requisitions",
+]

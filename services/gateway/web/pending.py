@@ -37,18 +37,29 @@ def pending(message_id: uuid.UUID) -> Any:
     return _outcome_page(outcome)
 
 
+# The pages a command's page may go back to (``?then=``), besides a requisition's.
+THEN = {"replenishments": "web.replenishments"}
+
+
 def _outcome_page(outcome: dict[str, Any]) -> Any:
-    """The requisition the command was about (or created), with the refusal if it was refused."""
-    requisition_id = _uuid(request.args.get("requisition", "")) or _uuid(str((outcome.get("body") or {}).get("id", "")))
+    """The requisition the command was about (or created), with the refusal if it was refused;
+    or the page named by ``then``."""
     status = int(outcome["status"])
-    if status < 400:
-        if requisition_id is None:
-            return page("message.html", title="Done", text="What you asked for is done.")
+    why = str((outcome.get("problem") or {}).get("detail") or "That was refused.") if status >= 400 else ""
+    then = THEN.get(request.args.get("then", ""))
+    requisition_id = _requisition_of(outcome)
+    if then is None and requisition_id is not None:
+        if why:
+            return requisition_page(requisition_id, status=status, error=why)
         return redirect(url_for("web.requisition", requisition_id=requisition_id), 303)
-    why = str((outcome.get("problem") or {}).get("detail") or "That was refused.")
-    if requisition_id is None:
+    if why:
         return page("message.html", status, title="Not done", text=why)
-    return requisition_page(requisition_id, status=status, error=why)
+    return redirect(url_for(then), 303) if then else page("message.html", title="Done", text="Done.")
+
+
+def _requisition_of(outcome: dict[str, Any]) -> uuid.UUID | None:
+    """The requisition the page named, or the one the command created."""
+    return _uuid(request.args.get("requisition", "")) or _uuid(str((outcome.get("body") or {}).get("id", "")))
 
 
 def _uuid(text: str) -> uuid.UUID | None:

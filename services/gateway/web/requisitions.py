@@ -164,10 +164,11 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
     )
 
 
-def follow(answer: Response, requisition_id: uuid.UUID | None = None) -> Response:
-    """From a 202 to the page that follows the command (``web.pending``), about this requisition if known."""
+def follow(answer: Response, requisition_id: uuid.UUID | None = None, then: str | None = None) -> Response:
+    """From a 202 to the page that follows the command (``web.pending``): about this requisition
+    if known, else back to the page ``then`` names (``web.pending.THEN``)."""
     message_id = (answer.get_json(silent=True) or {})["message_id"]
-    args = {"requisition": str(requisition_id)} if requisition_id else {}
+    args = {"requisition": str(requisition_id)} if requisition_id else {"then": then} if then else {}
     return redirect(url_for("web.pending", message_id=message_id, **args), 303)  # type: ignore[return-value]
 
 
