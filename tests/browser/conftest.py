@@ -68,16 +68,59 @@ class Visit:
         return self.page
 
     def check(self, label: str) -> list[dict[str, Any]]:
-        """Screenshot the page as it is, and the serious or critical axe-core violations on it."""
+        """Screenshot the page on a phone and on a desktop; check that every form that changes
+        anything carries its CSRF token and that every control is reached with the Tab key;
+        return the serious or critical axe-core violations on it."""
         self.shots += 1
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"{self.name}-{self.shots:02d}-{label}.png", full_page=True)
+        size = self.page.viewport_size or DESKTOP
+        for width, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+            self.page.set_viewport_size(viewport)
+            shot = SCREENSHOTS / f"{self.name}-{self.shots:02d}-{label}-{width}.png"
+            self.page.screenshot(path=shot, full_page=True)
+        self.page.set_viewport_size(size)
+        assert self.page.evaluate(UNGUARDED_FORMS) == [], "a form posts without its CSRF token"
+        unreached = keyboard_unreached(self.page)
+        assert unreached == [], f"not reached with the Tab key: {unreached}"
         violations: list[dict[str, Any]] = self.page.evaluate(
             "async () => (await axe.run(document)).violations"
             ".filter(v => ['serious', 'critical'].includes(v.impact))"
             ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.html)}))"
         )
         return violations
+
+
+# The forms that post without a non-empty csrf_token field (every post must carry one).
+UNGUARDED_FORMS = """() => [...document.querySelectorAll('form')]
+  .filter(f => (f.getAttribute('method') || 'get').toLowerCase() === 'post')
+  .filter(f => !(f.querySelector('input[name=csrf_token]')?.value))
+  .map(f => f.getAttribute('action'))"""
+
+# Number the visible controls a keyboard user must reach; a radio group counts as one.
+NUMBER_CONTROLS = """() => {
+  const controls = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+    .filter(e => !e.disabled && e.getClientRects().length > 0);
+  const seen = new Set();
+  return controls.map((e, i) => {
+    const group = e.type === 'radio' ? 'radio:' + e.name : 'c' + i;
+    e.dataset.kb = group;
+    if (seen.has(group)) return null;
+    seen.add(group);
+    return [group, (e.outerHTML || '').slice(0, 80)];
+  }).filter(Boolean);
+}"""
+
+
+def keyboard_unreached(page: Page) -> list[str]:
+    """The controls the Tab key does not reach from the top of the page (none, for a keyboard user)."""
+    controls = dict(page.evaluate(NUMBER_CONTROLS))
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    reached: set[str] = set()
+    for _ in range(len(controls) + 3):
+        page.keyboard.press("Tab")
+        reached.add(page.evaluate("() => document.activeElement?.dataset?.kb || ''"))
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    return [html for group, html in controls.items() if group not in reached]
 
 
 @pytest.fixture

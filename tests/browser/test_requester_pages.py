@@ -125,3 +125,98 @@ def test_a_draft_with_a_photo_of_its_receipt_is_changed_sent_back_and_resubmitte
         page.get_by_role("button", name="Submit").click()
     wait_for(lambda: "Waiting for approval" in page.reload().text(), 20, 0.3, "the resubmission")
     page.get_by_role("heading", name=f"Stamps only {person.username}").wait_for()
+
+
+def test_hostile_text_in_every_field_of_the_round_stays_text(visit: Any, person_factory: Any) -> None:
+    """Every text field a requester and an approver type into, with markup in it: shown back as
+    text wherever it appears (the form again, the requisition, its timeline), never run."""
+    requester = person_factory(["staff"], ["NBO-CBD"])
+    manager = person_factory(["branch_manager"], ["NBO-CBD"])
+    tab = visit()
+    page = sign_in(tab, requester)
+    tab.open("/requisitions/new")
+    page.get_by_label("Amount").fill(HOSTILE)  # refused, and said back as text
+    page.get_by_label("Purpose").fill(f"Purpose {HOSTILE}")
+    page.get_by_label("Name").fill(f"Payee {HOSTILE}")
+    page.get_by_label("Paid by").select_option("mobile_money")
+    page.get_by_label("Phone or account number (mobile money and bank)").fill(f"07{HOSTILE}")
+    page.get_by_role("checkbox", name="Urgent").check()
+    page.get_by_label("Why it is urgent").fill(f"Urgent {HOSTILE}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
+    page.locator("#amount-error").wait_for()
+    assert page.get_by_label("Purpose").input_value() == f"Purpose {HOSTILE}"
+    assert page.locator("img[src=x]").count() == 0
+    assert tab.check("hostile-refused") == []
+    page.get_by_label("Amount").fill("300")
+    page.get_by_label("Phone or account number (mobile money and bank)").fill("+254700000002")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit").click()
+    page.get_by_role("heading", name=f"Purpose {HOSTILE}").wait_for()
+    text = page.inner_text("main")
+    assert f"Payee {HOSTILE}" in text and f"Urgent {HOSTILE}" in text
+    assert page.locator("img[src=x]").count() == 0
+    url = page.url
+
+    deciding = visit()
+    desk = sign_in(deciding, manager)
+    desk.goto(url)
+    wait_for(
+        lambda: desk.get_by_role("button", name="Not urgent").count() == 1 or desk.reload() is None, 20, 0.3, "the case"
+    )
+    desk.get_by_label("Comment (a reason is needed to reject or send back)").fill(f"Not so {HOSTILE}")
+    with desk.expect_navigation():
+        desk.get_by_role("button", name="Not urgent").click()
+    wait_for(lambda: f"Not so {HOSTILE}" in _reloaded(desk, ".timeline"), 20, 0.3, "the decision")
+    assert desk.locator("img[src=x]").count() == 0
+    assert deciding.check("hostile-decided") == []
+
+    page.reload()
+    page.get_by_label("Why cancel (optional)").fill(f"Cancel {HOSTILE}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Cancel this requisition").click()
+    wait_for(lambda: f"Cancel {HOSTILE}" in _reloaded(page, ".timeline"), 20, 0.3, "the cancellation")
+    assert page.locator("img[src=x]").count() == 0
+    assert tab.check("hostile-cancelled") == []
+
+
+def _reloaded(page: Any, selector: str) -> str:
+    page.reload()
+    return str(page.inner_text(selector))
+
+
+def _tab_to(page: Any, selector: str) -> None:
+    """Press Tab until the element is focused (a keyboard user's way there)."""
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement === document.querySelector(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_a_requisition_is_asked_for_and_cancelled_by_keyboard_alone(visit: Any, person_factory: Any) -> None:
+    person = person_factory(["staff"], ["NBO-CBD"])
+    tab = visit()
+    page = sign_in(tab, person)
+    _tab_to(page, "a[href$='/requisitions/new']")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="New requisition").wait_for()
+    for selector, typed in (
+        ("#amount", "75"),
+        ("#category", "Postage"),  # a select: typing picks the option
+        ("#purpose", "Envelopes, typed without a mouse"),
+        ("#payee_name", "Corner Shop"),
+        ("#payee_method", "Cash"),
+    ):
+        _tab_to(page, selector)
+        page.keyboard.type(typed)
+    assert page.get_by_label("Category").input_value() == "postage"
+    _tab_to(page, "button[value=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Envelopes, typed without a mouse").wait_for()
+    _tab_to(page, "#comment")
+    page.keyboard.type("Not needed after all")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # submits the cancel form
+    wait_for(lambda: "Not needed after all" in _reloaded(page, ".timeline"), 20, 0.3, "the cancellation")

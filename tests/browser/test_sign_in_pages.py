@@ -84,6 +84,23 @@ def test_a_form_without_its_csrf_token_is_refused(visit: Any) -> None:
     tab.console_errors.clear()  # the browser reports the 403 it was shown; that is the point
 
 
+def test_a_signed_in_form_without_its_csrf_token_changes_nothing(visit: Any, person_factory: Any) -> None:
+    """The token removed from a signed-in person's form (a forged post rides on their cookie)."""
+    person = person_factory(["staff"], ["NBO-CBD"])
+    tab = visit()
+    page = sign_in(tab, person)
+    tab.open("/account/password")
+    page.evaluate("document.querySelectorAll('main input[name=csrf_token]').forEach(i => i.remove())")
+    page.get_by_label("Current password").fill(person.password)
+    page.get_by_label("New password", exact=True).fill("correct horse battery staple 42")
+    page.get_by_label("New password again").fill("correct horse battery staple 42")
+    with page.expect_response(lambda r: r.url.endswith("/account/password") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Change password").click()
+    assert answer.value.status == 403
+    assert "Password changed" not in page.inner_text("main")
+    tab.console_errors.clear()
+
+
 def test_the_content_security_policy_blocks_inline_script(visit: Any) -> None:
     tab = visit()
     page = tab.open("/sign-in")
