@@ -54,6 +54,13 @@ class Branches:
         self._by_code = {code: BranchRef(str(i), code, str(region), bool(ho)) for i, code, region, ho in rows}
         self._loaded_at = time.monotonic()
 
+    def codes(self) -> dict[str, str]:
+        """Branch ids to codes."""
+        with self._lock:
+            if time.monotonic() - self._loaded_at > TTL_SECONDS:
+                self._reload()
+            return {ref.id: code for code, ref in self._by_code.items()}
+
     def by_code(self, code: str) -> BranchRef | None:
         """The branch with this code, or None."""
         with self._lock:
@@ -63,13 +70,22 @@ class Branches:
             return self._by_code.get(code)
 
 
-def branch_by_code(code: str) -> BranchRef | None:
-    """The branch with this code, from the current gateway process's copy."""
+def _branches() -> Branches:
     extensions = current_app.extensions
     branches = extensions.get("pettycash.branches")
     if branches is None:
         branches = extensions.setdefault("pettycash.branches", Branches(extensions["pettycash"].db))
-    return branches.by_code(code)
+    return branches  # type: ignore[no-any-return]
+
+
+def branch_by_code(code: str) -> BranchRef | None:
+    """The branch with this code, from the current gateway process's copy."""
+    return _branches().by_code(code)
+
+
+def branch_codes() -> dict[str, str]:
+    """Every branch's code by its id (the current gateway process's copy)."""
+    return _branches().codes()
 
 
 class UnknownBranch(Exception):

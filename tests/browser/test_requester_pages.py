@@ -221,3 +221,12 @@ def test_a_requisition_is_asked_for_and_cancelled_by_keyboard_alone(visit: Any, 
     with page.expect_navigation():
         page.keyboard.press("Enter")  # submits the cancel form
     wait_for(lambda: "Not needed after all" in _reloaded(page, ".timeline"), 20, 0.3, "the cancellation")
+
+
+def test_the_browser_tells_the_pages_its_time_zone(visit: Any, person_factory: Any) -> None:
+    person = person_factory(["staff"], ["NBO-CBD"])
+    tab = visit()
+    page = sign_in(tab, person)
+    zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    assert cookies.get("tz", "").replace("%2F", "/") == zone  # set by static/app.js

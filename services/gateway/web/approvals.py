@@ -12,6 +12,7 @@ from services.gateway.access import permits
 from services.gateway.api.approvals import decide
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
+from services.gateway.branches import branch_codes
 from services.gateway.web import bp, page
 from services.gateway.web.requisitions import back_to_requisition, requisition_page
 from shared.contracts.permissions import Action
@@ -24,7 +25,8 @@ NEEDS_A_REASON = {"reject": "Say why you reject it.", "request_changes": "Say wh
 @bp.get("/approvals")
 @permits(Action.READ_INBOX, sessions_only=True)
 def inbox() -> Any:
-    return page("inbox.html", items=read(reads.inbox, current_actor())["items"])
+    items = read(reads.inbox, current_actor())["items"]
+    return page("inbox.html", items=items, branch_codes=branch_codes())
 
 
 @bp.post("/requisitions/<uuid:requisition_id>/decision")

@@ -3,19 +3,22 @@ organisation's time zone, states in words."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency
+from flask import has_request_context, request
 
 from shared.contracts.money import CURRENCY_EXPONENTS
 
 LOCALE = "en_KE"
-# Every demo user works in Kenya; a user's own time zone is a setting still to come.
+# The organisation's time zone: times are shown in it until the browser has said its own
+# (static/app.js sets the ``tz`` cookie to the browser's IANA zone; see ``time_zone``).
 TIME_ZONE = ZoneInfo("Africa/Nairobi")
+TZ_COOKIE = "tz"
 
 STATUS_WORDS = {
     "draft": "Draft",
@@ -44,12 +47,32 @@ def money(amount: dict[str, Any] | None) -> str:
     return str(format_currency(major, amount["currency"], locale=LOCALE))
 
 
+def time_zone() -> ZoneInfo:
+    """The reader's time zone (their browser's, from the ``tz`` cookie), else the organisation's."""
+    name = request.cookies.get(TZ_COOKIE, "") if has_request_context() else ""
+    if not name or len(name) > 64:
+        return TIME_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):  # unknown, or not a zone name at all
+        return TIME_ZONE
+
+
 def when(iso: str | None) -> str:
-    """An ISO 8601 instant in the organisation's time zone, as people write it."""
+    """An ISO 8601 instant in the reader's time zone, as people write it."""
     if not iso:
         return ""
     instant = datetime.fromisoformat(iso)
-    return str(format_datetime(instant, "d MMM yyyy, HH:mm", tzinfo=TIME_ZONE, locale=LOCALE))
+    return str(format_datetime(instant, "d MMM yyyy, HH:mm", tzinfo=time_zone(), locale=LOCALE))
+
+
+def due(iso: str | None, now: datetime | None = None) -> str:
+    """A deadline against now, in words: "due in 5 h", "overdue by 2 d"."""
+    if not iso:
+        return "no deadline"
+    left = datetime.fromisoformat(iso) - (now or datetime.now(UTC))
+    words = format_timedelta(abs(left), threshold=1.5, format="narrow", locale=LOCALE)
+    return f"due in {words}" if left.total_seconds() >= 0 else f"overdue by {words}"
 
 
 def status_words(status: str) -> str:

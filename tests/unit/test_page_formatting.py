@@ -1,0 +1,47 @@
+"""How pages write money, times and deadlines (Babel), in the reader's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+
+from services.gateway.web.formatting import BadAmount, due, minor_units, money, when
+
+NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def test_money_is_written_in_the_currency_s_own_format() -> None:
+    assert money({"minor_units": 125_050, "currency": "KES"}) == "Ksh1,250.50"  # CLDR: en_KE
+    assert "1,250" in money({"minor_units": 1_250, "currency": "UGX"})  # no minor unit
+
+
+def test_typed_amounts_become_minor_units_or_are_refused_in_words() -> None:
+    assert minor_units("1,250.50", "KES") == 125_050
+    with pytest.raises(BadAmount, match="at most 2 decimals"):
+        minor_units("12.345", "KES")
+    with pytest.raises(BadAmount):
+        minor_units("<script>", "KES")
+
+
+@pytest.mark.parametrize(
+    ("offset", "words"),
+    [(timedelta(hours=5), "due in 5h"), (timedelta(minutes=-150), "overdue by 2h"), (timedelta(days=3), "due in 3d")],
+)
+def test_a_deadline_is_said_against_now(offset: timedelta, words: str) -> None:
+    assert due((NOW + offset).isoformat(), now=NOW) == words
+    assert due(None) == "no deadline"
+
+
+def test_times_are_in_the_browser_s_time_zone_else_the_organisation_s() -> None:
+    app = Flask(__name__)
+    instant = NOW.isoformat()
+    with app.test_request_context(headers={"Cookie": "tz=Europe/London"}):
+        assert when(instant) == "3 Dec 2026, 09:00"
+    with app.test_request_context(headers={"Cookie": "tz=Asia/Kolkata"}):
+        assert when(instant) == "3 Dec 2026, 14:30"
+    for cookie in ("tz=Not/AZone", "tz=../../etc/passwd", "tz=" + "x" * 100, ""):
+        with app.test_request_context(headers={"Cookie": cookie} if cookie else {}):
+            assert when(instant) == "3 Dec 2026, 12:00"  # Africa/Nairobi
+    assert when(instant) == "3 Dec 2026, 12:00"  # outside a request
