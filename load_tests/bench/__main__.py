@@ -31,6 +31,7 @@ def parse(argv: list[str]) -> BenchOptions:
     parser.add_argument("--gunicorn-threads", type=int, help="threads per gunicorn worker (default 8)")
     parser.add_argument("--worker-concurrency", type=int, help="threads per Celery worker (default 4)")
     parser.add_argument("--read-users", type=int, help="users of the dashboard stage (default 500)")
+    parser.add_argument("--page-users", type=int, help="users of the pages stage (default 100)")
     parser.add_argument("--pay-rate", type=int, help="payments per second (default 20)")
     parser.add_argument("--chain-rate", type=int, help="whole chains per second (default 20)")
     parser.add_argument("--create-max", type=int, help="highest creation step per second (default 500)")
@@ -52,6 +53,7 @@ def parse(argv: list[str]) -> BenchOptions:
             for k, v in {
                 "stage_seconds": args.stage_seconds,
                 "read_users": args.read_users,
+                "page_users": args.page_users,
                 "pay_rate": args.pay_rate,
                 "chain_rate": args.chain_rate,
                 "profile": args.profile,

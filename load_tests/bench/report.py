@@ -59,6 +59,29 @@ def _dashboard(stages: dict[str, StageResult]) -> tuple[float | None, str]:
     )
 
 
+PAGES_P95_MS = 150
+
+
+def _slowest_page(stage: StageResult) -> dict[str, Any] | None:
+    """The page with the highest p95 in a stage (the sign-in's requests aside)."""
+    pages = [e for e in (stage.endpoint(name) for name in u.PAGES) if e and e["requests"]]
+    return max(pages, key=lambda e: e["p95_ms"] or 0, default=None)
+
+
+def _pages(stages: dict[str, StageResult]) -> tuple[float | None, str]:
+    stage = stages.get("pages")
+    slowest = _slowest_page(stage) if stage else None
+    if stage is None or slowest is None:
+        return None, "not run"
+    total = stage.total
+    return (
+        slowest["p95_ms"] if total["failures"] == 0 else float("inf"),
+        f"slowest p95 {slowest['p95_ms']} ms ({slowest['name'].removeprefix('PAGE ')}), all pages p95 "
+        f"{total['p95_ms']} ms, {total['failures']} failures of {total['requests']} at {stage.users} users "
+        f"({total['rps']} req/s)",
+    )
+
+
 def _create(stages: dict[str, StageResult]) -> tuple[float | None, str]:
     stage = stages.get("create")
     if stage is None or not stage.steps:
@@ -138,6 +161,13 @@ def _report(stages: dict[str, StageResult]) -> tuple[float | None, str]:
 
 AIMS: tuple[Aim, ...] = (
     Aim("Dashboard reads", "p95 < 500 ms at 500 users", "p95 < 100 ms at 500 users, no failures", _dashboard, 100),
+    Aim(
+        "Pages (server-rendered, signed-in session)",
+        "none",
+        f"p95 < {PAGES_P95_MS} ms at 100 users (every page), no failures",
+        _pages,
+        PAGES_P95_MS,
+    ),
     Aim("Create requisition", "< 800 ms at 50 req/s", "p95 < 25 ms at 50 req/s", _create, 25),
     Aim("Creation knee", "none", "at or above 250 req/s", _knee, 250, at_least=True),
     Aim("Approval case opened after the 201", "none", "p95 < 100 ms", _case_opened, 100),
@@ -164,6 +194,9 @@ def missed(result: StageResult) -> bool:
     entry = None
     if name == "reads":
         return bool(result.total["failures"]) or (result.total["p95_ms"] or 0) >= 100
+    if name == "pages":
+        entry, limit = _slowest_page(result), PAGES_P95_MS
+        return entry is None or bool(result.total["failures"]) or (entry["p95_ms"] or 0) >= limit
     if name.startswith("create-"):
         entry, limit = result.endpoint(u.CREATE), 25
     elif name == "pay":

@@ -46,6 +46,7 @@ log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parents[2]
 STAGES: dict[str, Callable[[stages.Bench], stages.StageResult]] = {
     "reads": stages.reads,
+    "pages": stages.pages,
     "create": stages.create,
     "pay": stages.pay,
     "chain": stages.chains,
@@ -85,6 +86,9 @@ class BenchOptions:
                 create_rates=(10, 20),
                 pay_rate=5,
                 chain_rate=3,
+                page_users=10,
+                page_wait=(0.1, 0.3),
+                sign_in_timeout=30,
                 drain_timeout=20,
                 profile="never",
                 profile_seconds=2.0,
@@ -235,6 +239,18 @@ def method_notes(options: BenchOptions) -> list[str]:
         "hold was posted from the owning service's database (one query per database every few ms for all "
         "chains), so no polling traffic loads the gateway. The aim is judged on submission → posting from "
         "database timestamps (requisitions.created_at → the post transfer's created_at).",
+        f"Pages: a stage of their own (`pages`, {cfg.page_users} users), not part of the dashboard reads' mix "
+        "(whose aim is the API's), so each aim is judged on its own traffic. Branch staff (weight 5) and branch "
+        "managers (3), the roles that sign in without a second factor, each sign in once as a browser does: "
+        "GET /sign-in (the session cookie and the form's CSRF token), the form posted (username, password, "
+        "csrf_token), its 303 followed to GET /; one random password of this run for all of them (one Argon2id "
+        "hash, stored at seeding; the password is kept in the load generator's memory only). The sign-ins run "
+        "before the warm-up, with the gateway's sign-in rate limits lifted for the run (every user comes from "
+        "127.0.0.1), and are not in the measured window. Then each opens /, /requisitions, "
+        "/requisitions?scope=all, one of its branch's latest requisitions and (managers) /approvals, think time "
+        f"{cfg.page_wait[0]:g}-{cfg.page_wait[1]:g} s, on its session cookie; a page must answer 200 with an HTML "
+        "document itself (redirects are not followed, so a lost session fails). Static assets are not fetched "
+        "(a browser caches them). The aim is judged on the slowest page's p95.",
         "The approval case often opens before the 201 reaches the client (the approval service routes while "
         "the gateway is still answering), so that lag can be negative.",
         "Projection lag: from a service writing an event to its outbox (in the committing transaction) to the "
@@ -275,7 +291,7 @@ def run(options: BenchOptions) -> tuple[Path, Path, dict[str, str]]:
         settings = load_settings(env)
         if not options.keep_databases:
             running.callback(drop_databases, so)
-        seeded = _load(so, options, settings, env, data)
+        seeded, page_password = _load(so, options, settings, env, data)
         stack = Stack(env, log_dir, so, companions=companions)
         data["stack"] = {**asdict(so), "roles": stack.role_argv(), "redis": "own server" if companions else "shared"}
         baseline_children, flask_url = _start_baseline(env, options, log_dir)
@@ -292,7 +308,7 @@ def run(options: BenchOptions) -> tuple[Path, Path, dict[str, str]]:
         }
         # Their graceful shutdown takes a second or two: let it happen during the first warm-up.
         gevent.spawn(stop_all, baseline_children)
-        results = _stages(options, stack, seeded, stem, data["failed_stages"])
+        results = _stages(options, stack, seeded, page_password, stem, data["failed_stages"])
         data["machine"] = report.machine(*_versions(so))
         running.close()
     data["duration_seconds"] = round(time.monotonic() - clock, 1)
@@ -315,23 +331,25 @@ def _broker(
 
 def _load(
     so: StackOptions, options: BenchOptions, settings: Any, env: dict[str, str], data: dict[str, Any]
-) -> seed.Seeded:
-    """Fresh databases and Redis database, then the bulk load."""
+) -> tuple[seed.Seeded, str]:
+    """Fresh databases and Redis database, then the bulk load; and the page users' password
+    (random, this run's, kept in memory only: its hash is in the gateway's database)."""
     recreate_databases(so, settings)
     flush_redis(so)
     plan = seed_plan(options)
     _say(f"loading {plan.requisitions:,} requisitions, {plan.transfers:,} transfers")
-    seeded = seed.seed(settings, plan, env["PETTYCASH_OTP_ENCRYPTION_KEY"])
+    password, password_hash = seed.page_password(settings)
+    seeded = seed.seed(settings, plan, env["PETTYCASH_OTP_ENCRYPTION_KEY"], password_hash)
     data["seed"] = {"rows": seeded.rows, "seconds": {k: round(v, 2) for k, v in seeded.seconds.items()}}
     _say(f"loaded in {seeded.seconds['total']:.1f} s")
-    return seeded
+    return seeded, password
 
 
 def _stages(
-    options: BenchOptions, stack: Stack, seeded: seed.Seeded, stem: str, failed: dict[str, str]
+    options: BenchOptions, stack: Stack, seeded: seed.Seeded, page_password: str, stem: str, failed: dict[str, str]
 ) -> dict[str, stages.StageResult]:
     """Every stage asked for, in order; a stage that breaks is reported and the others still run."""
-    world = World(seeded, OtpPool(_devices(seeded)), Watcher(_conninfos(stack.settings)))
+    world = World(seeded, OtpPool(_devices(seeded)), Watcher(_conninfos(stack.settings)), page_password=page_password)
     world.payable = deque(seeded.payable)
     configure(world)
     bench = stages.Bench(stack, world, options.stages, options.out, stem, report.missed)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -40,12 +41,15 @@ from sqlalchemy.engine import make_url
 from services.approval.domain import DEFAULT_POLICY
 from services.gateway import identity
 from services.gateway.models import Branch, Region
+from services.gateway.passwords import Passwords
 from services.ledger import domain as ledger_domain
 from services.payment.domain import payment_id_for
 from shared.config import DATABASES, Settings
 from shared.contracts.money import Money
 from shared.contracts.payloads import CATEGORIES
+from shared.contracts.roles import SECOND_FACTOR_ROLES, Role
 from shared.db.engine import Database
+from shared.db.types import utcnow
 
 CURRENCY = "KES"
 KES = 100  # minor units in one shilling (KES has 2 decimals)
@@ -72,6 +76,8 @@ AMOUNT_BANDS = ((0.70, 200, 10_000), (0.20, 10_001, 50_000), (0.08, 50_001, 250_
 FLOAT_HEADROOM = 5_000_000 * KES  # per branch, above everything loaded: the stages' new holds
 REPLENISHMENTS_PER_BRANCH = 60  # monthly, five years
 HISTORY_DAYS = 5 * 365
+# The people the page users sign in as (with a password): the roles that need no second factor.
+PAGE_ROLES: tuple[str, ...] = tuple(r.value for r in (Role.STAFF, Role.BRANCH_MANAGER) if r not in SECOND_FACTOR_ROLES)
 
 
 @dataclass(frozen=True)
@@ -176,8 +182,19 @@ def copy_rows(conn: psycopg.Connection[Any], table: str, columns: Sequence[str],
 # -- the organisation -----------------------------------------------------------------
 
 
-def seed_organisation(settings: Settings, plan: SeedPlan, otp_key: str) -> Org:
-    """Regions, branches and users of every role through the gateway's identity code; active authenticators."""
+def page_password(settings: Settings) -> tuple[str, str]:
+    """A random password for this run's page users, and its Argon2id hash (the gateway's hasher
+    and cost): one hash for all of them, since Argon2 is slow by design. The password stays in
+    the load generator's memory; only its hash is stored."""
+    password = secrets.token_urlsafe(24)
+    return password, Passwords.from_settings(settings.identity).hash(password)
+
+
+def seed_organisation(settings: Settings, plan: SeedPlan, otp_key: str, password_hash: str = "") -> Org:
+    """Regions, branches and users of every role through the gateway's identity code; active authenticators.
+
+    The people of :data:`PAGE_ROLES` get ``password_hash`` (if given), so the page users can sign in.
+    """
     db = Database(settings.database_url("gateway"))
     people: dict[str, list[Member]] = defaultdict(list)
     staff_of: dict[str, list[Member]] = defaultdict(list)
@@ -202,6 +219,8 @@ def seed_organisation(settings: Settings, plan: SeedPlan, otp_key: str) -> Org:
 
             def person(username: str, role: str, codes: list[str]) -> Member:
                 user = identity.create_user(session, username, username.replace("-", " ").title(), [role], codes)
+                if password_hash and role in PAGE_ROLES:
+                    user.password_hash, user.password_changed_at = password_hash, utcnow()
                 member = Member(
                     str(user.id), username, identity.issue_token(session, user, "bench"), role, tuple(codes)
                 )
@@ -1016,15 +1035,18 @@ def rebuild_projections(env: dict[str, str]) -> str:
 # -- all of it ------------------------------------------------------------------------
 
 
-def seed(settings: Settings, plan: SeedPlan, otp_key: str) -> Seeded:
-    """Load the organisation and the volume; analyse; return what the stages need."""
+def seed(settings: Settings, plan: SeedPlan, otp_key: str, password_hash: str = "") -> Seeded:
+    """Load the organisation and the volume; analyse; return what the stages need.
+
+    ``password_hash``: the page users' (see :func:`page_password`), given to every person of
+    :data:`PAGE_ROLES`."""
     rng = random.Random(plan.seed)  # noqa: S311 - reproducible data, not secrets
     now = datetime.now(UTC)
     seconds: dict[str, float] = {}
     rows: dict[str, int] = {}
 
     started = time.perf_counter()
-    org = seed_organisation(settings, plan, otp_key)
+    org = seed_organisation(settings, plan, otp_key, password_hash)
     rows["users"] = sum(len(v) for v in org.people.values())
     rows["branches"] = len(org.branches)
     seconds["organisation"] = time.perf_counter() - started

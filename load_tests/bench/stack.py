@@ -38,12 +38,14 @@ from sqlalchemy.engine import make_url
 from pettycash.components import migrate_all
 from pettycash.server import THREADS, WORKERS
 from pettycash.supervisor import Child, roles, stop_all
-from shared.config import DATABASES, Settings, load_settings
+from shared.config import DATABASES, RATE_LIMITS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
 WORKER_READY = "ready."
+# The sign-in rate limits (shared.config.RATE_LIMITS) lifted for the bench's stack; the others stay production's.
+SIGN_IN_LIMITS = {name: "1000000/minute" for name in RATE_LIMITS if name.startswith("sign_in_")}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ def bench_env(options: StackOptions, var_dir: Path) -> dict[str, str]:
         PETTYCASH_GATEWAY_HOST=LOOPBACK,
         PETTYCASH_GATEWAY_PORT=str(free_port()),
         PETTYCASH_WORKER_CONCURRENCY=str(options.worker_concurrency),
+        # The pages stage signs in a hundred users from 127.0.0.1 within seconds: production's
+        # limits per address and per account (shared.config.RATE_LIMITS) would refuse most.
+        **{f"PETTYCASH_RATE_LIMIT_{name.upper()}": rule for name, rule in SIGN_IN_LIMITS.items()},
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -9,7 +9,9 @@ published) and reads the lags from the databases. Arrival rates are set with loc
 - create: requisition creation at 50/s, then 100, 150, ... until p95 > 250 ms, failures
   > 1 % or the offered rate is not reached; the knee is the last step that held;
 - pay: payments with one-time passwords at ``pay_rate``/s over seeded reserved requisitions;
-- chain: whole chains (create, approve, pay, posted) at ``chain_rate``/s.
+- chain: whole chains (create, approve, pay, posted) at ``chain_rate``/s;
+- pages: the web pages at ``page_users`` users (branch staff and managers in a browser), each
+  signed in once with a password before the warm-up, then opening pages with think time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import gevent
 import psycopg
 import redis
 from locust import between, constant_throughput
+from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import LocalRunner
 
@@ -36,7 +39,15 @@ from load_tests.bench import lags
 from load_tests.bench.cpu import CpuSampler
 from load_tests.bench.seed import conninfo
 from load_tests.bench.stack import Stack
-from load_tests.bench.users import USER_TYPES, BenchUser, BranchUser, GeneralUser, TreasuryUser, World, paced
+from load_tests.bench.users import (
+    PAGE_TYPES,
+    USER_TYPES,
+    BranchUser,
+    GeneralUser,
+    TreasuryUser,
+    World,
+    paced,
+)
 from shared.config import DATABASES
 from shared.contracts import catalog
 
@@ -62,6 +73,9 @@ class StageConfig:
     create_rates: tuple[int, ...] = (50, 100, 150, 200, 250, 300, 350, 400, 450, 500)
     pay_rate: int = 20
     chain_rate: int = 20
+    page_users: int = 100
+    page_wait: tuple[float, float] = (1.0, 3.0)  # a person reading a page before the next
+    sign_in_timeout: float = 120.0  # the pages stage waits this long for its users' sign-ins
     drain_timeout: float = 120.0
     profile: str = "missed"  # missed | always | never
     profile_seconds: float = 20.0  # py-spy's window, after the measured one, the load still on
@@ -213,7 +227,7 @@ def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
     return {"samples": total, "self": ranked(own), "inclusive": ranked(inclusive)}
 
 
-def _environment(bench: Bench, user_classes: list[type[BenchUser]], tags: list[str]) -> Environment:
+def _environment(bench: Bench, user_classes: list[type[FastHttpUser]], tags: list[str]) -> Environment:
     host = bench.stack.base_url
     if not host.startswith("http://127.0.0.1:"):
         raise RuntimeError(f"refusing to load anything but this machine: {host}")
@@ -307,23 +321,42 @@ def _run_stage(
     name: str,
     title: str,
     offered: str,
-    user_classes: list[type[BenchUser]],
+    user_classes: list[type[FastHttpUser]],
     tags: list[str],
     users: int,
     spawn_rate: float,
+    ready: Callable[[], bool] | None = None,
 ) -> tuple[StageResult, Window]:
-    """Start the users, warm up, measure, stop them, drain; the result and when it was measured."""
+    """Start the users, warm up, measure, stop them, drain; the result and when it was measured.
+
+    ``ready``: what the users must have done (their sign-ins) before the warm-up begins.
+    """
     runner = _environment(bench, user_classes, tags).create_local_runner()
+    notes: list[str] = []
     try:
         runner.start(users, spawn_rate=spawn_rate)
-        gevent.sleep(users / spawn_rate + bench.config.warmup_seconds)
+        gevent.sleep(users / spawn_rate)
+        if ready is not None and not _until(ready, bench.config.sign_in_timeout):
+            notes.append(f"the users were not all ready {bench.config.sign_in_timeout:g} s after they were spawned")
+        gevent.sleep(bench.config.warmup_seconds)
         m = _measure(bench, runner, bench.config.stage_seconds)
         result = StageResult(name, title, offered, users, m.seconds, m.endpoints, m.total, m.errors, m.cpu)
+        result.notes += notes
         _profile_if(bench, result, m, bench.missed(result))
     finally:
         runner.quit()
     _after(bench, result, m.window)
     return result, m.window
+
+
+def _until(ready: Callable[[], bool], timeout: float) -> bool:
+    """Wait (cooperatively) until ``ready()``; whether it came within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(0.2)
+    return True
 
 
 def _after(bench: Bench, result: StageResult, window: Window) -> None:
@@ -463,3 +496,49 @@ def chains(bench: Bench) -> StageResult:
     records = [r for r in bench.world.chains if window.holds(r["t0"])]
     result.lags["chains"] = lags.chains(bench.stack.settings, records)
     return result
+
+
+def pages(bench: Bench) -> StageResult:
+    """The web pages: branch staff and managers in a browser, at ``page_users`` users.
+
+    Each user signs in once with a password (the sign-in form for the session cookie and CSRF
+    token, the form posted, the home page it leads to), all before the warm-up; the measured
+    window holds the pages they then open with a reader's think time.
+    """
+    cfg = bench.config
+    world = bench.world
+    users = cfg.page_users
+    first = len(world.sign_ins)
+    failed = world.sign_in_failures
+
+    def signed_in() -> bool:
+        return len(world.sign_ins) - first + world.sign_in_failures - failed >= users
+
+    result, _ = _run_stage(
+        bench,
+        "pages",
+        f"Web pages at {users} users",
+        f"{users} users signed in with a session, think time {cfg.page_wait[0]:g}-{cfg.page_wait[1]:g} s",
+        [paced(cls, between(*cfg.page_wait)) for cls in PAGE_TYPES],
+        ["pages"],
+        users,
+        spawn_rate=users / cfg.ramp_seconds,
+        ready=signed_in,
+    )
+    result.lags["sign_in"] = sign_in = _sign_ins(world.sign_ins[first:], world.sign_in_failures - failed)
+    result.notes.append(
+        f"{sign_in['signed_in']} sign-ins before the warm-up (form, post, home page; Argon2id at production cost), "
+        f"p50 {sign_in['p50_ms']} ms, p95 {sign_in['p95_ms']} ms, max {sign_in['max_ms']} ms; "
+        f"{sign_in['failed']} failed"
+    )
+    return result
+
+
+def _sign_ins(seconds: list[float], failed: int) -> dict[str, Any]:
+    """The sign-ins' durations (client side, form to home page), in ms."""
+    ms = sorted(1000 * s for s in seconds)
+
+    def pct(p: float) -> float | None:
+        return round(ms[min(len(ms) - 1, int(p * len(ms)))], 1) if ms else None
+
+    return {"signed_in": len(ms), "failed": failed, "p50_ms": pct(0.5), "p95_ms": pct(0.95), "max_ms": pct(1.0)}

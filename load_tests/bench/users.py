@@ -1,4 +1,5 @@
-"""The earlier system's four locust user types, doing what each role does, on real bearer tokens.
+"""The earlier system's four locust user types, doing what each role does, on real bearer tokens;
+and people in a browser, signed in with a password, opening the pages they use most.
 
 TreasuryUser (weight 3), FinanceUser (2), BranchUser (5) and GeneralUser (3), as in the
 earlier system's load test. Each has dashboard-like reads (tag ``read``) and its role's
@@ -6,6 +7,11 @@ write: BranchUser creates requisitions (``create``), TreasuryUser pays them with
 password (``pay``), GeneralUser drives whole chains, create, approve, pay, posted (``chain``).
 A stage picks the tags and the users it needs. Requests are named by endpoint template, so
 locust's statistics group per endpoint.
+
+The page users (tag ``pages``: branch staff and branch managers, the roles that sign in without
+a second factor) sign in once, as a browser does: the sign-in form for the session cookie and
+its CSRF token, the form posted, the 303 followed to the home page; then they open pages on
+that session cookie (FastHttpUser keeps a cookie jar per user), each named ``PAGE <template>``.
 
 What the users share (tokens, the requisitions to read and to pay, the authenticators, what
 they measured) lives in one :class:`World`, set by :func:`configure` before a stage starts.
@@ -22,7 +28,8 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 import gevent
 import psycopg
@@ -31,8 +38,9 @@ from gevent.event import Event
 from locust import between, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from load_tests.bench.seed import Member, Seeded
+from load_tests.bench.seed import PAGE_ROLES, Member, Seeded
 from services.ledger.domain import transfer_id
+from shared.contracts.roles import Role
 
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 OTP_STEP_SECONDS = 30
@@ -51,6 +59,18 @@ CREATE = "POST /api/v1/requisitions"
 APPROVE = "POST /api/v1/requisitions/{id}/approve"
 PAY = "POST /api/v1/requisitions/{id}/payment"
 CHAIN = "CHAIN create → approve → pay → posted (client)"
+# The pages' templates (server-rendered HTML on a session cookie).
+SIGN_IN_FORM = "PAGE /sign-in"
+SIGN_IN = "PAGE POST /sign-in (303 to /)"
+PAGE_HOME = "PAGE /"
+PAGE_MINE = "PAGE /requisitions"
+PAGE_ALL = "PAGE /requisitions?scope=all"
+PAGE_REQUISITION = "PAGE /requisitions/{id}"
+PAGE_INBOX = "PAGE /approvals"
+PAGES = (PAGE_HOME, PAGE_MINE, PAGE_ALL, PAGE_REQUISITION, PAGE_INBOX)  # what the pages stage is judged on
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+ALERT = re.compile(r'role="alert">([^<]*)<')
+TITLE = re.compile(r"<title>([^<]*)</title>")
 
 
 class ChainBroke(Exception):
@@ -167,6 +187,11 @@ class World:
     paid: list[tuple[str, float, float]] = field(default_factory=list)  # (id, sent, 201)
     chains: list[dict[str, Any]] = field(default_factory=list)
     rng: random.Random = field(default_factory=lambda: random.Random(7))  # noqa: S311 - load mix, not secrets
+    # The page users' password (every seeded person of PAGE_ROLES has its hash): this run's,
+    # random, in memory only; never in a report or a log (hence no repr).
+    page_password: str = field(default="", repr=False)
+    sign_ins: list[float] = field(default_factory=list)  # seconds from the form to the home page, per sign-in
+    sign_in_failures: int = 0
     _turns: dict[str, Iterator[Member]] = field(default_factory=dict)
 
     def member(self, role: str) -> Member:
@@ -180,6 +205,11 @@ class World:
         recent = self.seeded.recent
         codes = [branch_code] if branch_code in recent else list(recent)
         return self.rng.choice(recent[self.rng.choice(codes)])
+
+    def recent_in(self, branch_code: str) -> str | None:
+        """One of the branch's latest requisitions (None if it has none): always in its people's scope."""
+        ids = self.seeded.recent.get(branch_code)
+        return self.rng.choice(ids) if ids else None
 
 
 _world: World | None = None
@@ -207,6 +237,16 @@ def why(status: int, text: str) -> str:
     except (ValueError, AttributeError):
         kind = text[:120]
     return f"{status}: {UUID_PATTERN.sub('{id}', str(kind))}"
+
+
+def page_why(status: int, text: str, location: str = "") -> str:
+    """A page's failure as locust groups it: the status, where it sent the browser, or what it said."""
+    if 300 <= status < 400:
+        return f"{status}: redirected to {urlsplit(location).path or '?'}"
+    said = ALERT.search(text) or TITLE.search(text)
+    if said is None:  # not a page: a problem in JSON (an error the web pages do not render)
+        return why(status, text)
+    return f"{status}: {UUID_PATTERN.sub('{id}', said.group(1).strip())}"
 
 
 def requisition_body(branch_code: str, rng: random.Random) -> dict[str, Any]:
@@ -438,6 +478,141 @@ class FinanceUser(BenchUser):
 USER_TYPES: tuple[type[BenchUser], ...] = (TreasuryUser, FinanceUser, BranchUser, GeneralUser)
 
 
-def paced(user_class: type[BenchUser], wait_time: Callable[..., float]) -> type[BenchUser]:
+class PageUser(FastHttpUser):
+    # Only the roles that sign in with a password alone (seed.PAGE_ROLES) may be page users.
+    """A person in a browser: signs in once with a password, then opens pages on the session cookie.
+
+    Pages are fetched without following redirects: a page must answer 200 with HTML itself (a
+    redirect to the sign-in form, a session lost, counts as a failure, and the user signs in
+    again at its next task).
+    """
+
+    abstract = True
+    role = "staff"
+    wait_time = between(1, 3)
+    network_timeout = 30.0
+    connection_timeout = 10.0
+
+    def on_start(self) -> None:
+        if self.role not in PAGE_ROLES:
+            raise RuntimeError(f"{self.role} signs in with a second factor: not a page user")
+        self.person = world().member(self.role)
+        self.signed_in = self.sign_in()
+
+    def sign_in(self) -> bool:
+        """The sign-in form (cookie and CSRF token), the form posted, its 303 followed to the home page."""
+        w = world()
+        started = time.monotonic()
+        done = self._sign_in(w.page_password)
+        if done:
+            w.sign_ins.append(time.monotonic() - started)
+        else:
+            w.sign_in_failures += 1
+        return done
+
+    def _sign_in(self, password: str) -> bool:
+        with self.client.get("/sign-in", name=SIGN_IN_FORM, allow_redirects=False, catch_response=True) as form:
+            found = CSRF_INPUT.search(form.text or "") if form.status_code == 200 else None
+            if found is None:
+                form.failure(page_why(form.status_code, form.text or "") + " (no CSRF token in the form)")
+                return False
+        body = urlencode({"username": self.person.username, "password": password, "csrf_token": found.group(1)})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"}
+        with self.client.post(
+            "/sign-in", data=body, headers=headers, name=SIGN_IN, allow_redirects=False, catch_response=True
+        ) as answer:
+            location = (answer.headers or {}).get("Location") or ""
+            if answer.status_code != 303 or urlsplit(location).path != "/":
+                answer.failure(page_why(answer.status_code, answer.text or "", location))
+                return False
+        return self.page("/", PAGE_HOME)
+
+    def page(self, path: str, name: str) -> bool:
+        """GET a page: 200 and an HTML document, else a failure."""
+        with self.client.get(path, name=name, allow_redirects=False, catch_response=True) as response:
+            headers = response.headers or {}
+            text = response.text or ""
+            if response.status_code != 200:
+                response.failure(page_why(response.status_code, text, headers.get("Location") or ""))
+                if response.status_code in (302, 303, 401):
+                    self.signed_in = False
+                return False
+            if not str(headers.get("Content-Type", "")).startswith("text/html") or "<html" not in text[:300]:
+                response.failure(f"200 but no HTML page ({headers.get('Content-Type')})")
+                return False
+        return True
+
+    def open(self, path: str, name: str) -> None:
+        """Open a page, signing in again first if the session was lost."""
+        if not self.signed_in:
+            self.signed_in = self.sign_in()
+            return
+        self.page(path, name)
+
+    def open_requisition(self) -> None:
+        rid = world().recent_in(self.person.branches[0])
+        if rid is not None:
+            self.open(f"/requisitions/{rid}", PAGE_REQUISITION)
+
+
+class BranchPageUser(PageUser):
+    """Branch staff in a browser: their own requisitions, their branch's, one of them; the home page."""
+
+    weight = 5
+    role = Role.STAFF.value
+
+    @tag("pages")
+    @task(1)
+    def home(self) -> None:
+        self.open("/", PAGE_HOME)
+
+    @tag("pages")
+    @task(3)
+    def mine(self) -> None:
+        self.open("/requisitions", PAGE_MINE)
+
+    @tag("pages")
+    @task(2)
+    def in_scope(self) -> None:
+        self.open("/requisitions?scope=all", PAGE_ALL)
+
+    @tag("pages")
+    @task(3)
+    def one(self) -> None:
+        self.open_requisition()
+
+
+class ApproverPageUser(PageUser):
+    """A branch manager in a browser: the approvals inbox, the branch's requisitions, one of them; home."""
+
+    weight = 3
+    role = Role.BRANCH_MANAGER.value
+
+    @tag("pages")
+    @task(1)
+    def home(self) -> None:
+        self.open("/", PAGE_HOME)
+
+    @tag("pages")
+    @task(3)
+    def inbox(self) -> None:
+        self.open("/approvals", PAGE_INBOX)
+
+    @tag("pages")
+    @task(2)
+    def in_scope(self) -> None:
+        self.open("/requisitions?scope=all", PAGE_ALL)
+
+    @tag("pages")
+    @task(2)
+    def one(self) -> None:
+        self.open_requisition()
+
+
+PAGE_TYPES: tuple[type[PageUser], ...] = (BranchPageUser, ApproverPageUser)
+AnyUser = TypeVar("AnyUser", bound=FastHttpUser)
+
+
+def paced(user_class: type[AnyUser], wait_time: Callable[..., float]) -> type[AnyUser]:
     """The same user type with another pacing (a stage's arrival rate instead of think time)."""
     return type(user_class.__name__, (user_class,), {"wait_time": wait_time, "__module__": __name__})

@@ -2,8 +2,8 @@
 
 It starts its own production-like stack on databases of its own (named after this test
 session's prefix) and a Redis server of its own, loads a tiny volume, runs every stage for a
-couple of seconds and writes its reports. This test reads them: every stage made requests,
-and nothing it started outlived it.
+couple of seconds and writes its reports. This test reads them: every stage made requests
+(the page users signed in with a password and opened pages), and nothing it started outlived it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"reads", "create", "pay", "chain"}
+STAGES = {"reads", "pages", "create", "pay", "chain"}
 
 
 def _started_by(work: Path) -> list[psutil.Process]:
@@ -64,9 +64,18 @@ def test_smoke_run_measures_every_stage_and_stops_everything(tmp_path: Path) -> 
     assert "posted" in data["stages"]["pay"]["lags"]
     assert "case_opened" in data["stages"]["create"]["lags"]
     assert data["stages"]["create"]["steps"], "the creation stage ran no step"
+    # The page users signed in with a password (form, CSRF token, session cookie) and opened pages.
+    pages = data["stages"]["pages"]
+    sign_in = pages["lags"]["sign_in"]
+    assert sign_in["failed"] == 0, pages["errors"]
+    assert sign_in["signed_in"] >= pages["users"], sign_in
+    opened = {e["name"] for e in pages["endpoints"] if e["name"].startswith("PAGE /") and e["requests"]}
+    assert {"PAGE /", "PAGE /requisitions", "PAGE /requisitions/{id}", "PAGE /approvals"} <= opened, opened
+    assert pages["total"]["failures"] == 0, pages["errors"]
     assert data["seed"]["rows"]["transfers"] >= 3_000
     paths = {row["path"] for row in data["summary"]}
     assert {"Dashboard reads", "Create requisition", "Creation knee", "Projection lag"} <= paths
+    assert any(path.startswith("Pages") for path in paths)
     assert any(name.startswith("Celery no-op") for name in data["baseline"])
     assert any(name.startswith("Flask trivial") for name in data["baseline"])
 
