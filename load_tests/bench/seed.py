@@ -42,6 +42,7 @@ from services.approval.domain import DEFAULT_POLICY
 from services.gateway import identity
 from services.gateway.models import Branch, Region
 from services.gateway.passwords import Passwords
+from services.ledger import days as float_days
 from services.ledger import domain as ledger_domain
 from services.payment.domain import payment_id_for
 from shared.config import DATABASES, Settings
@@ -992,6 +993,9 @@ def load_ledger(
     )
     rows["accounts"] = copy_rows(conn, "accounts", ACCOUNT_COLUMNS, accounts)
     rows["replenishments"] = copy_rows(conn, "replenishments", REPLENISHMENT_COLUMNS, plan.replenishments)
+    # Each float's days, from the transfers just loaded, as the ledger keeps them with each transfer.
+    rows["float_days"] = conn.execute(float_days.REBUILD_SQL).rowcount
+    conn.commit()
     return rows
 
 

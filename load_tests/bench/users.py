@@ -54,6 +54,7 @@ GET_REQUISITION = "GET /api/v1/requisitions/{id}"
 INBOX = "GET /api/v1/approvals/inbox"
 FLOATS = "GET /api/v1/floats"
 TRIAL_BALANCE = "GET /api/v1/ledger/trial-balance"
+DASHBOARD = "GET /api/v1/dashboard"
 ALERTS = "GET /api/v1/alerts"
 CREATE = "POST /api/v1/requisitions"
 APPROVE = "POST /api/v1/requisitions/{id}/approve"
@@ -424,6 +425,11 @@ class TreasuryUser(BenchUser):
     @task(2)
     def to_pay(self) -> None:
         self.get("/api/v1/requisitions?scope=all&status=reserved", LIST_RESERVED)
+
+    @tag("read")
+    @task(2)
+    def dashboard(self) -> None:
+        self.get("/api/v1/dashboard", DASHBOARD)
 
     @tag("read")
     @task(1)

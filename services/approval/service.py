@@ -351,6 +351,10 @@ def _carry_out(
     now = utcnow()
     step = _decided_step(case)
     _record_on_step(step, envelope.actor, accepted, now)
+    if step.sla_escalated:  # decided at last: the overdue alert is over
+        note = f"Decided by {envelope.actor.username}."
+        clear = {"kind": "approval_overdue", "subject": f"requisition:{case.requisition_id}", "note": note}
+        uow.emit(envelope.caused(catalog.ALERT_CLEARED.name, clear))
     _record_attempt(uow.session, envelope, payload, outcome=AttemptOutcome.ACCEPTED)
     base = _decider_payload(case, envelope, accepted.comment)
     if accepted.closes_as is not None:
@@ -508,6 +512,19 @@ def on_receipt_attached(uow: UnitOfWork, envelope: Envelope, payload: dict[str, 
         case.reused_receipts = sorted({*(case.reused_receipts or []), *payload["reused_in"]})
 
 
+def _overdue_alert(case: ApprovalCase, why: str) -> dict[str, Any]:
+    return {
+        "kind": "approval_overdue",
+        "severity": "warning",
+        "message": f"{case.voucher_no}: {why}; an admin may now decide it too.",
+        "subject": f"requisition:{case.requisition_id}",
+        "requisition_id": str(case.requisition_id),
+        "branch_id": case.branch_id,
+        "region_id": case.region_id,
+        "source": "approval",
+    }
+
+
 def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Steps past their SLA escalate: an admin may now act too, and an event says so."""
     now = payload["as_of"] or utcnow()
@@ -525,9 +542,9 @@ def escalate_overdue(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any
         hours = (
             round((step.due_at - step.activated_at).total_seconds() / 3600) if step.due_at and step.activated_at else 0
         )
-        _escalate(
-            uow, system, case, step, to="admin", why=f"step {step.seq} ({step.role}) overdue: SLA of {hours}h exceeded"
-        )
+        why = f"step {step.seq} ({step.role}) overdue: SLA of {hours}h exceeded"
+        _escalate(uow, system, case, step, to="admin", why=why)
+        uow.emit(system.caused(catalog.ALERT_RAISED.name, _overdue_alert(case, why)))
     return {"escalated": len(overdue)}
 
 

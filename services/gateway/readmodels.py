@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Index,
     Integer,
     String,
@@ -66,6 +67,8 @@ Index("ix_rm_requisitions_requester", rm_requisitions.c.requester_id, *_newest)
 Index("ix_rm_requisitions_branch", rm_requisitions.c.branch_id, *_newest)
 Index("ix_rm_requisitions_region", rm_requisitions.c.region_id, *_newest)
 Index("ix_rm_requisitions_created", *_newest)
+# The dashboard counts the requisitions in each open state (a small share of them all).
+Index("ix_rm_requisitions_status", rm_requisitions.c.status, rm_requisitions.c.branch_id)
 
 rm_approval_cases = Table(
     "rm_approval_cases",
@@ -115,8 +118,11 @@ rm_payments = Table(
     Column("requisition_id", String(64), nullable=False, unique=True),
     Column("branch_id", String(64), nullable=False),
     Column("region_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False, server_default="processing"),
+    Column("completed_at", UTCDateTime, nullable=True),
     *_stamps(),
 )
+Index("ix_rm_payments_completed", rm_payments.c.completed_at)
 
 rm_alerts = Table(
     "rm_alerts",
@@ -125,9 +131,14 @@ rm_alerts = Table(
     Column("branch_id", String(64), nullable=True),
     Column("region_id", String(64), nullable=True),
     Column("raised_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=True),
+    Column("status", String(16), nullable=False, server_default="open"),
+    Column("severity", String(16), nullable=False, server_default="warning"),
+    Column("kind", String(48), nullable=False, server_default=""),
     *_stamps(),
 )
 Index("ix_rm_alerts_raised", rm_alerts.c.raised_at)
+Index("ix_rm_alerts_status", rm_alerts.c.status, rm_alerts.c.last_seen_at)
 Index("ix_rm_alerts_branch", rm_alerts.c.branch_id, rm_alerts.c.raised_at)
 Index("ix_rm_alerts_region", rm_alerts.c.region_id, rm_alerts.c.raised_at)
 
@@ -153,6 +164,23 @@ rm_replenishments = Table(
 )
 Index("ix_rm_replenishments_status", rm_replenishments.c.status, rm_replenishments.c.requested_at)
 
+# Each float's days (ledger): the dashboard's 30-day history and trailing spend.
+rm_float_days = Table(
+    "rm_float_days",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("funded_minor", BigInteger, nullable=False),
+    Column("spent_minor", BigInteger, nullable=False),
+    Column("closing_balance_minor", BigInteger, nullable=False),
+    Column("closing_available_minor", BigInteger, nullable=False),
+    *_stamps(),
+)
+Index("ix_rm_float_days_day", rm_float_days.c.day, rm_float_days.c.branch_id)
+
 rm_documents = Table(
     "rm_documents",
     metadata,
@@ -168,6 +196,7 @@ TABLES: dict[str, Table] = {
     "alert": rm_alerts,
     "authenticator": rm_authenticators,
     "replenishment": rm_replenishments,
+    "float_day": rm_float_days,
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
@@ -187,6 +216,7 @@ def kind_of(event_type: str, payload: dict[str, Any]) -> str:
         catalog.ALERT_RECORDED.name: "alert",
         catalog.AUTHENTICATOR_CHANGED.name: "authenticator",
         catalog.REPLENISHMENT_CHANGED.name: "replenishment",
+        catalog.FLOAT_DAY_CHANGED.name: "float_day",
     }[event_type]
 
 
@@ -195,10 +225,20 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "requisition": ("branch_id", "region_id", "requester_id", "status", "created_at"),
     "approval_case": ("requisition_id", "branch_id", "region_id", "requester_id", "status"),
     "account": ("code", "kind", "currency", "branch_id", "region_id", "float"),
-    "payment": ("requisition_id", "branch_id", "region_id"),
-    "alert": ("branch_id", "raised_at"),
+    "payment": ("requisition_id", "branch_id", "region_id", "state", "completed_at"),
+    "alert": ("branch_id", "raised_at", "last_seen_at", "status", "severity", "kind"),
     "authenticator": ("status",),
     "replenishment": ("branch_id", "region_id", "status", "requested_at"),
+    "float_day": (
+        "branch_id",
+        "region_id",
+        "currency",
+        "day",
+        "funded_minor",
+        "spent_minor",
+        "closing_balance_minor",
+        "closing_available_minor",
+    ),
 }
 
 

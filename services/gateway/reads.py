@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.gateway.readmodels import (
@@ -18,6 +18,7 @@ from services.gateway.readmodels import (
     rm_approval_cases,
     rm_case_deciders,
     rm_documents,
+    rm_float_days,
     rm_payments,
     rm_replenishments,
     rm_requisitions,
@@ -166,13 +167,32 @@ def payment(session: Reader, actor: Actor, requisition_id: str) -> dict[str, Any
     return body
 
 
-def alerts(session: Reader, actor: Actor, limit: int = ALERTS_LIMIT) -> dict[str, Any]:
-    """Alerts in the actor's scope, newest first."""
+def alerts(
+    session: Reader, actor: Actor, status: str = "unresolved", severity: str | None = None, limit: int = ALERTS_LIMIT
+) -> dict[str, Any]:
+    """Alerts in the actor's scope, last seen first (``status``: unresolved, open,
+    acknowledged, resolved or all), and the unresolved ones counted by severity."""
     a = rm_alerts
-    rows = session.scalars(
-        select(a.c.body).where(scope_clause(a, actor)).order_by(a.c.raised_at.desc(), a.c.id.desc()).limit(limit)
+    query = select(a.c.body).where(scope_clause(a, actor))
+    if status == "unresolved":
+        query = query.where(a.c.status != "resolved")
+    elif status != "all":
+        query = query.where(a.c.status == status)
+    if severity is not None:
+        query = query.where(a.c.severity == severity)
+    rows = session.scalars(query.order_by(a.c.last_seen_at.desc(), a.c.id.desc()).limit(limit)).all()
+    return {"items": list(rows), "counts": alert_counts(session, actor)}
+
+
+def alert_counts(session: Reader, actor: Actor) -> dict[str, int]:
+    """The unresolved alerts in scope, by severity (every severity named, zero or not)."""
+    a = rm_alerts
+    counted = session.execute(
+        select(a.c.severity, func.count())
+        .where(scope_clause(a, actor), a.c.status != "resolved")
+        .group_by(a.c.severity)
     ).all()
-    return {"items": list(rows)}
+    return {"info": 0, "warning": 0, "critical": 0, **{severity: int(n) for severity, n in counted}}
 
 
 def replenishments(session: Reader, actor: Actor, status: str | None = None, limit: int = 100) -> list[Any]:
@@ -188,3 +208,62 @@ def document(session: Reader, name: str) -> dict[str, Any] | None:
     """A document there is one of (the policy, the caps, the last ledger check)."""
     body: dict[str, Any] | None = session.scalar(select(rm_documents.c.body).where(rm_documents.c.id == name))
     return body
+
+
+# -- the dashboard's reads (services.gateway.dashboard puts them together) -----------------
+
+# The requisition states the dashboard counts (waiting for approval, for funds, for payment).
+OPEN_STATES = (
+    "pending_approval",
+    "pending_urgency_confirmation",
+    "awaiting_funds",
+    "reserved",
+    "payment_processing",
+    "payment_failed",
+)
+
+
+def open_requisition_counts(session: Reader, actor: Actor, branch_id: str | None = None) -> list[tuple[str, str, int]]:
+    """(branch id, state, how many) of the requisitions in an open state in scope."""
+    r = rm_requisitions
+    query = (
+        select(r.c.branch_id, r.c.status, func.count())
+        .where(r.c.status.in_(OPEN_STATES), scope_clause(r, actor))
+        .group_by(r.c.branch_id, r.c.status)
+    )
+    if branch_id is not None:
+        query = query.where(r.c.branch_id == branch_id)
+    return [(b, s, int(n)) for b, s, n in session.execute(query)]
+
+
+def float_days(session: Reader, actor: Actor, since: Any, branch_id: str | None = None) -> list[Any]:
+    """The float days since ``since`` in scope: (branch, currency, day, funded, spent, by category)."""
+    d = rm_float_days
+    query = select(d.c.branch_id, d.c.currency, d.c.day, d.c.funded_minor, d.c.spent_minor, d.c.body).where(
+        d.c.day >= since, scope_clause(d, actor)
+    )
+    if branch_id is not None:
+        query = query.where(d.c.branch_id == branch_id)
+    return list(session.execute(query))
+
+
+def payments_since(session: Reader, actor: Actor, since: Any, branch_id: str | None = None) -> list[tuple[str, int]]:
+    """(branch id, how many) of the payments completed since ``since`` in scope."""
+    p = rm_payments
+    query = (
+        select(p.c.branch_id, func.count())
+        .where(p.c.completed_at >= since, p.c.state == "completed", scope_clause(p, actor))
+        .group_by(p.c.branch_id)
+    )
+    if branch_id is not None:
+        query = query.where(p.c.branch_id == branch_id)
+    return [(b, int(n)) for b, n in session.execute(query)]
+
+
+def latest_payments(session: Reader, actor: Actor, limit: int = 10, branch_id: str | None = None) -> list[Any]:
+    """The payments completed last, in scope."""
+    p = rm_payments
+    query = select(p.c.body).where(p.c.completed_at.is_not(None), scope_clause(p, actor))
+    if branch_id is not None:
+        query = query.where(p.c.branch_id == branch_id)
+    return list(session.scalars(query.order_by(p.c.completed_at.desc()).limit(limit)))

@@ -35,6 +35,7 @@ EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "alert": catalog.ALERT_RECORDED,
     "authenticator": catalog.AUTHENTICATOR_CHANGED,
     "replenishment": catalog.REPLENISHMENT_CHANGED,
+    "float_day": catalog.FLOAT_DAY_CHANGED,
     **dict.fromkeys(DOCUMENTS, catalog.DOCUMENT_CHANGED),
 }
 

@@ -17,6 +17,7 @@ from marshmallow import INCLUDE, Schema, fields, post_dump, validate
 
 from shared.contracts.money import MoneySchema
 from shared.contracts.payloads import (
+    ALERT_KINDS,
     CATEGORIES,
     ORIGINS,
     CapSchema,
@@ -379,18 +380,51 @@ class CapListSchema(Schema):
     caps = fields.List(fields.Nested(CapRuleSchema), required=True)
 
 
+ALERT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
+
+
 class AlertSchema(Schema):
-    kind = _text()
+    """An alert: one per kind and subject while unresolved (a repeat folds into it: ``count``,
+    ``last_seen_at``); acknowledged by a person, resolved by one with a note or by itself
+    (``resolved_by`` "system") when its cause is gone."""
+
+    id = _integer()
+    kind = _one_of(ALERT_KINDS)
+    subject = _text()
     severity = _one_of(SEVERITIES)
     message = _text()
     requisition_id = _uuid(nullable=True)
     branch_id = _text(nullable=True)
     source = _text()
-    raised_at = _timestamp()
+    raised_at = _timestamp(description="first seen")
+    last_seen_at = _timestamp()
+    count = _integer()
+    status = _one_of(ALERT_STATUSES)
+    acknowledged_by = _text(nullable=True)
+    acknowledged_at = _timestamp(nullable=True)
+    resolved_by = _text(nullable=True)
+    resolved_at = _timestamp(nullable=True)
+    resolution_note = _text()
 
 
 class AlertListSchema(Schema):
     items = fields.List(fields.Nested(AlertSchema), required=True)
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "unresolved, by severity"},
+    )
+
+
+class AlertQuerySchema(Schema):
+    status = fields.String(load_default="unresolved", validate=validate.OneOf(("unresolved", *ALERT_STATUSES, "all")))
+    severity = fields.String(validate=validate.OneOf(SEVERITIES))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+
+
+class AlertResolutionSchema(Schema):
+    note = fields.String(required=True, validate=validate.Length(min=1, max=1000))
 
 
 # -- floats and the ledger -----------------------------------------------------------------
@@ -620,3 +654,73 @@ class SystemStatusSchema(Schema):
     )
     queue_limit = _integer()
     projection_lag = fields.Nested(LagSchema, required=True)
+
+
+# -- the dashboard ---------------------------------------------------------------------------
+
+
+class DashboardBranchSchema(FloatSchema):
+    """A branch's float with its trailing spend, its days left and what waits there."""
+
+    currency = _text()
+    spent_in_window = fields.Nested(BalanceSchema, required=True, metadata={"description": "Spend over the window"})
+    days_left = _integer(
+        nullable=True,
+        metadata={"description": "Days until the reorder level at the window's daily spend; null: no level or spend"},
+    )
+    waiting_approval = _integer()
+    waiting_funds = _integer()
+    ready = _integer(metadata={"description": "Approved, funds held, ready to pay"})
+    executing = _integer()
+    failed = _integer()
+    paid_today = _integer()
+
+
+class DashboardMoneySchema(Schema):
+    currency = _text()
+    balance = fields.Nested(BalanceSchema, required=True)
+    held = fields.Nested(BalanceSchema, required=True)
+    available = fields.Nested(BalanceSchema, required=True)
+    spent = fields.Nested(BalanceSchema, required=True)
+
+
+class DashboardTotalsSchema(Schema):
+    money = fields.List(fields.Nested(DashboardMoneySchema), required=True)
+    waiting_approval = _integer()
+    waiting_funds = _integer()
+    ready = _integer()
+    executing = _integer()
+    failed = _integer()
+    paid_today = _integer()
+
+
+class BalancePointSchema(Schema):
+    day = fields.String(required=True, metadata={"format": "date"})
+    balance = fields.Nested(BalanceSchema, required=True)
+
+
+class BalanceHistorySchema(Schema):
+    currency = _text()
+    points = fields.List(fields.Nested(BalancePointSchema), required=True)
+
+
+class CategorySpendSchema(Schema):
+    category = _text()
+    spent = fields.Nested(BalanceSchema, required=True)
+
+
+class DashboardSchema(Schema):
+    """Floats against their levels, what waits, alerts, the latest payments, 30 days' history."""
+
+    as_of = _timestamp()
+    window_days = _integer()
+    branches = fields.List(fields.Nested(DashboardBranchSchema), required=True)
+    totals = fields.Nested(DashboardTotalsSchema, required=True)
+    alerts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    balance_history = fields.List(fields.Nested(BalanceHistorySchema), required=True)
+    spend_by_category = fields.List(fields.Nested(CategorySpendSchema), required=True)
+    latest_payments = fields.List(fields.Nested(PaymentSchema(exclude=("history",))), required=True)
+
+
+class DashboardQuerySchema(Schema):
+    branch = fields.String(validate=validate.Length(min=1, max=32))

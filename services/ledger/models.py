@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.types import JSONType, UTCDateTime
@@ -133,3 +133,24 @@ class BranchLevels(Base):
     # When the gateway made the update this row holds (its envelope's occurred_at): an older
     # update delivered later never overwrites a newer one.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FloatDay(Base):
+    """One float's day, kept with every transfer that moves it (the dashboard's history and the
+    trailing spend it projects from): money in from the bank, money out to expenses by
+    category (a reversal takes it back), and the balance and available amount after the day's
+    last transfer. ``id``: ``<account id>:<YYYY-MM-DD>`` (UTC days)."""
+
+    __tablename__ = "float_days"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
+    day: Mapped[date] = mapped_column(Date)
+    branch_id: Mapped[str] = mapped_column(String(64), index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    funded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    spent_by_category: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    closing_balance_minor: Mapped[int] = mapped_column(BigInteger)
+    closing_available_minor: Mapped[int] = mapped_column(BigInteger)

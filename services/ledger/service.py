@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from services.ledger import domain
+from services.ledger import days, domain
 from services.ledger.domain import Levels, Totals
+from services.ledger.levels import branch_levels as _branch_levels
+from services.ledger.levels import note as note_float
+from services.ledger.levels import review_against, watching_floats
+from services.ledger.levels import totals_of as _totals
 from services.ledger.models import Account, AwaitingFunds, BalanceCheck, BranchLevels, Replenishment, Transfer
 from services.ledger.schemas import account_body, float_body, replenishment_body
 from shared.contracts import catalog
@@ -42,10 +46,6 @@ class FloatLimitExceeded(DomainError):
 
 
 # -- accounts and transfers -----------------------------------------------------------
-
-
-def _totals(account: Account) -> Totals:
-    return Totals(account.debits_posted, account.credits_posted, account.debits_pending, account.credits_pending)
 
 
 def _account(
@@ -119,6 +119,8 @@ def _transfer(
         raise DomainError("A transfer moves a positive amount.", code="invalid-amount")
     accounts = _lock(session, debit.id, credit.id)
     debit, credit = accounts[debit.id], accounts[credit.id]
+    note_float(session, debit)
+    note_float(session, credit)
     # The totals the trial balance shows move with every transfer, in its transaction.
     touch(session, "ledger_totals", "ledger_totals")
     if credit.kind == "float" and kind not in domain.RESOLVES_HOLD and domain.overdraws(_totals(credit), amount):
@@ -140,6 +142,7 @@ def _transfer(
         created_at=utcnow(),
     )
     session.add(transfer)
+    days.record(session, transfer, debit, credit, transfer.created_at)
     session.flush()
     return transfer
 
@@ -258,10 +261,12 @@ def _serve_waiting(uow: UnitOfWork, envelope: Envelope, float_account: Account) 
             break  # strictly in approval order: a smaller, later one does not jump the queue
         _hold(uow, envelope, float_account, item.requisition_id, item.category, item.amount_minor)
         session.delete(item)
+        _clear_insufficient_funds(uow, envelope, item.requisition_id, "Reserved: the float covers it now.")
         served += 1
     return served
 
 
+@watching_floats
 def on_requisition_approved(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """Hold the amount on the branch float, or queue the requisition until funds arrive."""
     session = uow.session
@@ -312,8 +317,9 @@ def _await_funds(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], a
         envelope.caused(
             catalog.ALERT_RAISED.name,
             {
-                "kind": "awaiting_funds",
+                "kind": "insufficient_funds",
                 "severity": "warning",
+                "subject": f"requisition:{requisition_id}",
                 "message": f"{payload['voucher_no']} ({amount}) waits for funds: the float has "
                 f"{Money(amount.currency, available)} available.",
                 "requisition_id": str(requisition_id),
@@ -343,17 +349,26 @@ def on_payment_completed(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
         )
 
 
+@watching_floats
 def on_payment_failed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """A final failure releases the hold; a failure with executions left keeps it."""
     if payload["final"]:
         _release(uow, envelope, payload["requisition_id"], "payment failed for good")
 
 
+@watching_floats
+def _clear_insufficient_funds(uow: UnitOfWork, envelope: Envelope, requisition_id: uuid.UUID, note: str) -> None:
+    payload = {"kind": "insufficient_funds", "subject": f"requisition:{requisition_id}", "note": note}
+    uow.emit(envelope.caused(catalog.ALERT_CLEARED.name, payload))
+
+
+@watching_floats
 def on_requisition_cancelled(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
     """A cancelled requisition releases its hold, or leaves the queue of those awaiting funds."""
     waiting = uow.session.get(AwaitingFunds, payload["requisition_id"], with_for_update=True)
     if waiting is not None:
         uow.session.delete(waiting)
+        _clear_insufficient_funds(uow, envelope, waiting.requisition_id, "The requisition was cancelled.")
         return
     _release(uow, envelope, payload["requisition_id"], "requisition cancelled")
 
@@ -372,6 +387,7 @@ def _require(actor: Actor, action: Action, what: str) -> None:
         raise Forbidden(f"Only {permission(action).describe()} may {what}.", code="role-required")
 
 
+@watching_floats
 def open_float(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Fund a branch's float from the HQ bank account (treasury or admin), once per currency."""
     _require(envelope.actor, Action.OPEN_FLOAT, "open a float")
@@ -426,6 +442,7 @@ def request_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str
     return ok_reply(201, replenishment_body(request))
 
 
+@watching_floats
 def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
     """Finance or the CFO approves (the money moves, waiting requisitions are served) or rejects."""
     _require(envelope.actor, Action.DECIDE_REPLENISHMENT, "decide a replenishment")
@@ -441,6 +458,13 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
     request.decided_by = envelope.actor.user_id
     request.decided_at = utcnow()
     request.decision_comment = payload["comment"]
+    note = f"{request.status.capitalize()} by {envelope.actor.username}."
+    uow.emit(
+        envelope.caused(
+            catalog.ALERT_CLEARED.name,
+            {"kind": "replenishment_proposed", "subject": f"replenishment:{request.id}", "note": note},
+        )
+    )
     if payload["approve"]:
         float_account = _float(session, request.branch_id, request.currency)
         if float_account is None:  # requested against a float that existed; floats are never deleted
@@ -461,35 +485,6 @@ def decide_replenishment(uow: UnitOfWork, envelope: Envelope, payload: dict[str,
 
 
 # -- branch levels (the gateway's directory) -------------------------------------------
-
-
-def _money_or_none(minor: int | None, currency: str | None) -> Money | None:
-    return Money(currency, minor) if minor is not None and currency is not None else None
-
-
-def _branch_levels(session: Session, branch_ids: Iterable[str], *, lock: bool = False) -> dict[str, Levels]:
-    """The levels kept for these branches (a branch none were kept for is absent).
-
-    Columns, not ORM rows: :func:`_keep_levels` writes the table with a Core upsert, which an
-    ORM row loaded earlier in the session would not show.
-    """
-    ids = sorted(set(branch_ids))
-    if not ids:
-        return {}
-    query = select(
-        BranchLevels.branch_id,
-        BranchLevels.reorder_level_minor,
-        BranchLevels.reorder_level_currency,
-        BranchLevels.imprest_minor,
-        BranchLevels.imprest_currency,
-    ).where(BranchLevels.branch_id.in_(ids))
-    return {
-        row.branch_id: Levels(
-            _money_or_none(row.reorder_level_minor, row.reorder_level_currency),
-            _money_or_none(row.imprest_minor, row.imprest_currency),
-        )
-        for row in session.execute(query.with_for_update() if lock else query)
-    }
 
 
 def _keep_levels(session: Session, payload: dict[str, Any], levels: Levels, at: datetime) -> bool:
@@ -539,9 +534,17 @@ def on_branch_directory_updated(uow: UnitOfWork, envelope: Envelope, payload: di
     if not _keep_levels(session, payload, levels, datetime.fromisoformat(envelope.occurred_at)):
         return
     if levels != before:  # a new name or code alone changes no float's body
-        floats = session.scalars(select(Account.id).where(Account.kind == "float", Account.branch_id == branch_id))
-        for account_id in floats:
-            touch(session, "account", account_id)
+        floats = session.scalars(select(Account).where(Account.kind == "float", Account.branch_id == branch_id))
+        for account in floats:
+            touch(session, "account", account.id)
+            _review_new_levels(uow, envelope, account, before or domain.NO_LEVELS, levels)
+
+
+def _review_new_levels(uow: UnitOfWork, envelope: Envelope, account: Account, old: Levels, new: Levels) -> None:
+    """New levels may put a float below a line, or above one, without any money moving."""
+    available = _totals(account).available
+    was = (available, domain.levels_for(old, account.currency))
+    review_against(uow, envelope, account, was, (available, domain.levels_for(new, account.currency)))
 
 
 # -- the balance check ------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.ledger import service
-from services.ledger.models import Account, BalanceCheck, Replenishment
+from services.ledger import days, service
+from services.ledger.models import Account, BalanceCheck, FloatDay, Replenishment
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -31,6 +31,7 @@ def register_read_models(runtime: ServiceRuntime) -> None:
     snapshots.model(
         "replenishment", catalog.REPLENISHMENT_CHANGED, service.replenishment_snapshots, Replenishment.__table__
     )
+    snapshots.model("float_day", catalog.FLOAT_DAY_CHANGED, days.float_day_snapshots, FloatDay.__table__)
     snapshots.track(Account, lambda a: ("account", a.id))
     snapshots.track(Replenishment, lambda r: ("replenishment", r.id))
     snapshots.track(BalanceCheck, lambda _c: ("ledger_check", "ledger_check"))

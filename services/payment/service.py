@@ -38,7 +38,14 @@ from services.payment.providers import (
 )
 from services.payment.schemas import authenticator_body, enrolment_body, enrolment_secret_body, payment_body
 from shared.config import ConfigError, Settings
-from shared.contracts.catalog import ALERT_RAISED, DISBURSE_PAYMENT, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_STARTED
+from shared.contracts.catalog import (
+    ALERT_CLEARED,
+    ALERT_RAISED,
+    DISBURSE_PAYMENT,
+    PAYMENT_COMPLETED,
+    PAYMENT_FAILED,
+    PAYMENT_STARTED,
+)
 from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
 from shared.contracts.payment import seal_enrolment
@@ -304,10 +311,10 @@ def verify_second_factor(
     if isinstance(decision, domain.Refusal):
         raise _error(decision.problem)
     if isinstance(decision, domain.CodeRefused):
-        return _refuse_code(session, envelope, guard, decision, now, None, SIGN_IN)
+        return _refuse_code(uow, envelope, guard, decision, now, None, SIGN_IN)
     if not _take_step(session, actor.user_id, decision.step, now, purpose=SIGN_IN):
         # A concurrent request (a sign-in or a payment) spent this step first: reused after all.
-        return _refuse_code(session, envelope, guard, decision.if_step_taken, now, None, SIGN_IN)
+        return _refuse_code(uow, envelope, guard, decision.if_step_taken, now, None, SIGN_IN)
     if decision.clear_failures:
         guard.failures = 0
         guard.updated_at = now
@@ -391,7 +398,7 @@ def execute_payment(
     if isinstance(decision, domain.Refusal):
         raise _error(decision.problem)
     if isinstance(decision, domain.CodeRefused):
-        return _refuse_code(session, envelope, rows.guard, decision, now, requisition_id)
+        return _refuse_code(uow, envelope, rows.guard, decision, now, requisition_id)
     return _start_execution(uow, envelope, rows, decision, requisition_id, now, config)
 
 
@@ -454,7 +461,7 @@ def _authenticator_facts(
 
 
 def _refuse_code(
-    session: Session,
+    uow: UnitOfWork,
     envelope: Envelope,
     guard_row: OtpGuard,
     refused: domain.CodeRefused,
@@ -467,12 +474,40 @@ def _refuse_code(
     The failure is an outcome with effects (the count, the audit row), committed with the
     command's transaction while the guard row is still locked; not a refusal rolled back.
     """
+    session = uow.session
+    newly_locked = refused.guard.locked_until is not None and refused.guard.locked_until != guard_row.locked_until
     guard_row.failures = refused.guard.failures
     guard_row.locked_until = refused.guard.locked_until
     guard_row.updated_at = now
+    _alert_repeated_failures(uow, envelope, refused.guard.failures, newly_locked)
     problem = refused.problem
     _record_attempt(session, envelope, action, requisition_id, "refused", problem.code, problem.detail)
     return problem_reply(problem.status, problem.code, problem.detail, **problem.extensions)
+
+
+# From this many wrong codes in a row, an alert says so (the fifth locks the user out).
+REPEATED_FAILURES = 3
+
+
+def _alert_repeated_failures(uow: UnitOfWork, envelope: Envelope, failures: int, locked: bool) -> None:
+    """Wrong codes in a row are worth a look (someone guessing, or a clock gone wrong): one
+    alert per user, folding each further one into it."""
+    if not locked and failures < REPEATED_FAILURES:
+        return
+    who = envelope.actor.username
+    message = (
+        f"{who} is locked out of one-time codes after repeated wrong codes."
+        if locked
+        else f"{who} entered {failures} wrong one-time codes in a row."
+    )
+    alert = {
+        "kind": "otp_failures",
+        "severity": "critical" if locked else "warning",
+        "message": message,
+        "subject": f"user:{envelope.actor.user_id}",
+        "source": "payment",
+    }
+    uow.emit(envelope.caused(ALERT_RAISED.name, alert))
 
 
 def _start_execution(
@@ -489,7 +524,7 @@ def _start_execution(
     actor = envelope.actor
     if not _take_step(session, actor.user_id, start.step, now, purpose="payment", requisition_id=requisition_id):
         # A concurrent request spent this step first: the code counts as reused after all.
-        return _refuse_code(session, envelope, rows.guard, start.if_step_taken, now, requisition_id)
+        return _refuse_code(uow, envelope, rows.guard, start.if_step_taken, now, requisition_id)
     if start.clear_failures:
         rows.guard.failures = 0
         rows.guard.updated_at = now
@@ -758,6 +793,7 @@ def _complete(uow: UnitOfWork, envelope: Envelope, payment: Payment, reference: 
     if execution is not None:
         execution.outcome = PaymentState.COMPLETED
         execution.finished_at = now
+    _clear_alerts(uow, envelope, payment, f"Paid on execution {payment.executions} (reference {reference}).")
     uow.emit(
         envelope.caused(
             PAYMENT_COMPLETED.name,
@@ -807,8 +843,10 @@ def _fail_execution(
                 "kind": "payment_failed",
                 "severity": "critical",
                 "message": f"Payment {payment.id} failed (execution {payment.executions}): {reason}. {then}",
+                "subject": f"payment:{payment.id}",
                 "requisition_id": str(payment.requisition_id),
                 "branch_id": payment.branch_id,
+                "region_id": payment.region_id,
                 "source": "payment",
             },
         )
@@ -818,6 +856,14 @@ def _fail_execution(
 # -- the reconciler -------------------------------------------------------------------
 
 RECONCILE_BATCH = 100
+
+
+def _clear_alerts(uow: UnitOfWork, envelope: Envelope, payment: Payment, note: str) -> None:
+    """A payment done: its earlier failure and its being stuck are over (only sent if they were)."""
+    subject = f"payment:{payment.id}"
+    kinds = (["payment_failed"] if payment.executions > 1 else []) + (["payment_stuck"] if payment.redrives else [])
+    for kind in kinds:
+        uow.emit(envelope.caused(ALERT_CLEARED.name, {"kind": kind, "subject": subject, "note": note}))
 
 
 def reconcile_payments(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> dict[str, Any]:
@@ -838,7 +884,21 @@ def reconcile_payments(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
         payment.updated_at = utcnow()
         payment.next_attempt_at = None
         uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(payment.id)}))
+        uow.emit(envelope.caused(ALERT_RAISED.name, _stuck_alert(payment)))
     return {"redriven": [str(p.id) for p in stuck]}
+
+
+def _stuck_alert(payment: Payment) -> dict[str, Any]:
+    return {
+        "kind": "payment_stuck",
+        "severity": "warning",
+        "message": f"Payment {payment.id} has been executing too long; sent again ({payment.redrives} time(s)).",
+        "subject": f"payment:{payment.id}",
+        "requisition_id": str(payment.requisition_id),
+        "branch_id": payment.branch_id,
+        "region_id": payment.region_id,
+        "source": "payment",
+    }
 
 
 # -- queries --------------------------------------------------------------------------
@@ -862,6 +922,8 @@ def payment_snapshots(session: Session, ids: Sequence[Any], *, config: PaymentCo
             "requisition_id": str(p.requisition_id),
             "branch_id": p.branch_id,
             "region_id": p.region_id,
+            "state": str(p.state),
+            "completed_at": p.completed_at.isoformat() if p.completed_at else None,
             "body": payment_body(p, config.max_executions, executions.get(p.id, []), attempts.get(p.id, [])),
         }
         for p in session.scalars(select(Payment).where(Payment.id.in_(ids)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.types import UTCDateTime
@@ -105,17 +105,45 @@ class Cap(Base):
     limit_minor: Mapped[int] = mapped_column(BigInteger)
 
 
+UNRESOLVED = "status <> 'resolved'"
+
+
 class Alert(Base):
-    """An alert raised by any service about money that needs a person's attention."""
+    """An alert raised by any service about money that needs a person's attention.
+
+    One unresolved alert per kind and subject (a partial unique index): a second raise folds
+    into it (``count``, ``last_seen_at``). Open, then acknowledged by a person, then resolved by
+    a person with a note or by itself when its cause is gone."""
 
     __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_unresolved_subject",
+            "kind",
+            "subject",
+            unique=True,
+            postgresql_where=text(UNRESOLVED),
+            sqlite_where=text(UNRESOLVED),
+        ),
+        Index("ix_alerts_status", "status", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
-    message_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(unique=True)  # of its first raise
     kind: Mapped[str] = mapped_column(String(48))
+    subject: Mapped[str] = mapped_column(String(128))
     severity: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
     requisition_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     branch_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    region_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     source: Mapped[str] = mapped_column(String(32))
-    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first seen
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | acknowledged | resolved
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # "system": by itself
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    resolution_note: Mapped[str] = mapped_column(Text, default="")

@@ -73,13 +73,27 @@ def cap_body(cap: Cap) -> dict[str, Any]:
     }
 
 
+def _iso(when: Any) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
 def alert_body(alert: Alert) -> dict[str, Any]:
     return {
+        "id": alert.id,
         "kind": alert.kind,
+        "subject": alert.subject,
         "severity": alert.severity,
         "message": alert.message,
         "requisition_id": str(alert.requisition_id) if alert.requisition_id else None,
         "branch_id": alert.branch_id,
         "source": alert.source,
         "raised_at": alert.raised_at.isoformat(),
+        "last_seen_at": _iso(alert.last_seen_at),
+        "count": alert.count,
+        "status": alert.status,
+        "acknowledged_by": alert.acknowledged_by,
+        "acknowledged_at": _iso(alert.acknowledged_at),
+        "resolved_by": alert.resolved_by,
+        "resolved_at": _iso(alert.resolved_at),
+        "resolution_note": alert.resolution_note,
     }

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from services.requisition import domain
 from services.requisition.domain import Status
-from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition, VoucherSequence
-from services.requisition.schemas import alert_body, cap_body, receipt_body, requisition_body
+from services.requisition.models import Cap, HistoryEntry, Receipt, Requisition, VoucherSequence
+from services.requisition.schemas import cap_body, receipt_body, requisition_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor, Envelope
 from shared.contracts.money import Money
@@ -425,19 +425,6 @@ def requisition_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str
     ]
 
 
-def alert_snapshots(session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
-    """Alerts as the gateway projects them (immutable: version 1 for ever)."""
-    return [
-        {
-            "id": str(a.id),
-            "branch_id": a.branch_id,
-            "raised_at": a.raised_at.isoformat(),
-            "body": alert_body(a),
-        }
-        for a in session.scalars(select(Alert).where(Alert.id.in_([int(i) for i in ids])))
-    ]
-
-
 def caps_snapshot(session: Session, _ids: Sequence[Any]) -> list[dict[str, Any]]:
     """The caps in force, as one document."""
     return [{"id": "caps", "body": {"caps": [cap_body(c) for c in session.scalars(select(Cap).order_by(Cap.id))]}}]
@@ -541,20 +528,4 @@ def on_payment_failed(uow: UnitOfWork, envelope: Envelope, payload: dict[str, An
         envelope,
         "payment-failed",
         f"{payload['reason']} ({left} execution(s) left)",
-    )
-
-
-def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
-    """Keep alerts where finance and treasury can list them."""
-    uow.session.add(
-        Alert(
-            message_id=uuid.UUID(envelope.message_id),
-            kind=payload["kind"],
-            severity=payload["severity"],
-            message=payload["message"],
-            requisition_id=payload["requisition_id"],
-            branch_id=payload["branch_id"],
-            source=payload["source"],
-            raised_at=utcnow(),
-        )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.requisition import service
+from services.requisition import alerts, service
 from services.requisition.models import Alert, Cap, HistoryEntry, Receipt, Requisition
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
@@ -16,6 +16,8 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.CANCEL_REQUISITION)(service.cancel_requisition)
     runtime.command(catalog.ATTACH_RECEIPT)(service.attach_receipt)
     runtime.command(catalog.SET_CAPS)(service.set_caps)
+    runtime.command(catalog.ACKNOWLEDGE_ALERT)(alerts.acknowledge_alert)
+    runtime.command(catalog.RESOLVE_ALERT)(alerts.resolve_alert)
     runtime.maintenance(catalog.EXPIRE_REQUISITIONS)(service.expire_requisitions)
     events = {
         catalog.APPROVAL_CASE_OPENED: service.on_approval_case_opened,
@@ -30,7 +32,8 @@ def register(runtime: ServiceRuntime) -> None:
         catalog.PAYMENT_STARTED: service.on_payment_started,
         catalog.PAYMENT_COMPLETED: service.on_payment_completed,
         catalog.PAYMENT_FAILED: service.on_payment_failed,
-        catalog.ALERT_RAISED: service.on_alert_raised,
+        catalog.ALERT_RAISED: alerts.on_alert_raised,
+        catalog.ALERT_CLEARED: alerts.on_alert_cleared,
     }
     for spec, handler in events.items():
         runtime.on_event(spec.name)(handler)
@@ -41,7 +44,7 @@ def register_read_models(runtime: ServiceRuntime) -> None:
     """What the gateway projects from this service, and which rows change it."""
     snapshots = runtime.snapshots
     snapshots.model("requisition", catalog.REQUISITION_CHANGED, service.requisition_snapshots, Requisition.__table__)
-    snapshots.model("alert", catalog.ALERT_RECORDED, service.alert_snapshots, Alert.__table__)
+    snapshots.model("alert", catalog.ALERT_RECORDED, alerts.alert_snapshots, Alert.__table__)
     snapshots.model("caps", catalog.DOCUMENT_CHANGED, service.caps_snapshot)
     snapshots.track(Requisition, lambda r: ("requisition", r.id))
     snapshots.track(HistoryEntry, lambda h: ("requisition", h.requisition_id))

@@ -83,6 +83,8 @@ SUBMIT_DRAFT = TaskSpec("requisition.submit_draft", "command", p.RequisitionActi
 CANCEL_REQUISITION = TaskSpec("requisition.cancel_requisition", "command", p.RequisitionActionPayload)
 ATTACH_RECEIPT = TaskSpec("requisition.attach_receipt", "command", p.AttachReceiptPayload)
 SET_CAPS = TaskSpec("requisition.set_caps", "command", p.SetCapsPayload)
+ACKNOWLEDGE_ALERT = TaskSpec("requisition.acknowledge_alert", "command", p.AlertActionPayload)
+RESOLVE_ALERT = TaskSpec("requisition.resolve_alert", "command", p.AlertActionPayload)
 EXPIRE_REQUISITIONS = TaskSpec("requisition.expire_requisitions", "maintenance", p.MaintenancePayload)
 
 # -- approval ------------------------------------------------------------------------
@@ -111,7 +113,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
     "payment": ("payment", "authenticator"),
-    "ledger": ("account", "replenishment", "ledger_check", "ledger_totals"),
+    "ledger": ("account", "replenishment", "float_day", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
 
@@ -144,6 +146,7 @@ RECEIPT_ATTACHED = EventSpec("ReceiptAttached", p.ReceiptAttachedPayload, ("appr
 USER_DIRECTORY_UPDATED = EventSpec("UserDirectoryUpdated", p.UserDirectoryUpdatedPayload, ("approval",))
 BRANCH_DIRECTORY_UPDATED = EventSpec("BranchDirectoryUpdated", p.BranchDirectoryUpdatedPayload, ("ledger",))
 ALERT_RAISED = EventSpec("AlertRaised", p.AlertRaisedPayload, ("requisition",))
+ALERT_CLEARED = EventSpec("AlertCleared", p.AlertClearedPayload, ("requisition",))
 FUNDS_RESERVED = EventSpec("FundsReserved", lg.FundsReservedPayload, ("requisition", "payment"))
 FUNDS_AWAITED = EventSpec("FundsAwaited", lg.FundsAwaitedPayload, ("requisition",))
 PAYMENT_STARTED = EventSpec("PaymentStarted", pm.PaymentStartedPayload, ("requisition",))
@@ -157,6 +160,7 @@ ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
 PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
 AUTHENTICATOR_CHANGED = EventSpec("AuthenticatorChanged", rm.AuthenticatorSnapshot, ("gateway",))
 ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
+FLOAT_DAY_CHANGED = EventSpec("FloatDayChanged", rm.FloatDaySnapshot, ("gateway",))
 REPLENISHMENT_CHANGED = EventSpec("ReplenishmentChanged", rm.ReplenishmentSnapshot, ("gateway",))
 DOCUMENT_CHANGED = EventSpec("DocumentChanged", rm.DocumentSnapshot, ("gateway",))
 

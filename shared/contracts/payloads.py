@@ -206,15 +206,52 @@ class BranchDirectoryUpdatedPayload(Schema):
     imprest = fields.Nested(MoneySchema, required=True, allow_none=True)
 
 
-class AlertRaisedPayload(Schema):
-    """Event: something needs a person's attention (awaiting funds, a failed payment...)."""
+ALERT_KINDS: tuple[str, ...] = (
+    "float_critical",  # a float's available balance below 80 % of its reorder level (ledger)
+    "float_low",  # below its reorder level (ledger)
+    "insufficient_funds",  # an approved requisition waits for funds (ledger)
+    "replenishment_proposed",  # the ledger proposed a replenishment for a low float
+    "payment_without_hold",  # a payment the ledger had no hold for (ledger)
+    "payment_failed",  # a payment failed for good (payment)
+    "payment_stuck",  # a payment executing for longer than it should (payment)
+    "otp_failures",  # repeated wrong one-time codes for one user (payment)
+    "approval_overdue",  # an approval step past its SLA (approval)
+    "dead_letter",  # a message set aside for an operator (any service)
+)
+ALERT_SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
-    kind = fields.String(required=True)
-    severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
-    message = fields.String(required=True)
+
+class AlertRaisedPayload(Schema):
+    """Event: something needs a person's attention, raised by the service that owns the fact.
+
+    A second alert of the same ``kind`` for the same ``subject`` (e.g. ``float:<branch>:KES``,
+    ``requisition:<id>``) while one is unresolved folds into it: its count and last-seen time.
+    """
+
+    kind = fields.String(required=True, validate=validate.OneOf(ALERT_KINDS))
+    severity = fields.String(required=True, validate=validate.OneOf(ALERT_SEVERITIES))
+    message = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    subject = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
     requisition_id = fields.UUID(load_default=None, allow_none=True)
     branch_id = fields.String(load_default=None, allow_none=True)
+    region_id = fields.String(load_default=None, allow_none=True)
     source = fields.String(required=True)
+
+
+class AlertClearedPayload(Schema):
+    """Event: the cause of an alert is gone (the float is above its level again, the payment
+    went through): the unresolved alert of this kind and subject resolves itself."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(ALERT_KINDS))
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    note = fields.String(required=True, validate=validate.Length(min=1, max=500))
+
+
+class AlertActionPayload(Schema):
+    """Command: acknowledge an alert, or resolve it with a note (treasury, finance, CFO, admin, in scope)."""
+
+    id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**63 - 1))
+    note = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
 class MaintenancePayload(Schema):

@@ -45,6 +45,8 @@ class Action(StrEnum):
     READ_POLICY = "read-policy"
     READ_CAPS = "read-caps"
     READ_ALERTS = "read-alerts"
+    HANDLE_ALERTS = "handle-alerts"
+    READ_DASHBOARD = "read-dashboard"
     READ_LEDGER = "read-ledger"
     READ_SYSTEM = "read-system"
     # requesting money
@@ -116,6 +118,10 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType(
         Action.READ_ALERTS: _rule(
             Scope.IN_SCOPE, R.TREASURY, R.FINANCE, R.CFO, R.AUDITOR, R.ADMIN, R.BRANCH_MANAGER, R.REGIONAL_MANAGER
         ),
+        Action.HANDLE_ALERTS: _rule(
+            Scope.IN_SCOPE, R.TREASURY, R.FINANCE, R.CFO, R.ADMIN, R.BRANCH_MANAGER, R.REGIONAL_MANAGER
+        ),
+        Action.READ_DASHBOARD: _rule(Scope.IN_SCOPE, R.TREASURY, R.FINANCE, R.CFO),
         Action.READ_LEDGER: _rule(Scope.EVERY_BRANCH, *OFFICE),
         Action.READ_SYSTEM: _rule(Scope.EVERY_BRANCH, R.ADMIN, R.AUDITOR, R.FINANCE, R.CFO, R.TREASURY),
         Action.SUBMIT_REQUISITION: _rule(Scope.MEMBER, *ALL_ROLES),

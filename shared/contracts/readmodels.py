@@ -20,6 +20,7 @@ KINDS: tuple[str, ...] = (
     "alert",
     "authenticator",
     "replenishment",
+    "float_day",
     *DOCUMENTS,
 )
 AUTHENTICATOR_STATUSES: tuple[str, ...] = ("pending", "active", "reset")
@@ -86,9 +87,11 @@ class AccountSnapshot(SnapshotPayload):
 
 
 class PaymentSnapshot(ScopedSnapshotPayload):
-    """Keyed by the payment's id."""
+    """Keyed by the payment's id; its state and when it completed, for the dashboard."""
 
     requisition_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    state = fields.String(load_default="processing", validate=validate.Length(min=1, max=16))
+    completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
 class ReplenishmentSnapshot(ScopedSnapshotPayload):
@@ -99,6 +102,17 @@ class ReplenishmentSnapshot(ScopedSnapshotPayload):
     requested_at = fields.AwareDateTime(required=True)
 
 
+class FloatDaySnapshot(ScopedSnapshotPayload):
+    """Keyed by ``<float account id>:<day>`` (ledger): a float's day, for the dashboard."""
+
+    currency = fields.String(required=True, validate=validate.Length(equal=3))
+    day = fields.Date(required=True)
+    funded_minor = fields.Integer(required=True, strict=True)
+    spent_minor = fields.Integer(required=True, strict=True)
+    closing_balance_minor = fields.Integer(required=True, strict=True)
+    closing_available_minor = fields.Integer(required=True, strict=True)
+
+
 class AuthenticatorSnapshot(SnapshotPayload):
     """Keyed by the user's id: whether they have an authenticator (only ``active`` counts), so the
     gateway knows at sign-in whether to ask for a code or for an enrolment."""
@@ -107,8 +121,14 @@ class AuthenticatorSnapshot(SnapshotPayload):
 
 
 class AlertSnapshot(SnapshotPayload):
+    """Keyed by the alert's id: versioned (it folds, is acknowledged, resolved)."""
+
     branch_id = fields.String(required=True, allow_none=True)
     raised_at = fields.AwareDateTime(required=True)
+    last_seen_at = fields.AwareDateTime(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("open", "acknowledged", "resolved")))
+    severity = fields.String(required=True, validate=validate.OneOf(("info", "warning", "critical")))
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=48))
 
 
 class DocumentSnapshot(SnapshotPayload):

@@ -371,6 +371,7 @@ class ServiceRuntime:
             payload={
                 "kind": "dead_letter",
                 "severity": "critical",
+                "subject": f"dead_letters:{self.service}",
                 "message": f"{task_name} gave up on message {message_id} after {attempts} attempt(s): {error}"[:1000],
                 "source": self.service,
             },

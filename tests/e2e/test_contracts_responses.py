@@ -211,7 +211,9 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     again = call("PUT", "/api/v1/approval-policy", admin, 201, json={k: v for k, v in policy.items() if k != "version"})
     assert again.json()["version"] > policy["version"]
     _put_caps_and_back(call, api, admin, dbs)
-    call("GET", "/api/v1/alerts", admin, 200)
+    _handle_an_alert(call, api, admin, person)
+    dashboard = call("GET", "/api/v1/dashboard", fiona, 200).json()
+    assert dashboard["window_days"] == 30
     call("GET", "/api/v1/alerts", bob, 200)
     call("GET", "/api/v1/system/status", admin, 200)
 
@@ -370,6 +372,8 @@ def test_every_answer_of_a_whole_journey_conforms(journey: Contract) -> None:
 def _pay(call: Contract, api: Api, person: Person, device: Authenticator, rid: str, alice: str) -> None:
     _wait(api, alice, rid, "reserved")
     path = "/api/v1/requisitions/{requisition_id}/payment"
+    for _ in range(3):  # wrong codes: answered, counted, and the third raises an alert (handled below)
+        call("POST", path, person.token, 422, _requisition_id=rid, json={"otp": device.wrong_code()})
     executed = call("POST", path, person.token, 201, _requisition_id=rid, json={"otp": device.code()})
     assert executed.json()["state"] == "processing"
     assert executed.headers["Location"].endswith(f"/{rid}/payment")
@@ -377,6 +381,24 @@ def _pay(call: Contract, api: Api, person: Person, device: Authenticator, rid: s
     paid = call("GET", path, person.token, 200, _requisition_id=rid).json()
     assert paid["history"][0]["attempts"]
     _wait(api, alice, rid, "paid")
+
+
+def _handle_an_alert(call: Contract, api: Api, admin: str, person: Person) -> None:
+    """The wrong codes' alert (otp_failures): listed, acknowledged, resolved with a note."""
+    subject = f"user:{person.user_id}"
+
+    def raised() -> dict[str, Any] | None:
+        items = api.get("/api/v1/alerts", admin).json()["items"]
+        return next((a for a in items if a["subject"] == subject), None)
+
+    alert = wait_for(raised, 20, 0.2, "the otp_failures alert")
+    listed = call("GET", "/api/v1/alerts", admin, 200).json()
+    assert listed["counts"]["warning"] >= 1
+    path = "/api/v1/alerts/{alert_id}"
+    acked = call("POST", f"{path}/acknowledgement", admin, 200, _alert_id=alert["id"]).json()
+    assert acked["status"] == "acknowledged"
+    done = call("POST", f"{path}/resolution", admin, 200, _alert_id=alert["id"], json={"note": "Typing errors"})
+    assert (done.json()["status"], done.json()["resolution_note"]) == ("resolved", "Typing errors")
 
 
 def _put_caps_and_back(call: Contract, api: Api, admin: str, dbs: dict[str, Database]) -> None:

@@ -111,7 +111,7 @@ def concrete(rule: str) -> str:
     """A URL for a Flask rule, with identifiers that name nothing."""
     return re.sub(
         r"<(?:(\w+):)?(\w+)>",
-        lambda m: str(uuid.uuid4()) if m.group(1) == "uuid" else "NO-SUCH-THING",
+        lambda m: {"uuid": str(uuid.uuid4()), "int": "987654321"}.get(m.group(1) or "", "NO-SUCH-THING"),
         rule,
     )
 

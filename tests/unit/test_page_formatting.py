@@ -21,8 +21,9 @@ def test_typed_amounts_become_minor_units_or_are_refused_in_words() -> None:
     assert minor_units("1,250.50", "KES") == 125_050
     with pytest.raises(BadAmount, match="at most 2 decimals"):
         minor_units("12.345", "KES")
-    with pytest.raises(BadAmount):
-        minor_units("<script>", "KES")
+    for hostile in ("<script>", "sNaN", "NaN", "-Infinity", "1e999999999", "9" * 40):
+        with pytest.raises(BadAmount):
+            minor_units(hostile, "KES")
 
 
 @pytest.mark.parametrize(

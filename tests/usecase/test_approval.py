@@ -302,10 +302,17 @@ def test_an_overdue_step_escalates_to_an_admin_once(approval_uc: Harness) -> Non
     assert escalated["escalated_to"] == "admin"
     assert "SLA of 24h exceeded" in escalated["reason"]
     assert approval_uc.snapshot("ApprovalCaseChanged", case_of(approval_uc, rid).id)["inbox"]["admin_may_act"] is True
+    alert = approval_uc.one("AlertRaised")
+    assert (alert["kind"], alert["subject"], alert["branch_id"]) == (
+        "approval_overdue",
+        f"requisition:{rid}",
+        NBO_CBD.id,
+    )
     assert approval_uc.run(service.escalate_overdue, overdue) == {"escalated": 0}
 
     decide(approval_uc, ADMIN, rid, comment="approved after the SLA ran out")
     assert approval_uc.one("RequisitionApproved")["approver_ids"] == [ADMIN.user_id]
+    assert approval_uc.one("AlertCleared")["subject"] == f"requisition:{rid}"  # decided: the alert is over
 
 
 def test_the_policy_is_admin_only_versioned_and_checked(approval_uc: Harness) -> None:

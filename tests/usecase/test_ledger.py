@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.ledger import domain, service
-from services.ledger.models import Account, AwaitingFunds, BranchLevels, Transfer
+from services.ledger import days, domain, service
+from services.ledger.models import Account, AwaitingFunds, BranchLevels, FloatDay, Replenishment, Transfer
 from services.ledger.schemas import float_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor
@@ -130,7 +130,7 @@ def test_a_requisition_the_float_cannot_cover_awaits_funds(ledger_uc: Harness) -
     awaited = ledger_uc.one("FundsAwaited")
     assert (awaited["requisition_id"], awaited["amount"], awaited["available_minor"]) == (rid, kes(1_500), 100_000)
     alert = ledger_uc.one("AlertRaised")
-    assert (alert["kind"], alert["severity"], alert["source"]) == ("awaiting_funds", "warning", "ledger")
+    assert (alert["kind"], alert["severity"], alert["source"]) == ("insufficient_funds", "warning", "ledger")
     assert transfers(ledger_uc, rid) == []
     assert waiting(ledger_uc) == [uuid.UUID(rid)]
 
@@ -235,11 +235,13 @@ def test_cancelling_releases_the_hold_and_serves_the_next_in_the_queue(ledger_uc
     ledger_uc.run(service.on_requisition_cancelled, event(catalog.REQUISITION_CANCELLED, requisition_closed(first)))
     assert [e.payload["requisition_id"] for e in ledger_uc.emitted("FundsReserved")] == [queued]
     assert float_of(ledger_uc) == {"balance": 1_000, "held": 600, "available": 400}
-    # A requisition still waiting for funds just leaves the queue.
+    # A requisition still waiting for funds just leaves the queue, and its alert clears.
     ledger_uc.run(
         service.on_requisition_cancelled, event(catalog.REQUISITION_CANCELLED, requisition_closed(also_queued))
     )
-    assert (ledger_uc.emitted_types(), waiting(ledger_uc)) == ([], [])
+    assert (ledger_uc.emitted_types(), waiting(ledger_uc)) == (["AlertCleared"], [])
+    cleared = ledger_uc.one("AlertCleared")
+    assert (cleared["kind"], cleared["subject"]) == ("insufficient_funds", f"requisition:{also_queued}")
 
 
 # -- the books ------------------------------------------------------------------------
@@ -422,3 +424,92 @@ def test_a_float_opened_after_its_levels_arrived_answers_with_them(ledger_uc: Ha
     reply = fund(ledger_uc, 10_000)
     assert levels_of(reply["body"]) == (kes(20_000), kes(50_000), True)
     assert levels_of(float_snapshot(ledger_uc)) == (kes(20_000), kes(50_000), True)
+
+
+# -- a float against its levels: alerts and the replenishment proposed -------------------
+
+
+def alerts_of(uc: Harness) -> list[tuple[str, str, str]]:
+    """(event, kind, subject) of the alerts the last use case raised or cleared."""
+    return [(e.type, e.payload["kind"], e.payload["subject"]) for e in uc.emitted("AlertRaised", "AlertCleared")]
+
+
+def test_a_float_falling_below_its_levels_raises_alerts_and_proposes_one_replenishment(ledger_uc: Harness) -> None:
+    levels_update(ledger_uc, 0, reorder_level=kes(20_000), imprest=kes(100_000))
+    fund(ledger_uc, 50_000)
+    subject = f"float:{NBO_CBD.id}:KES"
+    approved(ledger_uc, 31_000)  # 19,000 left: below the reorder level, above 80 % of it
+    assert alerts_of(ledger_uc)[0] == ("AlertRaised", "float_low", subject)
+    [proposal] = ledger_uc.scalars(select(Replenishment).where(Replenishment.branch_id == NBO_CBD.id))
+    assert (proposal.status, proposal.requested_by, proposal.amount_minor) == ("requested", "system", 8_100_000)
+    assert alerts_of(ledger_uc)[1] == ("AlertRaised", "replenishment_proposed", f"replenishment:{proposal.id}")
+
+    approved(ledger_uc, 4_000)  # 15,000: below 16,000, 80 % of the reorder level; no second proposal
+    assert alerts_of(ledger_uc) == [("AlertRaised", "float_critical", subject)]
+    assert ledger_uc.one("AlertRaised")["severity"] == "critical"
+    assert ledger_uc.scalar(select(func.count()).select_from(Replenishment)) == 1
+
+    decided = ledger_uc.run(
+        service.decide_replenishment, command(catalog.DECIDE_REPLENISHMENT, replenishment_decision(proposal.id), FIONA)
+    )
+    assert decided["body"]["status"] == "approved"
+    assert float_of(ledger_uc)["available"] == 96_000  # 15,000 + the 81,000 proposed
+    assert sorted(alerts_of(ledger_uc)) == [
+        ("AlertCleared", "float_critical", subject),
+        ("AlertCleared", "float_low", subject),
+        ("AlertCleared", "replenishment_proposed", f"replenishment:{proposal.id}"),
+    ]
+
+
+def test_raising_a_floats_reorder_level_above_its_balance_raises_the_alert(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    levels_update(ledger_uc, 1, reorder_level=kes(12_000), imprest=kes(30_000))
+    assert [a[1] for a in alerts_of(ledger_uc)] == ["float_low", "replenishment_proposed"]
+    levels_update(ledger_uc, 2, reorder_level=kes(5_000), imprest=kes(30_000))
+    assert alerts_of(ledger_uc) == [("AlertCleared", "float_low", f"float:{NBO_CBD.id}:KES")]
+
+
+# -- each float's days ----------------------------------------------------------------
+
+
+def test_a_floats_days_kept_with_its_transfers_equal_those_rebuilt_from_the_transfers(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    paid = approved(ledger_uc, 1_200)
+    ledger_uc.run(service.on_payment_completed, event(catalog.PAYMENT_COMPLETED, payment_completed(paid, kes(1_200))))
+    held = approved(ledger_uc, 700)
+    cancelled = approved(ledger_uc, 300)
+    ledger_uc.run(service.on_requisition_cancelled, event(catalog.REQUISITION_CANCELLED, requisition_closed(cancelled)))
+    assert held
+
+    def kept() -> list[tuple[Any, ...]]:
+        return [
+            (
+                d.id,
+                d.funded_minor,
+                d.spent_minor,
+                d.spent_by_category,
+                d.closing_balance_minor,
+                d.closing_available_minor,
+            )
+            for d in ledger_uc.scalars(select(FloatDay).order_by(FloatDay.id))
+        ]
+
+    live = kept()
+    [(_, funded, spent, by_category, balance, available)] = live
+    assert (funded, spent, balance, available) == (1_000_000, 120_000, 880_000, 810_000)
+    assert by_category == {"fuel": 120_000}
+    with ledger_uc.session() as session:
+        days.rebuild(session)
+        session.flush()
+        rebuilt = [
+            (
+                d.id,
+                d.funded_minor,
+                d.spent_minor,
+                d.spent_by_category,
+                d.closing_balance_minor,
+                d.closing_available_minor,
+            )
+            for d in session.scalars(select(FloatDay).order_by(FloatDay.id))
+        ]
+    assert rebuilt == live

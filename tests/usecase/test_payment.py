@@ -592,6 +592,7 @@ def test_a_failed_execution_is_retried_with_a_fresh_code_until_none_is_left(
         assert (failed["final"], failed["executions_left"]) == (left == 0, left)
         alert = payment_uc.one("AlertRaised")
         assert (alert["kind"], alert["severity"], alert["requisition_id"]) == ("payment_failed", "critical", rid)
+        assert alert["subject"].startswith("payment:")  # each execution's failure folds into one alert
     blocked = desk.refused(TOM, rid, tom.code())
     assert (blocked.code, blocked.status) == ("execution-limit-reached", 422)
     calls = payment_uc.scalars(select(ProviderAttempt).order_by(ProviderAttempt.id))
@@ -633,3 +634,20 @@ def test_a_requisition_cancelled_before_the_provider_was_called_is_not_paid(
     failed = payment_uc.one("PaymentFailed")
     assert (failed["final"], failed["reason"]) == (True, "The requisition was cancelled.")
     assert payment_uc.scalars(select(ProviderAttempt)) == []
+
+
+def test_repeated_wrong_codes_raise_one_alert_per_user_and_the_lockout_a_critical_one(
+    payment_uc: Harness, desk: Desk, tom: Cashier
+) -> None:
+    raised = []
+    for _ in range(5):
+        desk.sign_in(TOM, tom.wrong_code())
+        raised.append([(a.payload["kind"], a.payload["severity"]) for a in payment_uc.emitted("AlertRaised")])
+    assert raised == [
+        [],
+        [],
+        [("otp_failures", "warning")],
+        [("otp_failures", "warning")],
+        [("otp_failures", "critical")],
+    ]
+    assert {a.payload["subject"] for a in payment_uc.emitted("AlertRaised")} == {f"user:{TOM.user_id}"}

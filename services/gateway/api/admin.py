@@ -1,4 +1,4 @@
-"""Administration: requisition caps and alerts."""
+"""Administration: requisition caps."""
 
 from __future__ import annotations
 
@@ -10,14 +10,24 @@ from services.gateway import reads
 from services.gateway.access import permits
 from services.gateway.api import Blueprint
 from services.gateway.api.replies import Answer, command, found, read
-from services.gateway.auth import current_actor
 from services.gateway.branches import branch
-from services.gateway.schemas import AlertListSchema, CapListSchema, CapsSchema
+from services.gateway.schemas import CapListSchema, CapsSchema
 from shared.contracts import catalog, instances
 from shared.contracts.payloads import SetCapsPayload
 from shared.contracts.permissions import Action
 
-blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Caps and alerts")
+blp = Blueprint("admin", __name__, url_prefix="/api/v1", description="Caps")
+
+
+def set_caps(data: dict[str, Any]) -> Answer:
+    """Replace the caps (``CapsSchema``; a cap's ``branch_id`` may be a branch code): the API's and the pages' one path.
+
+    An unknown branch code raises :class:`~services.gateway.branches.UnknownBranch` (422).
+    """
+    for cap in data["caps"]:
+        if cap.get("branch_id"):
+            cap["branch_id"] = branch(cap["branch_id"]).id
+    return command(catalog.SET_CAPS, instances.schema(SetCapsPayload).dump(data), resource="caps")
 
 
 @blp.route("/caps")
@@ -39,17 +49,4 @@ class Caps(MethodView):
     @blp.problem(422, "Unknown branch or an incomplete cap")
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the caps (admin). A cap's ``branch_id`` may be given as a branch code."""
-        for cap in data["caps"]:
-            if cap.get("branch_id"):
-                cap["branch_id"] = branch(cap["branch_id"]).id
-        return command(catalog.SET_CAPS, instances.schema(SetCapsPayload).dump(data), resource="caps")
-
-
-@blp.route("/alerts")
-class Alerts(MethodView):
-    @permits(Action.READ_ALERTS)
-    @blp.response(200, AlertListSchema)
-    @blp.problem(403, "Not treasury, finance, CFO, auditor, admin or a manager")
-    def get(self) -> Any:
-        """Alerts (awaiting funds, failed payments) in your scope, newest first."""
-        return read(reads.alerts, current_actor())
+        return set_caps(data)

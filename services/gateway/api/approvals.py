@@ -33,6 +33,11 @@ def decide(requisition_id: uuid.UUID, decision: str, comment: str, **extra: Any)
     return command(catalog.RECORD_DECISION, payload)
 
 
+def set_policy(data: dict[str, Any]) -> Answer:
+    """Publish a new version of the approval policy (``PolicySchema``): the API's and the pages' one path."""
+    return command(catalog.SET_POLICY, instances.schema(PolicySchema).dump(data), resource="policy")
+
+
 DECISION_ERRORS = (
     (400, "Malformed body"),
     (403, "Self-approval, an unexpected approver, or someone already in the chain"),
@@ -127,4 +132,4 @@ class ApprovalPolicy(MethodView):
     @blp.problem(422, "The policy is inconsistent")
     def put(self, data: dict[str, Any]) -> Answer:
         """Replace the policy (admin): a new version; open cases keep theirs."""
-        return command(catalog.SET_POLICY, instances.schema(PolicySchema).dump(data), resource="policy")
+        return set_policy(data)

@@ -76,6 +76,130 @@ def _after_commit(answer: Any, then: Callable[[], None]) -> Any:
     return answer
 
 
+# -- the use cases: the API's views and the admin pages call these ---------------------------
+#
+# Each answers as its view does: a body (for the view's response schema to dump), a body and
+# its status, or a problem ``Response`` (a refusal) passed through as it is.
+
+
+def list_regions() -> Any:
+    """Every region: ``{"items": [...]}``."""
+    return _in_transaction(lambda s: {"items": dir_.regions(s)})
+
+
+def create_region(data: dict[str, Any]) -> Any:
+    """Add a region (``RegionSchema``'s ``code`` and ``name``): the region and 201, or a refusal."""
+    answer = _in_transaction(lambda s: dir_.create_region(s, data["code"], data["name"]))
+    return answer if isinstance(answer, Response) else (answer, 201)
+
+
+def rename_region(region_code: str, data: dict[str, Any]) -> Any:
+    """Rename a region (``RegionEditSchema``): the region, or 404."""
+    return _in_transaction(lambda s: dir_.update_region(s, region_code, data["name"]))
+
+
+def list_branches() -> Any:
+    """Every branch with its float levels: ``{"items": [...]}``."""
+    return _in_transaction(lambda s: {"items": dir_.branches(s)})
+
+
+def create_branch(data: dict[str, Any]) -> Any:
+    """Add a branch (``BranchCreateSchema``): the branch and 201, or a refusal."""
+    answer = _in_transaction(lambda s: dir_.create_branch(s, data))
+    return answer if isinstance(answer, Response) else (answer, 201)
+
+
+def change_branch(branch_code: str, data: dict[str, Any]) -> Any:
+    """Change a branch (``BranchEditSchema``, PATCH semantics): the branch, or a refusal."""
+    return _in_transaction(lambda s: dir_.update_branch(s, branch_code, data))
+
+
+def list_users(args: dict[str, Any]) -> Any:
+    """Users by username (``UserListQuerySchema``'s filters): ``{"items", "limit", "offset"}``."""
+    return _in_transaction(lambda s: dir_.list_users(s, **args))
+
+
+def create_user(data: dict[str, Any]) -> Any:
+    """Invite a user (``UserCreateSchema``) and mail the invitation: the user and 201, or a refusal."""
+    directory = ctx().directory
+    admin = current_actor()
+    invited: dict[str, Any] = {}
+
+    def work(session: Any) -> dict[str, Any]:
+        user, link = directory.invite(session, admin, data)
+        invited.update(url=link.url, email=link.email, name=user.full_name, expires=link.expires_at.isoformat())
+        return dir_.user_body(session, user)
+
+    answer = _in_transaction(work)
+    if isinstance(answer, Response):
+        return answer
+    hours = ctx().settings.identity.invitation_hours
+    sent = send_link(invited["email"], invited["name"], INVITATION, invited["url"], hours)
+    return {**answer, "invitation_sent": sent, "invitation_expires_at": invited["expires"]}, 201
+
+
+def get_user(user_id: uuid.UUID) -> Any:
+    """One user, or 404."""
+    return _user_answer(str(user_id), lambda s, u: None)
+
+
+def change_user(user_id: uuid.UUID, data: dict[str, Any]) -> Any:
+    """Change a user (``UserEditSchema``: only the fields given; lists replace): the user, or a refusal."""
+    admin = current_actor()
+    return _user_answer(str(user_id), lambda s, u: ctx().directory.change(s, admin, u, data))
+
+
+def deactivate_user(user_id: uuid.UUID) -> Any:
+    """Deactivate a user and end their sessions: the user, or a refusal."""
+    admin = current_actor()
+    answer = _user_answer(str(user_id), lambda s, u: ctx().directory.deactivate(s, admin, u))
+    return _after_commit(answer, lambda: ctx().sessions.end_user(str(user_id)))
+
+
+def reactivate_user(user_id: uuid.UUID) -> Any:
+    """Let a deactivated user sign in again: the user, or 404."""
+    admin = current_actor()
+    return _user_answer(str(user_id), lambda s, u: ctx().directory.reactivate(s, admin, u))
+
+
+def unlock_user(user_id: uuid.UUID) -> Any:
+    """Lift a lockout: the user, or 404."""
+    admin = current_actor()
+    return _user_answer(str(user_id), lambda s, u: ctx().directory.unlock(s, admin, u))
+
+
+def send_password_link(user_id: uuid.UUID) -> Any:
+    """Mail a one-time password link (an invitation, or a reset): ``{"expires_at", "sent"}`` and 201, or a refusal."""
+    context = ctx()
+    made: dict[str, Any] = {}
+
+    def work(session: Any) -> dict[str, Any]:
+        user = dir_.get_user(session, str(user_id))
+        if not user.is_active or not user.email:
+            raise Refused(409, "cannot-send-link", "The user is inactive or has no e-mail address.")
+        purpose = RESET if user.password_hash else INVITATION
+        link = context.accounts.make_link(session, user, purpose)
+        made.update(email=user.email, name=user.full_name, purpose=purpose, url=link.url)
+        return {"expires_at": link.expires_at.isoformat()}
+
+    answer = _in_transaction(work)
+    if isinstance(answer, Response):
+        return answer
+    identity = context.settings.identity
+    hours = identity.invitation_hours if made["purpose"] == INVITATION else identity.password_reset_hours
+    sent = send_link(made["email"], made["name"], made["purpose"], made["url"], hours)
+    return {**answer, "sent": sent}, 201
+
+
+def reset_second_factor(user_id: uuid.UUID) -> Any:
+    """Have the payment service forget a user's authenticator: the user, a 202, or a refusal."""
+    found = _user_answer(str(user_id), lambda s, u: None)
+    if isinstance(found, Response):
+        return found
+    answer = reset_authenticator(str(user_id))
+    return answer or _user_answer(str(user_id), lambda s, u: None)
+
+
 # -- regions and branches ------------------------------------------------------------------
 
 
@@ -85,7 +209,7 @@ class Regions(MethodView):
     @blp.response(200, RegionListSchema)
     def get(self) -> Any:
         """Every region."""
-        return _in_transaction(lambda s: {"items": dir_.regions(s)})
+        return list_regions()
 
     @permits(Action.ADMINISTER_ORGANISATION)
     @blp.arguments(RegionSchema)
@@ -94,8 +218,7 @@ class Regions(MethodView):
     @blp.problem(409, "The code is taken")
     def post(self, data: dict[str, Any]) -> Any:
         """Add a region."""
-        answer = _in_transaction(lambda s: dir_.create_region(s, data["code"], data["name"]))
-        return answer if isinstance(answer, Response) else (answer, 201)
+        return create_region(data)
 
 
 @blp.route("/regions/<region_code>", parameters=[{"in": "path", "name": "region_code", **CODE_PATH}])
@@ -107,7 +230,7 @@ class RegionView(MethodView):
     @blp.problem(404, "No such region")
     def patch(self, data: dict[str, Any], region_code: str) -> Any:
         """Rename a region."""
-        return _in_transaction(lambda s: dir_.update_region(s, region_code, data["name"]))
+        return rename_region(region_code, data)
 
 
 @blp.route("/branches")
@@ -116,7 +239,7 @@ class Branches(MethodView):
     @blp.response(200, BranchListSchema)
     def get(self) -> Any:
         """Every branch, with its float's reorder level and imprest amount."""
-        return _in_transaction(lambda s: {"items": dir_.branches(s)})
+        return list_branches()
 
     @permits(Action.ADMINISTER_ORGANISATION)
     @blp.arguments(BranchCreateSchema)
@@ -126,8 +249,7 @@ class Branches(MethodView):
     @blp.problem(422, "Unknown region, or levels that do not fit together")
     def post(self, data: dict[str, Any]) -> Any:
         """Add a branch to a region (the ledger hears of its float levels)."""
-        answer = _in_transaction(lambda s: dir_.create_branch(s, data))
-        return answer if isinstance(answer, Response) else (answer, 201)
+        return create_branch(data)
 
 
 @blp.route("/branches/<branch_code>", parameters=[{"in": "path", "name": "branch_code", **CODE_PATH}])
@@ -140,7 +262,7 @@ class BranchView(MethodView):
     @blp.problem(422, "Unknown region, or levels that do not fit together")
     def patch(self, data: dict[str, Any], branch_code: str) -> Any:
         """Change a branch: its name, region, head-office flag, reorder level or imprest amount."""
-        return _in_transaction(lambda s: dir_.update_branch(s, branch_code, data))
+        return change_branch(branch_code, data)
 
 
 # -- roles -------------------------------------------------------------------------------------
@@ -170,7 +292,7 @@ class Users(MethodView):
     @blp.problem(400, "Malformed query")
     def get(self, args: dict[str, Any]) -> Any:
         """Users, by username; filter by text, role, branch code, active."""
-        return _in_transaction(lambda s: dir_.list_users(s, **args))
+        return list_users(args)
 
     @permits(Action.ADMINISTER_USERS)
     @blp.arguments(UserCreateSchema)
@@ -180,21 +302,7 @@ class Users(MethodView):
     @blp.problem(422, "Unknown branch or region")
     def post(self, data: dict[str, Any]) -> Any:
         """Invite a user: the account, its roles and memberships, and a link (by mail) to set a password."""
-        directory = ctx().directory
-        admin = current_actor()
-        invited: dict[str, Any] = {}
-
-        def work(session: Any) -> dict[str, Any]:
-            user, link = directory.invite(session, admin, data)
-            invited.update(url=link.url, email=link.email, name=user.full_name, expires=link.expires_at.isoformat())
-            return dir_.user_body(session, user)
-
-        answer = _in_transaction(work)
-        if isinstance(answer, Response):
-            return answer
-        hours = ctx().settings.identity.invitation_hours
-        sent = send_link(invited["email"], invited["name"], INVITATION, invited["url"], hours)
-        return {**answer, "invitation_sent": sent, "invitation_expires_at": invited["expires"]}, 201
+        return create_user(data)
 
 
 USER_PATH = "/users/<uuid:user_id>"
@@ -207,7 +315,7 @@ class UserView(MethodView):
     @blp.problem(404, "No such user")
     def get(self, user_id: uuid.UUID) -> Any:
         """One user."""
-        return _user_answer(str(user_id), lambda s, u: None)
+        return get_user(user_id)
 
     @permits(Action.ADMINISTER_USERS)
     @blp.arguments(UserEditSchema)
@@ -218,8 +326,7 @@ class UserView(MethodView):
     @blp.problem(422, "Unknown branch or region")
     def patch(self, data: dict[str, Any], user_id: uuid.UUID) -> Any:
         """Change a user's name, address, roles, branches or regions (lists replace what is there)."""
-        admin = current_actor()
-        return _user_answer(str(user_id), lambda s, u: ctx().directory.change(s, admin, u, data))
+        return change_user(user_id, data)
 
 
 @blp.route(f"{USER_PATH}/deactivate")
@@ -230,9 +337,7 @@ class Deactivate(MethodView):
     @blp.problem(409, "The last active admin")
     def post(self, user_id: uuid.UUID) -> Any:
         """Deactivate a user: their sessions and tokens end at once; they leave approver routing."""
-        admin = current_actor()
-        answer = _user_answer(str(user_id), lambda s, u: ctx().directory.deactivate(s, admin, u))
-        return _after_commit(answer, lambda: ctx().sessions.end_user(str(user_id)))
+        return deactivate_user(user_id)
 
 
 @blp.route(f"{USER_PATH}/reactivate")
@@ -242,8 +347,7 @@ class Reactivate(MethodView):
     @blp.problem(404, "No such user")
     def post(self, user_id: uuid.UUID) -> Any:
         """Let a deactivated user sign in again (their old tokens stay revoked)."""
-        admin = current_actor()
-        return _user_answer(str(user_id), lambda s, u: ctx().directory.reactivate(s, admin, u))
+        return reactivate_user(user_id)
 
 
 @blp.route(f"{USER_PATH}/unlock")
@@ -253,8 +357,7 @@ class Unlock(MethodView):
     @blp.problem(404, "No such user")
     def post(self, user_id: uuid.UUID) -> Any:
         """Lift a lockout earned by wrong passwords."""
-        admin = current_actor()
-        return _user_answer(str(user_id), lambda s, u: ctx().directory.unlock(s, admin, u))
+        return unlock_user(user_id)
 
 
 @blp.route(f"{USER_PATH}/password-link")
@@ -265,25 +368,7 @@ class SendPasswordLink(MethodView):
     @blp.problem(409, "The user is inactive or has no e-mail address")
     def post(self, user_id: uuid.UUID) -> Any:
         """Mail the user a one-time link to set a password: an invitation until they have one, else a reset."""
-        context = ctx()
-        made: dict[str, Any] = {}
-
-        def work(session: Any) -> dict[str, Any]:
-            user = dir_.get_user(session, str(user_id))
-            if not user.is_active or not user.email:
-                raise Refused(409, "cannot-send-link", "The user is inactive or has no e-mail address.")
-            purpose = RESET if user.password_hash else INVITATION
-            link = context.accounts.make_link(session, user, purpose)
-            made.update(email=user.email, name=user.full_name, purpose=purpose, url=link.url)
-            return {"expires_at": link.expires_at.isoformat()}
-
-        answer = _in_transaction(work)
-        if isinstance(answer, Response):
-            return answer
-        identity = context.settings.identity
-        hours = identity.invitation_hours if made["purpose"] == INVITATION else identity.password_reset_hours
-        sent = send_link(made["email"], made["name"], made["purpose"], made["url"], hours)
-        return {**answer, "sent": sent}, 201
+        return send_password_link(user_id)
 
 
 @blp.route(f"{USER_PATH}/second-factor/reset")
@@ -294,11 +379,7 @@ class ResetSecondFactor(MethodView):
     @blp.problem(404, "No such user, or no authenticator to reset")
     def post(self, user_id: uuid.UUID) -> Any:
         """Forget a user's authenticator (a lost phone): they enrol a new one at their next sign-in."""
-        found = _user_answer(str(user_id), lambda s, u: None)
-        if isinstance(found, Response):
-            return found
-        answer = reset_authenticator(str(user_id))
-        return answer or _user_answer(str(user_id), lambda s, u: None)
+        return reset_second_factor(user_id)
 
 
 @blp.route(f"{USER_PATH}/tokens")

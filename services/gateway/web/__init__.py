@@ -23,6 +23,7 @@ from services.gateway.api.passwords import set_password_with_link
 from services.gateway.api.payments import activate, start_enrolment
 from services.gateway.api.session import finish_second_factor, password_sign_in, web_session
 from services.gateway.auth import current_principal, resolve_principal
+from services.gateway.problems import PROBLEM_JSON
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
 from services.gateway.web import formatting
@@ -33,6 +34,7 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
 bp.add_app_template_filter(formatting.money, "money")
 bp.add_app_template_filter(formatting.when, "when")
 bp.add_app_template_filter(formatting.status_words, "status_words")
+bp.add_app_template_filter(formatting.due, "due")
 
 EVERY_STAGE = (Stage.SECOND_FACTOR, Stage.ENROL, Stage.SIGNED_IN)
 NEXT_PAGE = {Stage.SECOND_FACTOR: "web.second_factor", Stage.ENROL: "web.home", Stage.SIGNED_IN: "web.home"}
@@ -68,6 +70,16 @@ def error_page(problem: Response) -> Response:
     return answer
 
 
+@bp.after_request
+def refusals_as_pages(response: Response) -> Response:
+    """A refusal of the guard at a page (403 not allowed, 429 too many...) is a page in words for
+    a browser, with its status; a script asking for problem+json still gets the problem."""
+    if response.mimetype != PROBLEM_JSON or request.path.startswith("/api/"):
+        return response
+    wanted = request.accept_mimetypes.best_match([PROBLEM_JSON, "application/json", "text/html"])
+    return error_page(response) if wanted == "text/html" else response
+
+
 def problem_detail(answer: Response) -> str:
     body = answer.get_json(silent=True) or {}
     return str(body.get("detail") or "That did not work; try again.")
@@ -87,6 +99,7 @@ def home() -> Any:
     funds = any(
         may(principal.actor, a) for a in (Action.REQUEST_REPLENISHMENT, Action.DECIDE_REPLENISHMENT, Action.READ_LEDGER)
     )
+    directory = may(principal.actor, Action.READ_DIRECTORY)
     return page(
         "home.html",
         enrol=principal.stage == Stage.ENROL,
@@ -95,6 +108,9 @@ def home() -> Any:
         treasury=treasury,
         rules=rules,
         funds=funds,
+        alerts=may(principal.actor, Action.READ_ALERTS),
+        dashboard=may(principal.actor, Action.READ_DASHBOARD),
+        directory=directory,
     )
 
 
@@ -231,11 +247,25 @@ def password_link_set() -> Any:
 LINK_GONE = "This link is unknown, used already or expired. Ask for a new one."
 
 
-from services.gateway.web import approvals, payments, pending, policy, replenishments, requisitions  # noqa: E402  (their pages register on bp)
+# Their pages register on bp.
+from services.gateway.web import (  # noqa: E402
+    admin,
+    alerts,
+    approvals,
+    dashboard,
+    payments,
+    pending,
+    policy,
+    replenishments,
+    requisitions,
+)
 
 __all__ = [
+    "admin",
+    "alerts",
     "approvals",
     "bp",
+    "dashboard",
     "page",
     "payments",
     "pending",

@@ -75,12 +75,34 @@ def due(iso: str | None, now: datetime | None = None) -> str:
     return f"due in {words}" if left.total_seconds() >= 0 else f"overdue by {words}"
 
 
+ALERT_WORDS = {
+    "float_critical": "Float critical",
+    "float_low": "Float low",
+    "insufficient_funds": "Waiting for funds",
+    "replenishment_proposed": "Replenishment proposed",
+    "payment_without_hold": "Payment without a hold",
+    "payment_failed": "Payment failed",
+    "payment_stuck": "Payment stuck",
+    "otp_failures": "Wrong one-time codes",
+    "approval_overdue": "Approval overdue",
+    "dead_letter": "Message set aside",
+}
+
+
+def alert_words(kind: str) -> str:
+    return ALERT_WORDS.get(kind, kind.replace("_", " ").capitalize())
+
+
 def status_words(status: str) -> str:
     return STATUS_WORDS.get(status, status.replace("_", " "))
 
 
 class BadAmount(ValueError):
     """An amount typed in a form that is no amount of that currency; the message says why."""
+
+
+# More digits before the point than any petty-cash amount has (and than 64-bit minor units hold).
+MAX_MAJOR_DIGITS = 15
 
 
 def minor_units(typed: str, currency: str) -> int:
@@ -92,7 +114,11 @@ def minor_units(typed: str, currency: str) -> int:
         major = Decimal(typed.replace(",", "").strip())
     except InvalidOperation:
         raise BadAmount("Enter the amount as a number, such as 1250.00.") from None
+    if not major.is_finite():  # NaN, sNaN, Infinity: Decimal reads them, money is none of them
+        raise BadAmount("Enter the amount as a number, such as 1250.00.")
+    if major.adjusted() >= MAX_MAJOR_DIGITS:
+        raise BadAmount("That amount is too large.")
     minor = major.scaleb(exponent)
-    if not major.is_finite() or minor != minor.to_integral_value():
+    if minor != minor.to_integral_value():
         raise BadAmount(f"{currency} amounts have at most {exponent} decimals.")
     return int(minor)
