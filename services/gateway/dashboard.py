@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,7 @@ from shared.contracts.envelope import Actor
 from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
 
 WINDOW_DAYS = 30
-FRESH_SECONDS = 2.0
+FRESH_SECONDS = 5.0
 LATEST = 10
 # What each open state counts as on the dashboard.
 COUNTED = {
@@ -36,7 +37,8 @@ COUNTED = {
 }
 COUNTS = ("waiting_approval", "waiting_funds", "ready", "executing", "failed", "paid_today")
 
-_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
+# Per scope, branch and day: when it was built, the dashboard, and its JSON once asked for.
+_cache: dict[tuple[Any, ...], list[Any]] = {}
 _lock = threading.Lock()
 
 
@@ -56,17 +58,29 @@ def dashboard(
 
     ``session_of``: a context manager factory giving a :data:`~services.gateway.reads.Reader`.
     """
+    return dict(_kept(session_of, actor, branch_id, now)[1])
+
+
+def dashboard_json(session_of: Any, actor: Actor, branch_id: str | None, dump: Callable[[dict[str, Any]], str]) -> str:
+    """The same dashboard as JSON (``dump``: the API's schema), dumped once each time it is built."""
+    entry = _kept(session_of, actor, branch_id, None)
+    if entry[2] is None:
+        entry[2] = dump(entry[1])
+    return str(entry[2])
+
+
+def _kept(session_of: Any, actor: Actor, branch_id: str | None, now: datetime | None) -> list[Any]:
     now = now or datetime.now(UTC)
     key = (scope_key(actor), branch_id, now.date())
     with _lock:
         kept = _cache.get(key)
     if kept is not None and time.monotonic() - kept[0] < FRESH_SECONDS:
-        return kept[1]
+        return kept
     with session_of() as session:
-        built = build(session, actor, branch_id, now)
+        entry = [time.monotonic(), build(session, actor, branch_id, now), None]
     with _lock:
-        _cache[key] = (time.monotonic(), built)
-    return built
+        _cache[key] = entry
+    return entry
 
 
 def build(session: Reader, actor: Actor, branch_id: str | None, now: datetime) -> dict[str, Any]:

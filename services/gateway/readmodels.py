@@ -59,6 +59,8 @@ rm_requisitions = Table(
     Column("requester_id", String(64), nullable=False),
     Column("status", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The body without its history and receipts, as lists show it (read without the rest).
+    Column("summary", JSONType, nullable=True),
     *_stamps(),
 )
 # Lists sort newest first within a scope: one index per way of scoping.
@@ -242,6 +244,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+def summary_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A requisition as lists show it: without its history and receipts."""
+    return {k: v for k, v in body.items() if k not in ("history", "receipts")}
+
+
 def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]:
     """The projection row of a loaded snapshot payload."""
     row: dict[str, Any] = {
@@ -262,6 +269,8 @@ def _row(kind: str, payload: dict[str, Any], session: Session) -> dict[str, Any]
             due_at=inbox.get("due_at"),
             item=inbox.get("item"),
         )
+    elif kind == "requisition":
+        row["summary"] = summary_of(payload["body"])
     elif kind == "alert":
         row["id"] = int(payload["id"])
         row["region_id"] = _region_of(session, payload["branch_id"])

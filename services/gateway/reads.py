@@ -22,6 +22,7 @@ from services.gateway.readmodels import (
     rm_payments,
     rm_replenishments,
     rm_requisitions,
+    summary_of,
 )
 from shared.contracts.envelope import Actor
 from shared.contracts.permissions import Action, may, permission
@@ -46,10 +47,6 @@ def scope_clause(table: Table, actor: Actor) -> ColumnElement[bool]:
     return or_(*covered) if covered else false()
 
 
-def _summary(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in ("history", "receipts")}
-
-
 def list_requisitions(
     session: Reader,
     actor: Actor,
@@ -62,7 +59,8 @@ def list_requisitions(
 ) -> dict[str, Any]:
     """Mine, my branch's (one or all of them), or everything my scope covers; newest first."""
     t = rm_requisitions
-    query = select(t.c.body).order_by(t.c.created_at.desc(), t.c.id.desc())
+    # The summary the projector kept (a row projected before it kept one: its body, cut here).
+    query = select(func.coalesce(t.c.summary, t.c.body)).order_by(t.c.created_at.desc(), t.c.id.desc())
     query = query.where(t.c.requester_id == actor.user_id if scope == "mine" else scope_clause(t, actor))
     if scope == "branch":
         query = query.where(t.c.branch_id.in_([branch_id] if branch_id else sorted(actor.branch_ids)))
@@ -71,7 +69,7 @@ def list_requisitions(
     if status:
         query = query.where(t.c.status == status)
     rows = session.scalars(query.limit(limit).offset(offset)).all()
-    return {"items": [_summary(body) for body in rows], "limit": limit, "offset": offset}
+    return {"items": [summary_of(body) for body in rows], "limit": limit, "offset": offset}
 
 
 def get_requisition(session: Reader, actor: Actor, requisition_id: str) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """The dashboard's projections: each float's days (the ledger's snapshots: history and spend),
-each payment's state and completion time, and requisitions counted by state.
+each payment's state and completion time, requisitions counted by state, and each
+requisition's summary (what lists show: read without its history).
 
 Revision ID: gateway_0005
 Revises: gateway_0004
@@ -43,9 +44,13 @@ def upgrade() -> None:
         payments.add_column(sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_rm_payments_completed", "rm_payments", ["completed_at"])
     op.create_index("ix_rm_requisitions_status", "rm_requisitions", ["status", "branch_id"])
+    with op.batch_alter_table("rm_requisitions") as requisitions:
+        requisitions.add_column(sa.Column("summary", JSON, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("rm_requisitions") as requisitions:
+        requisitions.drop_column("summary")
     op.drop_index("ix_rm_requisitions_status", table_name="rm_requisitions")
     op.drop_index("ix_rm_payments_completed", table_name="rm_payments")
     with op.batch_alter_table("rm_payments") as payments:
