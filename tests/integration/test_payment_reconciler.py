@@ -111,6 +111,11 @@ def test_a_stuck_payment_is_re_driven_and_paid_exactly_once(
     calls = scalar(dbs["payment"], "SELECT calls FROM provider_transfers WHERE idempotency_key = :p", p=payment_id)
     assert calls == 1
     wait_for(lambda: requisition_status(api, tokens["alice"], requisition["id"]) == "paid", 15, what="paid")
+    # Its being stuck was an alert, which resolved itself once the payment went through.
+    resolved_by = "SELECT resolved_by FROM alerts WHERE kind = 'payment_stuck' AND subject = :s"
+    subject = f"payment:{payment_id}"
+    by = wait_for(lambda: scalar(dbs["requisition"], resolved_by, s=subject), 15, what="the stuck alert resolved")
+    assert by == "system"
 
     # Completed is not stuck: later runs of the reconciler leave it alone.
     reconcile(settings, stack, datetime.now(UTC) + timedelta(hours=1))
