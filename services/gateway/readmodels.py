@@ -183,6 +183,19 @@ rm_float_days = Table(
 )
 Index("ix_rm_float_days_day", rm_float_days.c.day, rm_float_days.c.branch_id)
 
+# Cash counts (ledger): a float's till counted, and the variance's decision.
+rm_cash_counts = Table(
+    "rm_cash_counts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("branch_id", String(64), nullable=False),
+    Column("region_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("counted_at", UTCDateTime, nullable=False),
+    *_stamps(),
+)
+Index("ix_rm_cash_counts_branch", rm_cash_counts.c.branch_id, rm_cash_counts.c.counted_at)
+
 rm_documents = Table(
     "rm_documents",
     metadata,
@@ -199,6 +212,7 @@ TABLES: dict[str, Table] = {
     "authenticator": rm_authenticators,
     "replenishment": rm_replenishments,
     "float_day": rm_float_days,
+    "cash_count": rm_cash_counts,
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
@@ -219,6 +233,7 @@ def kind_of(event_type: str, payload: dict[str, Any]) -> str:
         catalog.AUTHENTICATOR_CHANGED.name: "authenticator",
         catalog.REPLENISHMENT_CHANGED.name: "replenishment",
         catalog.FLOAT_DAY_CHANGED.name: "float_day",
+        catalog.CASH_COUNT_CHANGED.name: "cash_count",
     }[event_type]
 
 
@@ -231,6 +246,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "alert": ("branch_id", "raised_at", "last_seen_at", "status", "severity", "kind"),
     "authenticator": ("status",),
     "replenishment": ("branch_id", "region_id", "status", "requested_at"),
+    "cash_count": ("branch_id", "region_id", "status", "counted_at"),
     "float_day": (
         "branch_id",
         "region_id",

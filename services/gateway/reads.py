@@ -17,6 +17,7 @@ from services.gateway.readmodels import (
     rm_alerts,
     rm_approval_cases,
     rm_case_deciders,
+    rm_cash_counts,
     rm_documents,
     rm_float_days,
     rm_payments,
@@ -265,3 +266,16 @@ def latest_payments(session: Reader, actor: Actor, limit: int = 10, branch_id: s
     if branch_id is not None:
         query = query.where(p.c.branch_id == branch_id)
     return list(session.scalars(query.order_by(p.c.completed_at.desc()).limit(limit)))
+
+
+def cash_counts(
+    session: Reader, actor: Actor, branch_id: str | None = None, status: str | None = None, limit: int = 100
+) -> list[Any]:
+    """Cash counts of the floats in scope (one branch's, or of one status), newest first."""
+    c = rm_cash_counts
+    query = select(c.c.body).where(scope_clause(c, actor)).order_by(c.c.counted_at.desc(), c.c.id.desc())
+    if branch_id is not None:
+        query = query.where(c.c.branch_id == branch_id)
+    if status is not None:
+        query = query.where(c.c.status == status)
+    return list(session.scalars(query.limit(limit)))

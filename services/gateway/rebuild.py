@@ -36,6 +36,7 @@ EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "authenticator": catalog.AUTHENTICATOR_CHANGED,
     "replenishment": catalog.REPLENISHMENT_CHANGED,
     "float_day": catalog.FLOAT_DAY_CHANGED,
+    "cash_count": catalog.CASH_COUNT_CHANGED,
     **dict.fromkeys(DOCUMENTS, catalog.DOCUMENT_CHANGED),
 }
 

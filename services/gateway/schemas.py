@@ -15,7 +15,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, fields, post_dump, validate
 
-from shared.contracts.money import MoneySchema
+from shared.contracts.money import CURRENCY_EXPONENTS, MoneySchema
 from shared.contracts.payloads import (
     ALERT_KINDS,
     CATEGORIES,
@@ -724,3 +724,53 @@ class DashboardSchema(Schema):
 
 class DashboardQuerySchema(Schema):
     branch = fields.String(validate=validate.Length(min=1, max=32))
+
+
+# -- cash counts ---------------------------------------------------------------------------
+
+CASH_COUNT_STATUSES: tuple[str, ...] = ("balanced", "pending", "approved", "rejected")
+
+
+class CashCountCreateSchema(Schema):
+    """Body of ``POST /api/v1/floats/{branch_code}/cash-counts``."""
+
+    currency = fields.String(load_default="KES", validate=validate.OneOf(tuple(CURRENCY_EXPONENTS)))
+    denominations = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,2})?$", error="A denomination, e.g. 1000")),
+        values=fields.Integer(strict=True, validate=validate.Range(min=0, max=1_000_000)),
+        required=True,
+        validate=validate.Length(min=1, max=30),
+        metadata={"description": 'How many of each note and coin, by its value in major units: {"1000": 5, "0.50": 4}'},
+    )
+    comment = fields.String(load_default="", validate=validate.Length(max=1000))
+
+
+class CashCountSchema(Schema):
+    """A till counted against the book balance; a variance waits for finance (the CFO above the limit)."""
+
+    id = _uuid()
+    branch_id = _text()
+    denominations = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    counted = fields.Nested(BalanceSchema, required=True)
+    book = fields.Nested(BalanceSchema, required=True)
+    variance = fields.Nested(
+        BalanceSchema, required=True, metadata={"description": "counted less book: over (+) or short (-)"}
+    )
+    counted_by = _text()
+    counted_by_name = _text()
+    counted_at = _timestamp()
+    comment = _text()
+    status = _one_of(CASH_COUNT_STATUSES)
+    decided_by = _text(nullable=True)
+    decided_at = _timestamp(nullable=True)
+    decision_comment = _text()
+    needs_cfo = _boolean()
+
+
+class CashCountListSchema(Schema):
+    items = fields.List(fields.Nested(CashCountSchema), required=True)
+
+
+class CashCountQuerySchema(Schema):
+    branch = fields.String(validate=validate.Length(min=1, max=32))
+    status = fields.String(validate=validate.OneOf(CASH_COUNT_STATUSES))

@@ -19,6 +19,10 @@ from services.ledger.levels import totals_of
 from services.ledger.models import Account, FloatDay, Transfer
 from shared.messaging.snapshots import touch
 
+# Where a float's money comes from, or goes back to, other than spending: the bank (funding,
+# replenishment) and the over/short account (a cash count's approved variance).
+MONEY_IN = ("bank", "over_short")
+
 
 def day_id(account_id: Any, day: date) -> str:
     return f"{account_id}:{day.isoformat()}"
@@ -37,7 +41,7 @@ def record(session: Session, transfer: Transfer, debit: Account, credit: Account
         if account.kind != "float":
             continue
         row = _day(session, account, at.date())
-        if other.kind == "bank":
+        if other.kind in MONEY_IN:
             row.funded_minor += -sign * posted
         elif other.kind == "expense" and posted:
             row.spent_minor += sign * posted
@@ -111,7 +115,7 @@ moves AS (
 ),
 by_day AS (
     SELECT float_id, day,
-           sum(CASE WHEN other_kind = 'bank' THEN posted ELSE 0 END) AS funded,
+           sum(CASE WHEN other_kind IN ('bank', 'over_short') THEN posted ELSE 0 END) AS funded,
            sum(CASE WHEN other_kind = 'expense' THEN -posted ELSE 0 END) AS spent,
            sum(posted) AS moved, sum(held) AS held
     FROM moves GROUP BY float_id, day

@@ -154,3 +154,29 @@ class FloatDay(Base):
     spent_by_category: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     closing_balance_minor: Mapped[int] = mapped_column(BigInteger)
     closing_available_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class CashCount(Base):
+    """A float's till counted by denomination, against the ledger's book balance at that moment.
+    A difference is a variance: ``pending`` until finance (the CFO above the limit) approves it,
+    which posts it to the branch's over/short account, or rejects it; no difference: ``balanced``."""
+
+    __tablename__ = "cash_counts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    branch_id: Mapped[str] = mapped_column(String(64), index=True)
+    region_id: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    denominations: Mapped[dict[str, int]] = mapped_column(JSONType)
+    counted_minor: Mapped[int] = mapped_column(BigInteger)
+    book_minor: Mapped[int] = mapped_column(BigInteger)
+    variance_minor: Mapped[int] = mapped_column(BigInteger)  # counted less book: over (+) or short (-)
+    counted_by: Mapped[str] = mapped_column(String(64))
+    counted_by_name: Mapped[str] = mapped_column(String(64))
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # balanced | pending | approved | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decision_comment: Mapped[str] = mapped_column(Text, default="")
+    transfer_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.ledger import days, service
-from services.ledger.models import Account, BalanceCheck, FloatDay, Replenishment
+from services.ledger import cash, days, service
+from services.ledger.models import Account, BalanceCheck, CashCount, FloatDay, Replenishment
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -13,6 +13,8 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.OPEN_FLOAT)(service.open_float)
     runtime.command(catalog.REQUEST_REPLENISHMENT)(service.request_replenishment)
     runtime.command(catalog.DECIDE_REPLENISHMENT)(service.decide_replenishment)
+    runtime.command(catalog.RECORD_CASH_COUNT)(cash.record_cash_count)
+    runtime.command(catalog.DECIDE_VARIANCE)(cash.decide_variance)
     runtime.maintenance(catalog.VERIFY_LEDGER)(service.verify_ledger)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
     runtime.on_event(catalog.PAYMENT_COMPLETED.name)(service.on_payment_completed)
@@ -32,6 +34,8 @@ def register_read_models(runtime: ServiceRuntime) -> None:
         "replenishment", catalog.REPLENISHMENT_CHANGED, service.replenishment_snapshots, Replenishment.__table__
     )
     snapshots.model("float_day", catalog.FLOAT_DAY_CHANGED, days.float_day_snapshots, FloatDay.__table__)
+    snapshots.model("cash_count", catalog.CASH_COUNT_CHANGED, cash.cash_count_snapshots, CashCount.__table__)
+    snapshots.track(CashCount, lambda c: ("cash_count", c.id))
     snapshots.track(Account, lambda a: ("account", a.id))
     snapshots.track(Replenishment, lambda r: ("replenishment", r.id))
     snapshots.track(BalanceCheck, lambda _c: ("ledger_check", "ledger_check"))

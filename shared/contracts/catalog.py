@@ -95,6 +95,8 @@ ESCALATE_OVERDUE = TaskSpec("approval.escalate_overdue", "maintenance", p.Mainte
 # -- ledger --------------------------------------------------------------------------
 OPEN_FLOAT = TaskSpec("ledger.open_float", "command", lg.OpenFloatPayload)
 REQUEST_REPLENISHMENT = TaskSpec("ledger.request_replenishment", "command", lg.RequestReplenishmentPayload)
+RECORD_CASH_COUNT = TaskSpec("ledger.record_cash_count", "command", lg.RecordCashCountPayload)
+DECIDE_VARIANCE = TaskSpec("ledger.decide_variance", "command", lg.DecideVariancePayload)
 DECIDE_REPLENISHMENT = TaskSpec("ledger.decide_replenishment", "command", lg.DecideReplenishmentPayload)
 VERIFY_LEDGER = TaskSpec("ledger.verify_ledger", "maintenance", p.MaintenancePayload)
 
@@ -113,7 +115,7 @@ READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
     "payment": ("payment", "authenticator"),
-    "ledger": ("account", "replenishment", "float_day", "ledger_check", "ledger_totals"),
+    "ledger": ("account", "replenishment", "float_day", "cash_count", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
 
@@ -160,6 +162,7 @@ ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
 PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
 AUTHENTICATOR_CHANGED = EventSpec("AuthenticatorChanged", rm.AuthenticatorSnapshot, ("gateway",))
 ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
+CASH_COUNT_CHANGED = EventSpec("CashCountChanged", rm.CashCountSnapshot, ("gateway",))
 FLOAT_DAY_CHANGED = EventSpec("FloatDayChanged", rm.FloatDaySnapshot, ("gateway",))
 REPLENISHMENT_CHANGED = EventSpec("ReplenishmentChanged", rm.ReplenishmentSnapshot, ("gateway",))
 DOCUMENT_CHANGED = EventSpec("DocumentChanged", rm.DocumentSnapshot, ("gateway",))

@@ -47,6 +47,8 @@ class Action(StrEnum):
     READ_ALERTS = "read-alerts"
     HANDLE_ALERTS = "handle-alerts"
     READ_DASHBOARD = "read-dashboard"
+    RECORD_CASH_COUNT = "record-cash-count"
+    DECIDE_VARIANCE = "decide-variance"
     READ_LEDGER = "read-ledger"
     READ_SYSTEM = "read-system"
     # requesting money
@@ -122,6 +124,9 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType(
             Scope.IN_SCOPE, R.TREASURY, R.FINANCE, R.CFO, R.ADMIN, R.BRANCH_MANAGER, R.REGIONAL_MANAGER
         ),
         Action.READ_DASHBOARD: _rule(Scope.IN_SCOPE, R.TREASURY, R.FINANCE, R.CFO),
+        # The branch's custodian counts its till (a manager of the branch), or treasury anywhere.
+        Action.RECORD_CASH_COUNT: _rule(Scope.MEMBER, R.BRANCH_MANAGER, R.TREASURY),
+        Action.DECIDE_VARIANCE: _rule(Scope.EVERY_BRANCH, R.FINANCE, R.CFO),
         Action.READ_LEDGER: _rule(Scope.EVERY_BRANCH, *OFFICE),
         Action.READ_SYSTEM: _rule(Scope.EVERY_BRANCH, R.ADMIN, R.AUDITOR, R.FINANCE, R.CFO, R.TREASURY),
         Action.SUBMIT_REQUISITION: _rule(Scope.MEMBER, *ALL_ROLES),

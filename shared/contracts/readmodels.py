@@ -21,6 +21,7 @@ KINDS: tuple[str, ...] = (
     "authenticator",
     "replenishment",
     "float_day",
+    "cash_count",
     *DOCUMENTS,
 )
 AUTHENTICATOR_STATUSES: tuple[str, ...] = ("pending", "active", "reset")
@@ -111,6 +112,13 @@ class FloatDaySnapshot(ScopedSnapshotPayload):
     spent_minor = fields.Integer(required=True, strict=True)
     closing_balance_minor = fields.Integer(required=True, strict=True)
     closing_available_minor = fields.Integer(required=True, strict=True)
+
+
+class CashCountSnapshot(ScopedSnapshotPayload):
+    """Keyed by the count's id (ledger): a till counted, and its variance's decision."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("balanced", "pending", "approved", "rejected")))
+    counted_at = fields.AwareDateTime(required=True)
 
 
 class AuthenticatorSnapshot(SnapshotPayload):

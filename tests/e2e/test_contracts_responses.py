@@ -202,6 +202,20 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
         json={"approve": True},
     )
     assert decided.json()["status"] == "approved"
+    # A cash count far from the books (the float holds far more): the CFO's to decide; rejected.
+    counted = call(
+        "POST",
+        "/api/v1/floats/{branch_code}/cash-counts",
+        tokens["bob"],
+        201,
+        _branch_code="NBO-CBD",
+        json={"currency": "KES", "denominations": {"1000": 3, "0.50": 2}, "comment": "spot check"},
+    ).json()
+    assert (counted["status"], counted["counted"]["minor_units"], counted["needs_cfo"]) == ("pending", 300_100, True)
+    path = "/api/v1/cash-counts/{count_id}/decision"
+    rejected = call("POST", path, tokens["carol"], 200, _count_id=counted["id"], json={"approve": False}).json()
+    assert rejected["status"] == "rejected"
+    assert counted["id"] in [c["id"] for c in call("GET", "/api/v1/cash-counts", fiona, 200).json()["items"]]
     listed = call("GET", "/api/v1/replenishments", fiona, 200).json()["items"]
     assert asked["id"] in [r["id"] for r in listed]  # the decision's reply projected it already
 

@@ -12,16 +12,19 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from services.ledger import days, domain, service
+from services.ledger import cash, days, domain, service
 from services.ledger.models import Account, AwaitingFunds, BranchLevels, FloatDay, Replenishment, Transfer
 from services.ledger.schemas import float_body
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor
+from shared.messaging.errors import DomainError
 from shared.messaging.runtime import PermanentMessageError
 from tests.factories import (
     ADMIN,
     BOB,
+    CAROL,
     FIONA,
+    MARY,
     MSA_01,
     NBO_CBD,
     TOM,
@@ -513,3 +516,70 @@ def test_a_floats_days_kept_with_its_transfers_equal_those_rebuilt_from_the_tran
             for d in session.scalars(select(FloatDay).order_by(FloatDay.id))
         ]
     assert rebuilt == live
+
+
+# -- cash counts --------------------------------------------------------------------------
+
+
+def count_cash(uc: Harness, notes: dict[str, int], actor: Actor = BOB) -> dict[str, Any]:
+    payload = {"branch_id": NBO_CBD.id, "currency": "KES", "denominations": notes, "comment": "month end"}
+    return dict(uc.run(cash.record_cash_count, command(catalog.RECORD_CASH_COUNT, payload, actor))["body"])
+
+
+def decide_variance(uc: Harness, count_id: str, actor: Actor, approve: bool = True) -> dict[str, Any]:
+    payload = {"id": count_id, "approve": approve, "comment": "checked"}
+    return dict(uc.run(cash.decide_variance, command(catalog.DECIDE_VARIANCE, payload, actor)))
+
+
+def over_short_balance(uc: Harness) -> int:
+    account = uc.scalar(select(Account).where(Account.code == f"over_short:{NBO_CBD.code}:KES"))
+    return int(account.debits_posted - account.credits_posted)
+
+
+def test_a_count_that_matches_the_books_is_balanced(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    approved(ledger_uc, 1_000)  # held, still in the till: the book balance is posted money
+    counted = count_cash(ledger_uc, {"1000": 9, "500": 2})
+    assert (counted["status"], counted["variance"]["minor_units"]) == ("balanced", 0)
+
+
+def test_a_shortage_is_posted_to_over_short_once_finance_approves_it(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    short = count_cash(ledger_uc, {"1000": 9, "500": 1, "0.50": 4})  # 9,502.00: 498.00 short
+    assert (short["status"], short["variance"]["minor_units"], short["book"]["minor_units"]) == (
+        "pending",
+        -49_800,
+        1_000_000,
+    )
+    assert float_of(ledger_uc)["balance"] == 10_000  # nothing posted before the decision
+    with pytest.raises(DomainError, match="their own count"):
+        decide_variance(ledger_uc, short["id"], an_actor("bob", "finance", branches=[NBO_CBD]))
+    decided = decide_variance(ledger_uc, short["id"], FIONA)
+    assert decided["body"]["status"] == "approved"
+    assert float_of(ledger_uc)["balance"] == 9_502
+    assert over_short_balance(ledger_uc) == 49_800
+    with pytest.raises(DomainError, match="nothing to decide"):
+        decide_variance(ledger_uc, short["id"], FIONA)
+
+
+def test_an_overage_above_the_limit_is_the_cfos_and_a_rejection_posts_nothing(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    over = count_cash(ledger_uc, {"1000": 16}, actor=TOM)  # 6,000.00 over: above the CFO limit
+    assert (over["variance"]["minor_units"], over["needs_cfo"]) == (600_000, True)
+    with pytest.raises(DomainError, match="the CFO's to decide"):
+        decide_variance(ledger_uc, over["id"], FIONA)
+    decide_variance(ledger_uc, over["id"], CAROL)
+    assert (float_of(ledger_uc)["balance"], over_short_balance(ledger_uc)) == (16_000, -600_000)
+    again = count_cash(ledger_uc, {"1000": 15})
+    assert decide_variance(ledger_uc, again["id"], FIONA, approve=False)["body"]["status"] == "rejected"
+    assert float_of(ledger_uc)["balance"] == 16_000
+
+
+def test_only_the_branchs_custodian_or_treasury_counts_its_cash(ledger_uc: Harness) -> None:
+    fund(ledger_uc, 10_000)
+    with pytest.raises(DomainError, match="own custodian"):
+        count_cash(ledger_uc, {"1000": 10}, actor=MARY)
+    with pytest.raises(DomainError):
+        count_cash(ledger_uc, {"1000": 10}, actor=FIONA)
+    with pytest.raises(DomainError, match="no UGX denomination"):  # shillings of Uganda have no cents
+        cash.counted_minor({"0.50": 1}, "UGX")

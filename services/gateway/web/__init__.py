@@ -24,6 +24,7 @@ from services.gateway.api.payments import activate, start_enrolment
 from services.gateway.api.session import finish_second_factor, password_sign_in, web_session
 from services.gateway.auth import current_principal, resolve_principal
 from services.gateway.problems import PROBLEM_JSON
+from services.gateway.schemas import DecisionSchema
 from services.gateway.security import EventType
 from services.gateway.sessions import Stage
 from services.gateway.web import formatting
@@ -80,6 +81,18 @@ def refusals_as_pages(response: Response) -> Response:
     return error_page(response) if wanted == "text/html" else response
 
 
+def decision_of(form: Any) -> dict[str, Any] | str:
+    """An approve-or-reject form (``decision``, ``comment``) as the API's ``DecisionSchema``
+    body, or why it is not one, in words."""
+    chosen = form.get("decision", "")
+    if chosen not in ("approve", "reject"):
+        return "Choose to approve or reject."
+    comment = form.get("comment", "")
+    if len(comment) > 1000:
+        return "A comment is at most 1,000 characters."
+    return dict(DecisionSchema().load({"approve": chosen == "approve", "comment": comment}))
+
+
 def problem_detail(answer: Response) -> str:
     body = answer.get_json(silent=True) or {}
     return str(body.get("detail") or "That did not work; try again.")
@@ -110,6 +123,9 @@ def home() -> Any:
         funds=funds,
         alerts=may(principal.actor, Action.READ_ALERTS),
         dashboard=may(principal.actor, Action.READ_DASHBOARD),
+        cash=any(
+            may(principal.actor, a) for a in (Action.RECORD_CASH_COUNT, Action.DECIDE_VARIANCE, Action.READ_LEDGER)
+        ),
         directory=directory,
     )
 
@@ -252,6 +268,7 @@ from services.gateway.web import (  # noqa: E402
     admin,
     alerts,
     approvals,
+    cash,
     dashboard,
     payments,
     pending,
@@ -265,6 +282,7 @@ __all__ = [
     "alerts",
     "approvals",
     "bp",
+    "cash",
     "dashboard",
     "page",
     "payments",

@@ -38,7 +38,7 @@ def pending(message_id: uuid.UUID) -> Any:
 
 
 # The pages a command's page may go back to (``?then=``), besides a requisition's.
-THEN = {"replenishments": "web.replenishments", "alerts": "web.alerts_page"}
+THEN = {"replenishments": "web.replenishments", "alerts": "web.alerts_page", "cash-counts": "web.cash_counts_page"}
 
 
 def _outcome_page(outcome: dict[str, Any]) -> Any:

@@ -17,8 +17,8 @@ from services.gateway.api.floats import decide_replenishment, request_replenishm
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.models import User
-from services.gateway.schemas import DecisionSchema, ReplenishSchema
-from services.gateway.web import bp, page, problem_detail
+from services.gateway.schemas import ReplenishSchema
+from services.gateway.web import bp, decision_of, page, problem_detail
 from services.gateway.web.formatting import BadAmount, minor_units
 from services.gateway.web.requisitions import follow
 from shared.contracts.permissions import Action, may
@@ -96,13 +96,9 @@ def ask_for_replenishment() -> Any:
 @permits(Action.DECIDE_REPLENISHMENT, sessions_only=True)
 def replenishment_decision(request_id: uuid.UUID) -> Any:
     """Finance or the CFO approves (the money moves to the float) or rejects."""
-    chosen = request.form.get("decision", "")
-    if chosen not in ("approve", "reject"):
-        return replenishments_page(400, "Choose to approve or reject.")
-    try:
-        data = DecisionSchema().load({"approve": chosen == "approve", "comment": request.form.get("comment", "")})
-    except ValidationError as exc:
-        return replenishments_page(400, _why(exc))
+    data = decision_of(request.form)
+    if isinstance(data, str):
+        return replenishments_page(400, data)
     return _back(decide_replenishment(request_id, data))
 
 
