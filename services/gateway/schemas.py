@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, fields, post_dump, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_dump, validate
 
 from shared.contracts.money import CURRENCY_EXPONENTS, MoneySchema
 from shared.contracts.payloads import (
@@ -709,6 +709,13 @@ class CategorySpendSchema(Schema):
     spent = fields.Nested(BalanceSchema, required=True)
 
 
+class LatestPaymentSchema(PaymentSchema):
+    """A payment as the dashboard lists it (without its executions)."""
+
+    class Meta:
+        exclude = ("history",)
+
+
 class DashboardSchema(Schema):
     """Floats against their levels, what waits, alerts, the latest payments, 30 days' history."""
 
@@ -719,7 +726,7 @@ class DashboardSchema(Schema):
     alerts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     balance_history = fields.List(fields.Nested(BalanceHistorySchema), required=True)
     spend_by_category = fields.List(fields.Nested(CategorySpendSchema), required=True)
-    latest_payments = fields.List(fields.Nested(PaymentSchema(exclude=("history",))), required=True)
+    latest_payments = fields.List(fields.Nested(LatestPaymentSchema), required=True)
 
 
 class DashboardQuerySchema(Schema):
@@ -731,16 +738,34 @@ class DashboardQuerySchema(Schema):
 CASH_COUNT_STATUSES: tuple[str, ...] = ("balanced", "pending", "approved", "rejected")
 
 
+DENOMINATION = r"^[0-9]{1,9}(\.[0-9]{1,2})?$"
+
+
+def _between_properties(low: int, high: int) -> Any:
+    """A dict of ``low`` to ``high`` entries (documented as minProperties/maxProperties, which a
+    ``validate.Length`` would document as a string's length)."""
+
+    def check(value: dict[str, Any]) -> None:
+        if not low <= len(value) <= high:
+            raise ValidationError(f"Between {low} and {high} entries.")
+
+    return check
+
+
 class CashCountCreateSchema(Schema):
     """Body of ``POST /api/v1/floats/{branch_code}/cash-counts``."""
 
     currency = fields.String(load_default="KES", validate=validate.OneOf(tuple(CURRENCY_EXPONENTS)))
     denominations = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[0-9]{1,9}(\.[0-9]{1,2})?$", error="A denomination, e.g. 1000")),
+        keys=fields.String(),  # each checked against DENOMINATION by the view: 422, a rule, not a shape
         values=fields.Integer(strict=True, validate=validate.Range(min=0, max=1_000_000)),
         required=True,
-        validate=validate.Length(min=1, max=30),
-        metadata={"description": 'How many of each note and coin, by its value in major units: {"1000": 5, "0.50": 4}'},
+        validate=_between_properties(1, 30),
+        metadata={
+            "description": 'How many of each note and coin, by its value in major units: {"1000": 5, "0.50": 4}',
+            "minProperties": 1,
+            "maxProperties": 30,
+        },
     )
     comment = fields.String(load_default="", validate=validate.Length(max=1000))
 

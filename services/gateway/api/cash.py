@@ -3,12 +3,13 @@ ledger compares it with the book balance; finance (the CFO above the limit) deci
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from flask.views import MethodView
 
-from services.gateway import reads
+from services.gateway import problems, reads
 from services.gateway.access import permits
 from services.gateway.api import Blueprint
 from services.gateway.api.floats import BRANCH_CODE
@@ -17,6 +18,7 @@ from services.gateway.auth import current_actor
 from services.gateway.branches import branch
 from services.gateway.idempotency import idempotent
 from services.gateway.schemas import (
+    DENOMINATION,
     CashCountCreateSchema,
     CashCountListSchema,
     CashCountQuerySchema,
@@ -78,6 +80,10 @@ class VarianceDecision(MethodView):
 
 def record_cash_count(branch_id: str, data: dict[str, Any]) -> Answer:
     """The API's and the page's one path to record a count (``CashCountCreateSchema``)."""
+    wrong = sorted(d for d in data["denominations"] if not re.fullmatch(DENOMINATION, d))
+    if wrong:
+        detail = f"Not a denomination: {', '.join(repr(d[:20]) for d in wrong[:3])} (write one as 1000 or 0.50)."
+        return problems.problem(422, "invalid-denomination", detail)
     payload = {"branch_id": branch_id, **data}
     return command(catalog.RECORD_CASH_COUNT, payload, resource="cash-count")
 
