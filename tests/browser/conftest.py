@@ -76,6 +76,9 @@ class Visit:
         size = self.page.viewport_size or DESKTOP
         for width, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
             self.page.set_viewport_size(viewport)
+            # Two frames, so the page is laid out and painted at the new width (a scrolled table
+            # shot straight after the resize can come out blank).
+            self.page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             shot = SCREENSHOTS / f"{self.name}-{self.shots:02d}-{label}-{width}.png"
             self.page.screenshot(path=shot, full_page=True)
         self.page.set_viewport_size(size)

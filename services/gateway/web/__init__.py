@@ -14,6 +14,7 @@ import base64
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from marshmallow import ValidationError
 
 from services.gateway import csrf
 from services.gateway.access import permits, public
@@ -87,10 +88,10 @@ def decision_of(form: Any) -> dict[str, Any] | str:
     chosen = form.get("decision", "")
     if chosen not in ("approve", "reject"):
         return "Choose to approve or reject."
-    comment = form.get("comment", "")
-    if len(comment) > 1000:
+    try:
+        return dict(DecisionSchema().load({"approve": chosen == "approve", "comment": form.get("comment", "")}))
+    except ValidationError:  # the schema's one rule for a comment: its length
         return "A comment is at most 1,000 characters."
-    return dict(DecisionSchema().load({"approve": chosen == "approve", "comment": comment}))
 
 
 def problem_detail(answer: Response) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import request
 
 from services.gateway import reads
 from services.gateway.access import permits
@@ -13,9 +13,9 @@ from services.gateway.api.alerts import acknowledge_alert, resolve_alert
 from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch_codes
-from services.gateway.web import bp, page, problem_detail
+from services.gateway.web import bp, page
 from services.gateway.web.formatting import alert_words
-from services.gateway.web.requisitions import follow
+from services.gateway.web.requisitions import after_command
 from shared.contracts.permissions import Action, may
 
 STATUSES = {"unresolved": "Unresolved", "open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
@@ -64,8 +64,4 @@ def resolve(alert_id: int) -> Any:
 
 
 def _back(answer: Any) -> Any:
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return alerts_page(answer.status_code, problem_detail(answer))
-    if isinstance(answer, Response) and answer.status_code == 202:
-        return follow(answer, then="alerts")
-    return redirect(url_for("web.alerts_page"), 303)
+    return after_command(answer, alerts_page, "alerts")

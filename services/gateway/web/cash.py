@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import request
 from marshmallow import ValidationError
 
 from services.gateway import reads
@@ -16,8 +16,8 @@ from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.branches import branch_codes
 from services.gateway.schemas import CashCountCreateSchema
-from services.gateway.web import bp, decision_of, page, problem_detail
-from services.gateway.web.requisitions import follow
+from services.gateway.web import bp, decision_of, page
+from services.gateway.web.requisitions import after_command
 from shared.contracts.permissions import Action, may
 
 # The notes and coins a till holds, largest first (by value in major units).
@@ -86,8 +86,4 @@ def variance_decision(count_id: uuid.UUID) -> Any:
 
 
 def _back(answer: Any, form: Any = None) -> Any:
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return cash_counts_page(answer.status_code, problem_detail(answer), form)
-    if isinstance(answer, Response) and answer.status_code == 202:
-        return follow(answer, then="cash-counts")
-    return redirect(url_for("web.cash_counts_page"), 303)
+    return after_command(answer, lambda status, why: cash_counts_page(status, why, form), "cash-counts")

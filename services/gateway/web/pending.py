@@ -18,7 +18,7 @@ from services.gateway.access import permits
 from services.gateway.api.commands import PENDING, command_outcome
 from services.gateway.auth import current_actor
 from services.gateway.web import bp, page
-from services.gateway.web.requisitions import requisition_page
+from services.gateway.web.requisitions import THEN, requisition_page
 from shared.contracts.permissions import Action
 
 
@@ -35,10 +35,6 @@ def pending(message_id: uuid.UUID) -> Any:
     if request.headers.get("HX-Request"):  # done: the whole page, answered as the command was
         return Response(status=200, headers={"HX-Redirect": here})
     return _outcome_page(outcome)
-
-
-# The pages a command's page may go back to (``?then=``), besides a requisition's.
-THEN = {"replenishments": "web.replenishments", "alerts": "web.alerts_page", "cash-counts": "web.cash_counts_page"}
 
 
 def _outcome_page(outcome: dict[str, Any]) -> Any:

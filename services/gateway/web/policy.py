@@ -9,6 +9,7 @@ services' refusals are said in words, beside the field they are about when they 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, request
@@ -78,6 +79,26 @@ def _policy_page(status: int = 200, **values: Any) -> Any:
 def _rows(form: Any, key: str) -> int:
     typed = str(form.get(key, ""))
     return min(int(typed), MAX_ROWS) if NUMBER.match(typed) else 0
+
+
+def _loaded(
+    which: str, form: Any, rows_field: str, typed: Callable[..., Any], schema: type[Any], errors_of: Callable[..., Any]
+) -> tuple[Any, Any]:
+    """The ``which`` form (``policy`` or ``caps``) typed and loaded through the API's schema:
+    ((body, rows), None), or (None, the form's page again with each error beside its field).
+    A form without its row count is refused whole: never an empty document for a lost form."""
+    if not NUMBER.match(form.get(rows_field, "")):
+        return None, _policy_page(400, **{f"{which}_error": INCOMPLETE})
+    errors: dict[str, list[str]] = {}
+    body, rows = typed(form, errors)
+    data: dict[str, Any] = {}
+    try:
+        data = schema().load(body)
+    except ValidationError as exc:
+        errors = {**errors_of(exc.messages, rows), **errors}
+    if errors:
+        return None, _policy_page(400, **{f"{which}_form": form, f"{which}_errors": errors})
+    return (data, rows), None
 
 
 def _after(answer: Any, done: str, which: str, form: Any) -> Any:
@@ -196,18 +217,10 @@ def _nested_errors(key: str, value: dict[Any, Any], rows: list[int]) -> dict[str
 def set_approval_policy() -> Any:
     """Publish a new version of the approval policy: its tiers, the approvers' limits, the SLAs."""
     form = request.form
-    if not NUMBER.match(form.get("tier_rows", "")):  # never "no tiers": a form that lost its rows
-        return _policy_page(400, policy_error=INCOMPLETE)
-    errors: dict[str, list[str]] = {}
-    body, rows = _typed_policy(form, errors)
-    data: dict[str, Any] = {}
-    try:
-        data = PolicySchema().load(body)
-    except ValidationError as exc:
-        errors = {**_policy_errors(exc.messages, rows), **errors}
-    if errors:
-        return _policy_page(400, policy_form=form, policy_errors=errors)
-    return _after(set_policy(data), "policy-published", "policy", form)
+    loaded, refused = _loaded("policy", form, "tier_rows", _typed_policy, PolicySchema, _policy_errors)
+    if refused is not None:
+        return refused
+    return _after(set_policy(loaded[0]), "policy-published", "policy", form)
 
 
 # -- the caps --------------------------------------------------------------------------------
@@ -283,17 +296,10 @@ def _unknown_branch(form: Any, rows: list[int], code: str) -> dict[str, list[str
 def set_policy_caps() -> Any:
     """Replace the caps: per requisition of a category, or per branch per month (a branch's, or every one's)."""
     form = request.form
-    if not NUMBER.match(form.get("cap_rows", "")):  # never "no caps": a form that lost its rows
-        return _policy_page(400, caps_error=INCOMPLETE)
-    errors: dict[str, list[str]] = {}
-    body, rows = _typed_caps(form, errors)
-    data: dict[str, Any] = {}
-    try:
-        data = CapsSchema().load(body)
-    except ValidationError as exc:
-        errors = {**_caps_errors(exc.messages, rows), **errors}
-    if errors:
-        return _policy_page(400, caps_form=form, caps_errors=errors)
+    loaded, refused = _loaded("caps", form, "cap_rows", _typed_caps, CapsSchema, _caps_errors)
+    if refused is not None:
+        return refused
+    data, rows = loaded
     try:
         answer = set_caps(data)
     except UnknownBranch as exc:

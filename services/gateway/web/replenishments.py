@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import request
 from marshmallow import ValidationError
 from sqlalchemy import select
 
@@ -18,9 +18,9 @@ from services.gateway.api.replies import read
 from services.gateway.auth import current_actor
 from services.gateway.models import User
 from services.gateway.schemas import ReplenishSchema
-from services.gateway.web import bp, decision_of, page, problem_detail
+from services.gateway.web import bp, decision_of, page
 from services.gateway.web.formatting import BadAmount, minor_units
-from services.gateway.web.requisitions import follow
+from services.gateway.web.requisitions import after_command
 from shared.contracts.permissions import Action, may
 
 
@@ -117,8 +117,4 @@ def _messages(messages: Any) -> list[tuple[str, list[Any]]]:
 
 def _back(answer: Any, form: Any = None) -> Any:
     """The list again: with the refusal in words, or following a command still running."""
-    if isinstance(answer, Response) and answer.status_code >= 400:
-        return replenishments_page(answer.status_code, problem_detail(answer), form)
-    if isinstance(answer, Response) and answer.status_code == 202:
-        return follow(answer, then="replenishments")
-    return redirect(url_for("web.replenishments"), 303)
+    return after_command(answer, lambda status, why: replenishments_page(status, why, form), "replenishments")

@@ -4,6 +4,7 @@ timeline, and cancelling it; on the API's own reads and commands."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -162,6 +163,24 @@ def requisition_page(requisition_id: uuid.UUID, status: int = 200, error: str = 
         urgency=found["status"] == "pending_urgency_confirmation",
         may_pay=not mine and may(actor, Action.EXECUTE_PAYMENT) and found["status"] in PAYABLE,
     )
+
+
+# The pages a command's page may go back to (``?then=``), besides a requisition's.
+THEN = {
+    "replenishments": "web.replenishments",
+    "alerts": "web.alerts_page",
+    "cash-counts": "web.cash_counts_page",
+}
+
+
+def after_command(answer: Any, refused: Callable[[int, str], Any], then: str) -> Any:
+    """After a command from a list page: the page again with the refusal in words (``refused``),
+    the page that follows a command still running, or the page itself (``THEN[then]``)."""
+    if isinstance(answer, Response) and answer.status_code >= 400:
+        return refused(answer.status_code, problem_detail(answer))
+    if isinstance(answer, Response) and answer.status_code == 202:
+        return follow(answer, then=then)
+    return redirect(url_for(THEN[then]), 303)
 
 
 def follow(answer: Response, requisition_id: uuid.UUID | None = None, then: str | None = None) -> Response:
