@@ -13,6 +13,7 @@ import click
 
 from pettycash.chaos.cli import chaos
 from pettycash.components import build_runtime, migrate_all
+from pettycash.history.cli import history
 from shared.config import DATABASES, SERVICES, load_settings
 from shared.contracts.catalog import query_queue_of, queue_of
 from shared.contracts.readmodels import KINDS as EVENT_KINDS
@@ -279,14 +280,18 @@ def deadletters_list(service: str, include_replayed: bool) -> None:
 @click.option("--service", type=click.Choice(SERVICES), required=True)
 @click.argument("dead_letter_id", type=int)
 def deadletters_replay(service: str, dead_letter_id: int) -> None:
-    """Send a dead letter again, as it was; the inbox still guards against a double effect."""
+    """Send a dead letter again, as it was; the inbox still guards against a double effect.
+
+    Replaying the last one left clears the service's dead-letter alert."""
     from shared.messaging import deadletter
 
     runtime = build_runtime(service, load_settings())
     with runtime.db.uow() as uow:
-        taken = deadletter.take_for_replay(uow.session, dead_letter_id)
+        taken = deadletter.replay(uow, service, dead_letter_id)
         if taken is None:
             raise click.ClickException(f"no unreplayed dead letter {dead_letter_id} in {service}")
+        # Sent before the commit, so a failed commit loses nothing (the inbox dedupes a second
+        # replay); should it fail again, its burial waits for this commit (deadletter's lock).
         runtime.app.send_task(taken["task_name"], args=[taken["envelope"]], queue=service)
         uow.commit()
     click.echo(f"replayed {dead_letter_id} ({taken['task_name']})")
@@ -344,3 +349,4 @@ def policy_set(path: Any) -> None:
 
 
 main.add_command(chaos)
+main.add_command(history)

@@ -97,6 +97,8 @@ class Settings:
     payment_max_retries: int = 3
     payment_max_executions: int = 3
     payment_retry_base_seconds: float = 1.0
+    # A payment run whose total is above this (minor units) needs a second treasury officer.
+    payment_run_dual_above_minor: int = 500_000
     provider_latency_ms: int = 0
     provider_faults: str = ""
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
@@ -222,6 +224,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         payment_max_retries=_int(environ, "PETTYCASH_PAYMENT_MAX_RETRIES", 3),
         payment_max_executions=_int(environ, "PETTYCASH_PAYMENT_MAX_EXECUTIONS", 3),
         payment_retry_base_seconds=_float(environ, "PETTYCASH_PAYMENT_RETRY_BASE_SECONDS", 1.0),
+        payment_run_dual_above_minor=_int(environ, "PETTYCASH_PAYMENT_RUN_DUAL_ABOVE_MINOR", 500_000),
         provider_latency_ms=_int(environ, "PETTYCASH_PROVIDER_LATENCY_MS", 0),
         provider_faults=environ.get("PETTYCASH_PROVIDER_FAULTS", ""),
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),

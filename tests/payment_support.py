@@ -117,9 +117,11 @@ def requisition_status(api: Api, token: str, rid: str) -> str:
     return str(api.get(f"/api/v1/requisitions/{rid}", token).json()["status"])
 
 
-def approved_requisition(api: Api, tokens: dict[str, str], payee: dict[str, str] | None = None) -> dict[str, Any]:
+def approved_requisition(
+    api: Api, tokens: dict[str, str], payee: dict[str, str] | None = None, **fields: Any
+) -> dict[str, Any]:
     """A real requisition: alice asks (NBO-CBD, T1), bob approves; returns it once approved."""
-    created = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body(payee=payee or CASH))
+    created = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body(payee=payee or CASH, **fields))
     assert created.status_code == 201, created.text
     rid = created.json()["id"]
     wait_for(lambda: requisition_status(api, tokens["alice"], rid) == "pending_approval", 15, what="routing")
@@ -151,11 +153,16 @@ def payable(db: Database, rid: str) -> bool:
 
 
 def reserved_requisition(
-    api: Api, tokens: dict[str, str], settings: Settings, dbs: dict[str, Database], payee: dict[str, str] | None = None
+    api: Api,
+    tokens: dict[str, str],
+    settings: Settings,
+    dbs: dict[str, Database],
+    payee: dict[str, str] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """A real, approved requisition whose funds the ledger holds: payable."""
+    """A real, approved requisition whose funds the ledger holds: payable (``fields``: its own amount...)."""
     ensure_float(api, tokens)
-    requisition = approved_requisition(api, tokens, payee)
+    requisition = approved_requisition(api, tokens, payee, **fields)
     wait_for(lambda: payable(dbs["payment"], requisition["id"]), 15, what="the payment service to see it payable")
     return requisition
 

@@ -300,19 +300,27 @@ def database_template(server_url: str, prefix: str) -> str:
     return named.render_as_string(hide_password=False).replace(marker, "{service}")
 
 
-def fresh_databases(server_url: str, prefix: str, settings: Any) -> None:
-    """Drop and create every service's database ``<prefix><service>``, then migrate it."""
+def drop_databases(server_url: str, prefix: str, *, create: bool = False) -> None:
+    """Drop every service's database ``<prefix><service>`` (and create it empty again, if asked)."""
     from shared.config import DATABASES
-    from shared.db.migrate import upgrade
 
     admin = create_engine(make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             for name in DATABASES:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{prefix}{name}" WITH (FORCE)'))
-                conn.execute(text(f'CREATE DATABASE "{prefix}{name}"'))
+                if create:
+                    conn.execute(text(f'CREATE DATABASE "{prefix}{name}"'))
     finally:
         admin.dispose()
+
+
+def fresh_databases(server_url: str, prefix: str, settings: Any) -> None:
+    """Drop and create every service's database ``<prefix><service>``, then migrate it."""
+    from shared.config import DATABASES
+    from shared.db.migrate import upgrade
+
+    drop_databases(server_url, prefix, create=True)
     for name in DATABASES:
         upgrade(f"services.{name}", settings.database_url(name))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from load_tests.bench.seed import conninfo
+from pettycash.history.plan import conninfo
 from services.ledger.domain import transfer_id
 from shared.config import DATABASES, SERVICES, Settings
 

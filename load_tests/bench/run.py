@@ -10,7 +10,9 @@ import contextlib
 import dataclasses
 import logging
 import math
+import secrets
 import shlex
+import subprocess
 import sys
 import time
 from collections import deque
@@ -25,7 +27,7 @@ import psutil
 import psycopg
 import redis
 
-from load_tests.bench import baseline, report, seed, stages
+from load_tests.bench import baseline, report, stages
 from load_tests.bench.stack import (
     Stack,
     StackOptions,
@@ -39,8 +41,11 @@ from load_tests.bench.stack import (
 )
 from load_tests.bench.stack import spawn as spawn_process
 from load_tests.bench.users import OtpPool, Watcher, World, configure
+from pettycash.history import load as history
+from pettycash.history.plan import Seeded, SeedPlan, conninfo
 from pettycash.supervisor import Child, stop_all
-from shared.config import load_settings
+from services.gateway.passwords import Passwords
+from shared.config import Settings, load_settings
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +110,7 @@ def _say(message: str) -> None:
     print(f"bench [{time.monotonic() - _STARTED:6.1f} s] {message}", flush=True)
 
 
-def seed_plan(options: BenchOptions) -> seed.SeedPlan:
+def seed_plan(options: BenchOptions) -> SeedPlan:
     """Enough reserved requisitions and treasury users for the payment and chain stages."""
     cfg = options.stages
     # Load runs through the warm-up, the measurement and, if the aim is missed, the profile.
@@ -114,17 +119,17 @@ def seed_plan(options: BenchOptions) -> seed.SeedPlan:
     # Each user's codes: about three steps at first, then one every 30 s (see users.OtpPool).
     per_user = 2 + 2 * measured / 30
     if options.smoke:
-        return seed.SeedPlan(
+        return SeedPlan(
             requisitions=options.requisitions,
             transfers=options.transfers,
             regions=2,
-            branches_per_region=3,
+            branches=6,
             staff_per_branch=2,
             treasury_users=math.ceil(payments / per_user) + 5,
             finance_users=2,
             reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured),
         )
-    return seed.SeedPlan(
+    return SeedPlan(
         requisitions=options.requisitions,
         transfers=options.transfers,
         treasury_users=math.ceil(payments / per_user) + 20,
@@ -155,7 +160,7 @@ def stopping_on_signals() -> Iterator[None]:
 
 
 def _versions(options: StackOptions) -> tuple[str, str]:
-    with psycopg.connect(seed.conninfo(options.postgres_url)) as conn:
+    with psycopg.connect(conninfo(options.postgres_url)) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     info = redis.Redis.from_url(options.broker_url).info("server")
     return (str(row[0]) if row else "?"), str(info.get("redis_version", "?"))
@@ -164,7 +169,7 @@ def _versions(options: StackOptions) -> tuple[str, str]:
 def _wait_directory(settings: Any, users: int, timeout: float = 180) -> float:
     """Seconds until the approval service's directory knows every user (from the gateway's events)."""
     started = time.monotonic()
-    with psycopg.connect(seed.conninfo(settings.database_url("approval")), autocommit=True) as conn:
+    with psycopg.connect(conninfo(settings.database_url("approval")), autocommit=True) as conn:
         while True:
             row = conn.execute("SELECT count(*) FROM approvers").fetchone()
             if row and row[0] >= users:
@@ -331,22 +336,22 @@ def _broker(
 
 def _load(
     so: StackOptions, options: BenchOptions, settings: Any, env: dict[str, str], data: dict[str, Any]
-) -> tuple[seed.Seeded, str]:
+) -> tuple[Seeded, str]:
     """Fresh databases and Redis database, then the bulk load; and the page users' password
     (random, this run's, kept in memory only: its hash is in the gateway's database)."""
     recreate_databases(so, settings)
     flush_redis(so)
     plan = seed_plan(options)
     _say(f"loading {plan.requisitions:,} requisitions, {plan.transfers:,} transfers")
-    password, password_hash = seed.page_password(settings)
-    seeded = seed.seed(settings, plan, env["PETTYCASH_OTP_ENCRYPTION_KEY"], password_hash)
+    password, password_hash = page_credentials(settings)
+    seeded = history.generate(settings, plan, env["PETTYCASH_OTP_ENCRYPTION_KEY"], password_hash)
     data["seed"] = {"rows": seeded.rows, "seconds": {k: round(v, 2) for k, v in seeded.seconds.items()}}
     _say(f"loaded in {seeded.seconds['total']:.1f} s")
     return seeded, password
 
 
 def _stages(
-    options: BenchOptions, stack: Stack, seeded: seed.Seeded, page_password: str, stem: str, failed: dict[str, str]
+    options: BenchOptions, stack: Stack, seeded: Seeded, page_password: str, stem: str, failed: dict[str, str]
 ) -> dict[str, stages.StageResult]:
     """Every stage asked for, in order; a stage that breaks is reported and the others still run."""
     world = World(seeded, OtpPool(_devices(seeded)), Watcher(_conninfos(stack.settings)), page_password=page_password)
@@ -373,29 +378,46 @@ def _stages(
 
 
 def _projections(env: dict[str, str], settings: Any, seed_data: dict[str, Any]) -> None:
-    """Fill the gateway's read models from the loaded data, if this tree has them; analyse them."""
-    if not seed.projections_command_exists(env):
-        seed_data["projections"] = False
-        seed_data["projections_note"] = (
-            "this tree has no `pettycash projections` command yet; the gateway has no read models to fill."
-        )
-        return
+    """Fill the gateway's read models from the loaded data (through the running stack); analyse them."""
     started = time.monotonic()
-    said = seed.rebuild_projections(env)
+    said = rebuild_projections(env)
     seconds = round(time.monotonic() - started, 1)
-    seed.analyse(settings, ["gateway"])
+    history.analyse(settings, ["gateway"])
     seed_data["projections"] = True
     seed_data["projections_seconds"] = seconds
     seed_data["projections_note"] = f"`pettycash projections rebuild` filled the gateway's read models in {seconds} s"
     seed_data["projections_output"] = said
 
 
-def _devices(seeded: seed.Seeded) -> list[tuple[str, str]]:
+def page_credentials(settings: Settings) -> tuple[str, str]:
+    """A random password for this run's page users, and its Argon2id hash (the gateway's hasher
+    and cost): one hash for all of them, since Argon2 is slow by design. The password stays in
+    the load generator's memory; only its hash is stored."""
+    password = secrets.token_urlsafe(24)
+    return password, Passwords.from_settings(settings.identity).hash(password)
+
+
+def rebuild_projections(env: dict[str, str]) -> str:
+    """Fill the gateway's read models from the services (needs the stack running); what it said."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pettycash", "projections", "rebuild"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pettycash projections rebuild failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return (done.stdout + done.stderr).strip()[-500:]
+
+
+def _devices(seeded: Seeded) -> list[tuple[str, str]]:
     return [(m.token, seeded.org.otp_secrets[m.user_id]) for m in seeded.org.people["treasury"]]
 
 
 def _conninfos(settings: Any) -> dict[str, str]:
-    return {name: seed.conninfo(settings.database_url(name)) for name in ("approval", "payment", "ledger")}
+    return {name: conninfo(settings.database_url(name)) for name in ("approval", "payment", "ledger")}
 
 
 def command_line(argv: list[str]) -> str:

@@ -37,7 +37,6 @@ from locust.runners import LocalRunner
 
 from load_tests.bench import lags
 from load_tests.bench.cpu import CpuSampler
-from load_tests.bench.seed import conninfo
 from load_tests.bench.stack import Stack
 from load_tests.bench.users import (
     PAGE_TYPES,
@@ -48,6 +47,7 @@ from load_tests.bench.users import (
     World,
     paced,
 )
+from pettycash.history.plan import conninfo
 from shared.config import DATABASES
 from shared.contracts import catalog
 

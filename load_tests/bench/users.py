@@ -38,7 +38,7 @@ from gevent.event import Event
 from locust import between, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from load_tests.bench.seed import PAGE_ROLES, Member, Seeded
+from pettycash.history.plan import PAGE_ROLES, Member, Seeded
 from services.ledger.domain import transfer_id
 from shared.contracts.roles import Role
 
@@ -485,7 +485,7 @@ USER_TYPES: tuple[type[BenchUser], ...] = (TreasuryUser, FinanceUser, BranchUser
 
 
 class PageUser(FastHttpUser):
-    # Only the roles that sign in with a password alone (seed.PAGE_ROLES) may be page users.
+    # Only the roles that sign in with a password alone (pettycash.history.plan.PAGE_ROLES) may be page users.
     """A person in a browser: signs in once with a password, then opens pages on the session cookie.
 
     Pages are fetched without following redirects: a page must answer 200 with HTML itself (a

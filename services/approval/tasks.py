@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.approval import service
+from services.approval import reports, service
 from services.approval.models import ApprovalCase, ApprovalStep, PolicyVersion
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
@@ -13,6 +13,7 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.RECORD_DECISION, on_refusal=service.record_refused_decision)(service.record_decision)
     runtime.command(catalog.SET_POLICY)(service.set_policy)
     runtime.maintenance(catalog.ESCALATE_OVERDUE)(service.escalate_overdue)
+    runtime.query(catalog.REPORT_QUERIES["approval"])(reports.run_report)
     runtime.on_event(catalog.REQUISITION_SUBMITTED.name)(service.on_requisition_submitted)
     runtime.on_event(catalog.USER_DIRECTORY_UPDATED.name)(service.on_user_directory_updated)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_closed)

@@ -196,6 +196,18 @@ rm_cash_counts = Table(
 )
 Index("ix_rm_cash_counts_branch", rm_cash_counts.c.branch_id, rm_cash_counts.c.counted_at)
 
+# Payment runs (payment): many payments authorised with one code; their progress is their
+# payments' (rm_payments), read beside them.
+rm_payment_runs = Table(
+    "rm_payment_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    *_stamps(),
+)
+Index("ix_rm_payment_runs_created", rm_payment_runs.c.created_at)
+
 rm_documents = Table(
     "rm_documents",
     metadata,
@@ -213,6 +225,7 @@ TABLES: dict[str, Table] = {
     "replenishment": rm_replenishments,
     "float_day": rm_float_days,
     "cash_count": rm_cash_counts,
+    "payment_run": rm_payment_runs,
     "policy": rm_documents,
     "caps": rm_documents,
     "ledger_check": rm_documents,
@@ -234,6 +247,7 @@ def kind_of(event_type: str, payload: dict[str, Any]) -> str:
         catalog.REPLENISHMENT_CHANGED.name: "replenishment",
         catalog.FLOAT_DAY_CHANGED.name: "float_day",
         catalog.CASH_COUNT_CHANGED.name: "cash_count",
+        catalog.PAYMENT_RUN_CHANGED.name: "payment_run",
     }[event_type]
 
 
@@ -247,6 +261,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "authenticator": ("status",),
     "replenishment": ("branch_id", "region_id", "status", "requested_at"),
     "cash_count": ("branch_id", "region_id", "status", "counted_at"),
+    "payment_run": ("state", "created_at"),
     "float_day": (
         "branch_id",
         "region_id",

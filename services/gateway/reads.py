@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import ColumnElement, Connection, Table, and_, exists, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from services.gateway.readmodels import (
@@ -27,7 +27,8 @@ from services.gateway.readmodels import (
 )
 from shared.contracts.envelope import Actor
 from shared.contracts.permissions import Action, may, permission
-from shared.contracts.roles import BRANCH_ROLES, GLOBAL_ROLES, REGION_ROLES
+from shared.contracts.roles import GLOBAL_ROLES, REGION_ROLES
+from shared.db.scope import in_scope
 
 # Reads run on a connection outside a transaction (one statement each) or in a unit of work.
 Reader = Session | Connection
@@ -38,14 +39,7 @@ ALERTS_LIMIT = 100
 
 def scope_clause(table: Table, actor: Actor) -> ColumnElement[bool]:
     """Rows of branches the actor's roles cover: ``shared.contracts.roles.can_see_branch`` in SQL."""
-    if actor.roles & GLOBAL_ROLES:
-        return true()
-    covered: list[ColumnElement[bool]] = []
-    if actor.roles & REGION_ROLES and actor.region_ids:
-        covered.append(table.c.region_id.in_(sorted(actor.region_ids)))
-    if actor.roles & BRANCH_ROLES and actor.branch_ids:
-        covered.append(table.c.branch_id.in_(sorted(actor.branch_ids)))
-    return or_(*covered) if covered else false()
+    return in_scope(actor, table.c.branch_id, table.c.region_id)
 
 
 def list_requisitions(

@@ -37,6 +37,7 @@ EVENT_OF_KIND: dict[str, catalog.EventSpec] = {
     "replenishment": catalog.REPLENISHMENT_CHANGED,
     "float_day": catalog.FLOAT_DAY_CHANGED,
     "cash_count": catalog.CASH_COUNT_CHANGED,
+    "payment_run": catalog.PAYMENT_RUN_CHANGED,
     **dict.fromkeys(DOCUMENTS, catalog.DOCUMENT_CHANGED),
 }
 

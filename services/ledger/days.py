@@ -1,8 +1,11 @@
 """Each float's days, kept with its transfers: what came in, what went out by category, and
-where the balance stood after the day's last transfer (``FloatDay``).
+where the balance stood after the day's last transfer (``FloatDay``); and every account's days,
+what its transfers added to its four totals each day (``AccountDay``).
 
-The dashboard reads thirty of them per float (projected to the gateway) rather than the
+The dashboard reads thirty float days per float (projected to the gateway) rather than the
 transfers: its history and trailing spend cost the same at a thousand transfers or a million.
+The reports read the same days (fund health, spending), and the trial balance at a date sums
+the account days up to it, never the transfers.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from services.ledger import domain
 from services.ledger.levels import totals_of
-from services.ledger.models import Account, FloatDay, Transfer
+from services.ledger.models import Account, AccountDay, FloatDay, Transfer
 from shared.messaging.snapshots import touch
 
 # Where a float's money comes from, or goes back to, other than spending: the bank (funding,
@@ -35,8 +38,15 @@ def category_of(expense: Account) -> str:
 
 
 def record(session: Session, transfer: Transfer, debit: Account, credit: Account, at: datetime) -> None:
-    """Fold a booked transfer into the day of each float it moved (the floats are locked)."""
-    posted, _held = domain.movement_of(transfer.kind, transfer.pending, transfer.amount_minor)
+    """Fold a booked transfer into the day of each account it moved, and of each float (the
+    accounts are locked, so no two transactions write one account's day at once)."""
+    posted, held = domain.movement_of(transfer.kind, transfer.pending, transfer.amount_minor)
+    debit_day = _account_day(session, debit, at.date())
+    debit_day.debits_posted += posted
+    debit_day.debits_pending += held
+    credit_day = _account_day(session, credit, at.date())
+    credit_day.credits_posted += posted
+    credit_day.credits_pending += held
     for account, other, sign in ((credit, debit, 1), (debit, credit, -1)):
         if account.kind != "float":
             continue
@@ -53,6 +63,16 @@ def record(session: Session, transfer: Transfer, debit: Account, credit: Account
         row.closing_balance_minor = totals.balance
         row.closing_available_minor = totals.available
         touch(session, "float_day", row.id)
+
+
+def _account_day(session: Session, account: Account, day: date) -> AccountDay:
+    row = session.get(AccountDay, (account.id, day))
+    if row is None:
+        row = AccountDay(
+            account_id=account.id, day=day, debits_posted=0, credits_posted=0, debits_pending=0, credits_pending=0
+        )
+        session.add(row)
+    return row
 
 
 def _day(session: Session, account: Account, day: date) -> FloatDay:
@@ -141,3 +161,31 @@ def rebuild(session: Session) -> int:
     """Every float's days again from the transfers (PostgreSQL); how many days there are."""
     session.execute(delete(FloatDay))
     return int(session.execute(text(REBUILD_SQL)).rowcount or 0)
+
+
+# Every account's days from its transfers (PostgreSQL): the posting rule of
+# ``domain.movement_of`` in SQL (a hold is pending; a post or void releases its hold's amount; a
+# void posts nothing), summed per side, account and UTC day. For a ledger filled without
+# :func:`record` (a bulk load, or an upgrade): run it after the transfers are in.
+ACCOUNT_DAYS_REBUILD_SQL = """
+WITH moves AS (
+    SELECT (created_at AT TIME ZONE 'UTC')::date AS day, debit_account_id, credit_account_id,
+           CASE WHEN pending OR kind = 'void' THEN 0 ELSE amount_minor END AS posted,
+           (CASE WHEN pending THEN amount_minor ELSE 0 END)
+           - (CASE WHEN kind IN ('post', 'void') THEN amount_minor ELSE 0 END) AS held
+    FROM transfers
+),
+sides AS (
+    SELECT debit_account_id AS account_id, day, posted AS dp, 0 AS cp, held AS dh, 0 AS ch FROM moves
+    UNION ALL
+    SELECT credit_account_id, day, 0, posted, 0, held FROM moves
+)
+INSERT INTO account_days (account_id, day, debits_posted, credits_posted, debits_pending, credits_pending)
+SELECT account_id, day, sum(dp), sum(cp), sum(dh), sum(ch) FROM sides GROUP BY account_id, day
+"""
+
+
+def rebuild_account_days(session: Session) -> int:
+    """Every account's days again from the transfers (PostgreSQL); how many days there are."""
+    session.execute(delete(AccountDay))
+    return int(session.execute(text(ACCOUNT_DAYS_REBUILD_SQL)).rowcount or 0)

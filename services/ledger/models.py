@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.types import JSONType, UTCDateTime
@@ -59,6 +59,9 @@ class Transfer(Base):
     requisition_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
     memo: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    # The general ledger export pages through transfers in the order they were written.
+    __table_args__ = (Index("ix_transfers_created_at_id", "created_at", "id"),)
 
 
 class AwaitingFunds(Base):
@@ -154,6 +157,29 @@ class FloatDay(Base):
     spent_by_category: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     closing_balance_minor: Mapped[int] = mapped_column(BigInteger)
     closing_available_minor: Mapped[int] = mapped_column(BigInteger)
+
+    # Fund health reads a float's days of a period, and the last one before it.
+    __table_args__ = (Index("ix_float_days_account_day", "account_id", "day"),)
+
+
+class AccountDay(Base):
+    """One account's day, kept with every transfer that moves it (the trial balance at a date):
+    what the day's transfers added to its debits and credits, posted and pending, by the one
+    posting rule (``domain.movement_of``; a post or void lowers the pending side, so a pending
+    figure of a day may be negative). An account's totals at the end of a day are the sums of
+    its days up to it. UTC days."""
+
+    __tablename__ = "account_days"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    debits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_posted: Mapped[int] = mapped_column(BigInteger, default=0)
+    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    # The trial balance at a date sums every account's days up to it.
+    __table_args__ = (Index("ix_account_days_day", "day"),)
 
 
 class CashCount(Base):

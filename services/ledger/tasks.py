@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.ledger import cash, days, service
+from services.ledger import cash, days, reports, service
 from services.ledger.models import Account, BalanceCheck, CashCount, FloatDay, Replenishment
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
@@ -16,6 +16,7 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.RECORD_CASH_COUNT)(cash.record_cash_count)
     runtime.command(catalog.DECIDE_VARIANCE)(cash.decide_variance)
     runtime.maintenance(catalog.VERIFY_LEDGER)(service.verify_ledger)
+    runtime.query(catalog.REPORT_QUERIES["ledger"])(reports.run_report)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
     runtime.on_event(catalog.PAYMENT_COMPLETED.name)(service.on_payment_completed)
     runtime.on_event(catalog.PAYMENT_FAILED.name)(service.on_payment_failed)

@@ -287,7 +287,17 @@ class SecondFactorRule(StrEnum):
     OTP_UNREADABLE = "otp-unreadable"
 
 
-Rule = PaymentRule | SecondFactorRule
+class RunRule(StrEnum):
+    """The rules a payment run is checked against as a whole (its items: :class:`PaymentRule`)."""
+
+    NOTHING_TO_PAY = "nothing-to-pay"
+    ANOTHER_CURRENCY = "another-currency"
+    NOT_AWAITING = "run-not-awaiting-authorisation"
+    MAKER_CHECKER = "maker-checker"
+    SEGREGATION = "segregation-of-duties"
+
+
+Rule = PaymentRule | SecondFactorRule | RunRule
 
 
 @dataclass(frozen=True)
@@ -390,14 +400,20 @@ def decide_execution(facts: ExecutionFacts) -> ExecutionDecision:
     segregation of duties), the payment (not under way, not paid, an execution left), the
     authenticator (active, readable); the code comes last, so a refusal never costs an attempt.
     """
-    refusal = (
-        _executor_refusal(facts.executor, facts.guard, facts.now)
-        or _requisition_refusal(facts.requisition, facts.executor.user_id)
-        or _payment_refusal(facts.payment, facts.max_executions)
+    refusal = executor_refusal(facts.executor, facts.guard, facts.now) or item_refusal(
+        facts.requisition, facts.payment, facts.executor.user_id, facts.max_executions
     )
     if refusal is not None:
         return refusal
-    return _decide_code(facts)
+    checked = check_executor_code(facts.guard, facts.authenticator, facts.code, facts.now)
+    return _execution_to_start(facts, checked) if isinstance(checked, int) else checked
+
+
+def item_refusal(
+    requisition: PayableFacts | None, payment: PaymentFacts | None, executor_id: str, max_executions: int
+) -> Refusal | None:
+    """What stops ``executor_id`` paying this requisition now (alone or in a run), if anything."""
+    return _requisition_refusal(requisition, executor_id) or _payment_refusal(payment, max_executions)
 
 
 def _refuse(rule: Rule, status: int, detail: str, code: str | None = None, /, **extensions: Any) -> Refusal:
@@ -427,7 +443,7 @@ def _lockout_extensions(guard: Guard, now: datetime) -> dict[str, Any]:
     return {"retry_after": guard.retry_after_seconds(now), "locked_until": locked_until}
 
 
-def _executor_refusal(executor: Actor, guard: Guard, now: datetime) -> Refusal | None:
+def executor_refusal(executor: Actor, guard: Guard, now: datetime) -> Refusal | None:
     """Refuses an executor outside treasury, or one locked out by wrong codes (the code is not checked)."""
     refusal = treasury_refusal(executor)
     if refusal is not None:
@@ -486,17 +502,24 @@ def _payment_refusal(payment: PaymentFacts | None, max_executions: int) -> Refus
     return None
 
 
-def _decide_code(facts: ExecutionFacts) -> ExecutionDecision:
-    """With an active, readable authenticator, check the code: count it as wrong, or start."""
-    authenticator = facts.authenticator
+def check_executor_code(
+    guard: Guard, authenticator: AuthenticatorFacts | None, code: str, now: datetime
+) -> Refusal | CodeRefused | int:
+    """With an active, readable authenticator, check a paying code: the time step to spend, or
+    the wrong code counted (a refusal when there is no authenticator to check it with)."""
     if authenticator is None or not authenticator.active:
         return _refuse(PaymentRule.OTP_NOT_ENROLLED, 409, "Enrol and activate an authenticator before paying.")
     if authenticator.secret is None:
         return UNREADABLE
-    check = check_code(authenticator.secret, facts.code, facts.now, authenticator.used_steps)
+    check = check_code(authenticator.secret, code, now, authenticator.used_steps)
     if check.step is None:
-        return _code_refused(facts.guard, check.rejection, facts.now)
-    return _execution_to_start(facts, check.step)
+        return _code_refused(guard, check.rejection, now)
+    return check.step
+
+
+def reused_code(guard: Guard, now: datetime) -> CodeRefused:
+    """A good code whose step a concurrent request spent first: counted as a reused one."""
+    return _code_refused(guard, OtpRejection.REUSED, now)
 
 
 def rejected_code_problem(rejection: OtpRejection | None, **extensions: Any) -> Problem:
@@ -529,7 +552,7 @@ def _execution_to_start(facts: ExecutionFacts, step: int) -> StartExecution:
         create_payment=payment is None,
         state=PaymentState.PROCESSING if payment is None else transition(payment.state, PaymentState.PROCESSING),
         clear_failures=bool(facts.guard.failures),
-        if_step_taken=_code_refused(facts.guard, OtpRejection.REUSED, facts.now),
+        if_step_taken=reused_code(facts.guard, facts.now),
     )
 
 

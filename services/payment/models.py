@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db.types import JSONType, UTCDateTime
@@ -93,6 +93,56 @@ class PaymentExecution(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # The payment run that started this execution (None: paid on its own).
+    run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True, index=True)
+
+
+class PaymentRun(Base):
+    """Many ready payments authorised with one code (and a second officer's above a total).
+
+    ``state`` is ``awaiting_second`` (the maker authorised; a checker must), ``started`` (each
+    included item's execution was started, once) or ``cancelled`` (never started). How far a
+    started run got is its items' executions' outcomes, read from the payments themselves.
+    """
+
+    __tablename__ = "payment_runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    item_count: Mapped[int] = mapped_column(Integer)
+    # The total above which a second officer must authorise, as it stood when the run was made.
+    dual_above_minor: Mapped[int] = mapped_column(BigInteger)
+    maker_id: Mapped[str] = mapped_column(String(64))
+    maker_name: Mapped[str] = mapped_column(String(120))
+    checker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    checker_name: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PaymentRunItem(Base):
+    """One requisition selected for a run: included (its execution ``execution``) or left out, and why."""
+
+    __tablename__ = "payment_run_items"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payment_runs.id"), primary_key=True)
+    requisition_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    payment_id: Mapped[uuid.UUID] = mapped_column()
+    voucher_no: Mapped[str] = mapped_column(String(48), default="")
+    branch_id: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    payee_name: Mapped[str] = mapped_column(String(120))
+    payee_method: Mapped[str] = mapped_column(String(16))
+    included: Mapped[bool] = mapped_column(Boolean)
+    execution: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    refusal: Mapped[str] = mapped_column(String(48), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class ProviderAttempt(Base):

@@ -71,6 +71,8 @@ class PaymentConfig:
     max_executions: int
     retry: domain.RetryPolicy
     providers: ProviderSettings
+    # A payment run above this total (minor units) needs a second treasury officer.
+    run_dual_above_minor: int = 500_000
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
@@ -95,6 +97,7 @@ class PaymentConfig:
             otp_key=settings.otp_encryption_key,
             max_executions=settings.payment_max_executions,
             retry=retry,
+            run_dual_above_minor=settings.payment_run_dual_above_minor,
             providers=ProviderSettings.parse(
                 settings.provider_faults, settings.provider_latency_ms, markers=settings.faults_allowed
             ),
@@ -107,7 +110,7 @@ class PaymentConfig:
 _ERRORS_BY_STATUS: dict[int, type[DomainError]] = {403: Forbidden, 404: NotFound, 409: Conflict}
 
 
-def _error(problem: domain.Problem) -> DomainError:
+def error_of(problem: domain.Problem) -> DomainError:
     """The exception that refuses a request with ``problem`` (the command's effects roll back)."""
     kind = _ERRORS_BY_STATUS.get(problem.status, DomainError)
     return kind(problem.detail, code=problem.code, status=problem.status, **problem.extensions)
@@ -129,17 +132,17 @@ def _unseal(key: str, sealed: str) -> str:
     secret = _readable_secret(key, sealed)
     if secret is None:
         # The key changed without re-sealing: refuse plainly rather than fail every code.
-        raise _error(domain.UNREADABLE.problem)
+        raise error_of(domain.UNREADABLE.problem)
     return secret
 
 
 def _require_second_factor_role(actor: Actor) -> None:
     refusal = domain.second_factor_refusal(actor)
     if refusal is not None:
-        raise _error(refusal.problem)
+        raise error_of(refusal.problem)
 
 
-def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
+def locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
     """The user's guard row, locked: one user's codes (paying, signing in) are checked one after the
     other, so a burst of guesses cannot slip past the count while an earlier one is still being checked."""
     session.execute(
@@ -150,7 +153,7 @@ def _locked_guard(session: Session, user_id: str, now: datetime) -> OtpGuard:
     return session.get_one(OtpGuard, user_id, with_for_update=True, populate_existing=True)
 
 
-def _record_attempt(
+def record_attempt(
     session: Session,
     envelope: Envelope,
     action: str,
@@ -186,7 +189,7 @@ def _used_steps(session: Session, user_id: str, now: datetime) -> frozenset[int]
     )
 
 
-def _take_step(session: Session, user_id: str, step: int, now: datetime, **use: Any) -> bool:
+def take_step(session: Session, user_id: str, step: int, now: datetime, **use: Any) -> bool:
     """Spend a time step; False when a concurrent twin spent it first."""
     try:
         # The primary key (user_id, time_step) is the guard against a concurrent twin: the
@@ -206,7 +209,7 @@ def _spend_step(
     check = domain.check_code(secret, code, now, _used_steps(session, enrolment.user_id, now))
     if check.step is None:
         return check
-    if not _take_step(session, enrolment.user_id, check.step, now, **use):
+    if not take_step(session, enrolment.user_id, check.step, now, **use):
         return domain.OtpCheck(None, domain.OtpRejection.REUSED)
     return check
 
@@ -272,13 +275,13 @@ def activate_otp(
         raise DomainError(problem.detail, code=problem.code, status=problem.status)
     enrolment.status = ACTIVE
     enrolment.activated_at = now
-    _record_attempt(session, envelope, "activate", None, "accepted", "ok", step=check.step)
+    record_attempt(session, envelope, "activate", None, "accepted", "ok", step=check.step)
     return ok_reply(200, enrolment_body(enrolment))
 
 
 def record_refused_activation(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
     """Keep a refused activation in the audit trail (the refusal itself rolled back)."""
-    _record_attempt(uow.session, envelope, "activate", None, "refused", exc.code, exc.detail)
+    record_attempt(uow.session, envelope, "activate", None, "refused", exc.code, exc.detail)
 
 
 # -- the second factor at sign-in, and resetting an authenticator ----------------------
@@ -299,32 +302,32 @@ def verify_second_factor(
     actor = envelope.actor
     now = config.clock()
     # The guard first, locked, as paying takes it: a user's codes are checked one at a time.
-    guard = _locked_guard(session, actor.user_id, now)
+    guard = locked_guard(session, actor.user_id, now)
     facts = domain.SignInFacts(
         actor=actor,
         guard=domain.Guard(guard.failures, guard.locked_until),
-        authenticator=_authenticator_facts(session, session.get(OtpEnrolment, actor.user_id), now, config),
+        authenticator=authenticator_facts(session, session.get(OtpEnrolment, actor.user_id), now, config),
         code=payload["code"],
         now=now,
     )
     decision = domain.decide_sign_in(facts)
     if isinstance(decision, domain.Refusal):
-        raise _error(decision.problem)
+        raise error_of(decision.problem)
     if isinstance(decision, domain.CodeRefused):
-        return _refuse_code(uow, envelope, guard, decision, now, None, SIGN_IN)
-    if not _take_step(session, actor.user_id, decision.step, now, purpose=SIGN_IN):
+        return refuse_code(uow, envelope, guard, decision, now, None, SIGN_IN)
+    if not take_step(session, actor.user_id, decision.step, now, purpose=SIGN_IN):
         # A concurrent request (a sign-in or a payment) spent this step first: reused after all.
-        return _refuse_code(uow, envelope, guard, decision.if_step_taken, now, None, SIGN_IN)
+        return refuse_code(uow, envelope, guard, decision.if_step_taken, now, None, SIGN_IN)
     if decision.clear_failures:
         guard.failures = 0
         guard.updated_at = now
-    _record_attempt(session, envelope, SIGN_IN, None, "accepted", "ok", step=decision.step)
+    record_attempt(session, envelope, SIGN_IN, None, "accepted", "ok", step=decision.step)
     return ok_reply(200, {"user_id": actor.user_id, "verified": True})
 
 
 def record_refused_sign_in(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
     """Keep a refused sign-in code in the audit trail (wrong codes are recorded by the use case)."""
-    _record_attempt(uow.session, envelope, SIGN_IN, None, "refused", exc.code, exc.detail)
+    record_attempt(uow.session, envelope, SIGN_IN, None, "refused", exc.code, exc.detail)
 
 
 def reset_authenticator(
@@ -341,19 +344,19 @@ def reset_authenticator(
     now = config.clock()
     # The guard first, locked, as paying and signing in take it before they read the enrolment: a
     # code being checked finishes before the reset, and one checked after it finds no authenticator.
-    guard = _locked_guard(session, user_id, now)
+    guard = locked_guard(session, user_id, now)
     enrolment = session.get(OtpEnrolment, user_id, with_for_update=True)
     refusal = domain.reset_refusal(envelope.actor, user_id, enrolled=enrolment is not None)
     if refusal is not None or enrolment is None:
         # reset_refusal refuses a user without an enrolment, so ``refusal`` is set whenever this raises.
-        raise _error((refusal or domain.NO_AUTHENTICATOR).problem)
+        raise error_of((refusal or domain.NO_AUTHENTICATOR).problem)
     enrolment.status = RESET
     enrolment.sealed_secret = ""
     enrolment.activated_at = None
     if guard.failures:
         guard.failures = 0
         guard.updated_at = now
-    _record_attempt(session, envelope, RESET_ACTION, None, "accepted", "ok", _reset_detail(user_id))
+    record_attempt(session, envelope, RESET_ACTION, None, "accepted", "ok", _reset_detail(user_id))
     return ok_reply(200, enrolment_body(enrolment))
 
 
@@ -365,7 +368,7 @@ def _reset_detail(user_id: str) -> str:
 def record_refused_reset(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
     """Keep a refused reset in the audit trail (the refusal itself rolled back)."""
     detail = f"{exc.detail} ({_reset_detail(payload['user_id'])})"
-    _record_attempt(uow.session, envelope, RESET_ACTION, None, "refused", exc.code, detail)
+    record_attempt(uow.session, envelope, RESET_ACTION, None, "refused", exc.code, detail)
 
 
 # -- execution ------------------------------------------------------------------------
@@ -396,9 +399,9 @@ def execute_payment(
     rows = _load_execution_rows(session, envelope.actor.user_id, requisition_id, now)
     decision = domain.decide_execution(_execution_facts(session, rows, envelope.actor, payload["otp"], now, config))
     if isinstance(decision, domain.Refusal):
-        raise _error(decision.problem)
+        raise error_of(decision.problem)
     if isinstance(decision, domain.CodeRefused):
-        return _refuse_code(uow, envelope, rows.guard, decision, now, requisition_id)
+        return refuse_code(uow, envelope, rows.guard, decision, now, requisition_id)
     return _start_execution(uow, envelope, rows, decision, requisition_id, now, config)
 
 
@@ -407,7 +410,7 @@ def _load_execution_rows(session: Session, user_id: str, requisition_id: uuid.UU
 
     All of them, whatever the decision will be: a refused request rolls back, releasing them.
     """
-    guard = _locked_guard(session, user_id, now)
+    guard = locked_guard(session, user_id, now)
     # Locked for the whole use case: two executions of one requisition run one after the other.
     requisition = session.get(PayableRequisition, requisition_id, with_for_update=True)
     payment = session.get(Payment, domain.payment_id_for(requisition_id), with_for_update=True)
@@ -422,16 +425,16 @@ def _execution_facts(
     return domain.ExecutionFacts(
         executor=actor,
         guard=domain.Guard(rows.guard.failures, rows.guard.locked_until),
-        requisition=_payable_facts(rows.requisition),
+        requisition=payable_facts(rows.requisition),
         payment=None if payment is None else domain.PaymentFacts(payment.state, payment.executions),
-        authenticator=_authenticator_facts(session, rows.enrolment, now, config),
+        authenticator=authenticator_facts(session, rows.enrolment, now, config),
         code=code,
         now=now,
         max_executions=config.max_executions,
     )
 
 
-def _payable_facts(req: PayableRequisition | None) -> domain.PayableFacts | None:
+def payable_facts(req: PayableRequisition | None) -> domain.PayableFacts | None:
     """What the read model knows of the requisition (None: nothing about it arrived yet)."""
     if req is None:
         return None
@@ -447,7 +450,7 @@ def _payable_facts(req: PayableRequisition | None) -> domain.PayableFacts | None
     )
 
 
-def _authenticator_facts(
+def authenticator_facts(
     session: Session, enrolment: OtpEnrolment | None, now: datetime, config: PaymentConfig
 ) -> domain.AuthenticatorFacts | None:
     """The executor's enrolment: active or not, its secret if readable, the steps near ``now`` spent."""
@@ -460,7 +463,7 @@ def _authenticator_facts(
     )
 
 
-def _refuse_code(
+def refuse_code(
     uow: UnitOfWork,
     envelope: Envelope,
     guard_row: OtpGuard,
@@ -481,7 +484,7 @@ def _refuse_code(
     guard_row.updated_at = now
     _alert_repeated_failures(uow, envelope, refused.guard.failures, newly_locked)
     problem = refused.problem
-    _record_attempt(session, envelope, action, requisition_id, "refused", problem.code, problem.detail)
+    record_attempt(session, envelope, action, requisition_id, "refused", problem.code, problem.detail)
     return problem_reply(problem.status, problem.code, problem.detail, **problem.extensions)
 
 
@@ -522,64 +525,106 @@ def _start_execution(
     """Spend the code's step, start the execution and send the payment to the disbursement job."""
     session = uow.session
     actor = envelope.actor
-    if not _take_step(session, actor.user_id, start.step, now, purpose="payment", requisition_id=requisition_id):
+    if not take_step(session, actor.user_id, start.step, now, purpose="payment", requisition_id=requisition_id):
         # A concurrent request spent this step first: the code counts as reused after all.
-        return _refuse_code(uow, envelope, rows.guard, start.if_step_taken, now, requisition_id)
+        return refuse_code(uow, envelope, rows.guard, start.if_step_taken, now, requisition_id)
     if start.clear_failures:
         rows.guard.failures = 0
         rows.guard.updated_at = now
-    _record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=start.step)
-    payment = _executed_payment(session, rows, start, actor, now)
+    record_attempt(session, envelope, "execute", requisition_id, "accepted", "ok", step=start.step)
+    payment = executed_payment(session, rows.payment, rows.requisition, start.number, start.state, actor, now)
+    session.flush()
+    send_to_disbursement(uow, envelope, payment)
+    return ok_reply(201, payment_body(payment, config.max_executions))
+
+
+def send_to_disbursement(uow: UnitOfWork, envelope: Envelope, payment: Payment | dict[str, Any]) -> None:
+    """Say the execution started, and send the payment to the disbursement job (``payment``: the
+    row, or its columns as a run inserts them)."""
+    row = payment if isinstance(payment, dict) else {c: getattr(payment, c) for c in STARTED_COLUMNS}
     uow.emit(
         envelope.caused(
             PAYMENT_STARTED.name,
             {
-                "requisition_id": str(requisition_id),
-                "payment_id": str(payment.id),
-                "executor_id": actor.user_id,
-                "executor_name": actor.username,
-                "execution": payment.executions,
+                "requisition_id": str(row["requisition_id"]),
+                "payment_id": str(row["id"]),
+                "executor_id": row["executor_id"],
+                "executor_name": row["executor_name"],
+                "execution": row["executions"],
             },
         )
     )
     # The job is sent through the outbox: it runs only once this transaction has committed.
-    uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(payment.id)}))
-    return ok_reply(201, payment_body(payment, config.max_executions))
+    uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(row["id"])}))
 
 
-def _new_payment(req: PayableRequisition, actor: Actor, now: datetime) -> Payment:
+STARTED_COLUMNS = ("id", "requisition_id", "executor_id", "executor_name", "executions")
+
+
+def new_payment_row(req: PayableRequisition, actor: Actor, now: datetime) -> dict[str, Any]:
     """A requisition's payment as its first execution creates it (the decision saw amount and payee)."""
-    return Payment(
-        id=domain.payment_id_for(req.requisition_id),
-        requisition_id=req.requisition_id,
-        branch_id=req.branch_id or "",
-        region_id=req.region_id or "",
-        amount_minor=req.amount_minor,
-        currency=req.currency,
-        payee_name=req.payee_name or "",
-        payee_method=req.payee_method,
-        payee_account_ref=req.payee_account_ref or "",
-        state=PaymentState.PROCESSING,
-        executions=0,
-        attempts=0,
-        executor_id=actor.user_id,
-        executor_name=actor.username,
-        redrives=0,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "id": domain.payment_id_for(req.requisition_id),
+        "requisition_id": req.requisition_id,
+        "branch_id": req.branch_id or "",
+        "region_id": req.region_id or "",
+        "amount_minor": req.amount_minor,
+        "currency": req.currency,
+        "payee_name": req.payee_name or "",
+        "payee_method": req.payee_method,
+        "payee_account_ref": req.payee_account_ref or "",
+        "state": PaymentState.PROCESSING,
+        "executions": 0,
+        "attempts": 0,
+        "executor_id": actor.user_id,
+        "executor_name": actor.username,
+        "redrives": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
-def _executed_payment(
-    session: Session, rows: _ExecutionRows, start: domain.StartExecution, actor: Actor, now: datetime
+def execution_row(
+    payment_id: uuid.UUID, number: int, actor: Actor, now: datetime, run_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """Execution ``number`` of a payment, started now by ``actor`` (within run ``run_id``, if one)."""
+    return {
+        "payment_id": payment_id,
+        "number": number,
+        "executor_id": actor.user_id,
+        "executor_name": actor.username,
+        "started_at": now,
+        "outcome": PaymentState.PROCESSING,
+        "reason": "",
+        "run_id": run_id,
+    }
+
+
+def executed_payment(
+    session: Session,
+    payment: Payment | None,
+    requisition: PayableRequisition | None,
+    number: int,
+    state: PaymentState,
+    actor: Actor,
+    now: datetime,
 ) -> Payment:
-    """The payment, created or moved to ``start.state``, with execution ``start.number`` recorded."""
-    payment = rows.payment
-    if start.create_payment:
-        payment = _new_payment(rows.requisition, actor, now)
+    """The payment, created (from ``requisition``) or moved to ``state``, with execution
+    ``number`` recorded; the caller flushes."""
+    if payment is None:
+        if requisition is None:
+            raise ValueError("a first execution needs the requisition it pays")
+        payment = Payment(**new_payment_row(requisition, actor, now))
         session.add(payment)
-    payment.state = start.state
-    payment.executions = start.number
+    restarted(payment, state, number, actor, now)
+    session.add(PaymentExecution(**execution_row(payment.id, number, actor, now)))
+    return payment
+
+
+def restarted(payment: Payment, state: PaymentState, number: int, actor: Actor, now: datetime) -> None:
+    """A payment moved to ``state`` by execution ``number`` (a new one, or a failed one again)."""
+    payment.state = state
+    payment.executions = number
     payment.attempts = 0
     payment.executor_id = actor.user_id
     payment.executor_name = actor.username
@@ -588,19 +633,6 @@ def _executed_payment(
     payment.call_claim = None
     payment.call_claimed_until = None
     payment.updated_at = now
-    session.add(
-        PaymentExecution(
-            payment_id=payment.id,
-            number=start.number,
-            executor_id=actor.user_id,
-            executor_name=actor.username,
-            started_at=now,
-            outcome=PaymentState.PROCESSING,
-            reason="",
-        )
-    )
-    session.flush()
-    return payment
 
 
 def record_refused_execution(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
@@ -609,7 +641,15 @@ def record_refused_execution(uow: UnitOfWork, envelope: Envelope, payload: dict[
     Runs after the refused command rolled back, in the transaction that records the refusal,
     so the attempt is not lost with it.
     """
-    _record_attempt(uow.session, envelope, "execute", payload.get("requisition_id"), "refused", exc.code, exc.detail)
+    record_attempt(uow.session, envelope, "execute", payload.get("requisition_id"), "refused", exc.code, exc.detail)
+
+
+def record_refused_run(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], exc: DomainError) -> None:
+    """Keep a refused payment run (or its refused second authorisation) in the audit trail."""
+    run = payload.get("run_id")
+    record_attempt(
+        uow.session, envelope, "run", None, "refused", exc.code, f"run {run}: {exc.detail}" if run else exc.detail
+    )
 
 
 # -- disbursement ---------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.payment import service
-from services.payment.models import OtpEnrolment, Payment, PaymentExecution, ProviderAttempt
+from services.payment import reports, runs, service
+from services.payment.models import OtpEnrolment, Payment, PaymentExecution, PaymentRun, PaymentRunItem, ProviderAttempt
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
 
@@ -27,8 +27,16 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.command(catalog.RESET_AUTHENTICATOR, on_refusal=service.record_refused_reset)(
         partial(service.reset_authenticator, config=config)
     )
+    runtime.command(catalog.START_PAYMENT_RUN, on_refusal=service.record_refused_run)(
+        partial(runs.start_payment_run, config=config)
+    )
+    runtime.command(catalog.AUTHORISE_PAYMENT_RUN, on_refusal=service.record_refused_run)(
+        partial(runs.authorise_payment_run, config=config)
+    )
+    runtime.command(catalog.CANCEL_PAYMENT_RUN)(partial(runs.cancel_payment_run, config=config))
     runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
     runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
+    runtime.query(catalog.REPORT_QUERIES["payment"])(reports.run_report)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
     runtime.on_event(catalog.FUNDS_RESERVED.name)(service.on_funds_reserved)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_cancelled)
@@ -39,6 +47,9 @@ def register(runtime: ServiceRuntime) -> None:
     snapshots.track(Payment, lambda p: ("payment", p.id))
     snapshots.track(PaymentExecution, lambda e: ("payment", e.payment_id))
     snapshots.track(ProviderAttempt, lambda a: ("payment", a.payment_id))
+    snapshots.model("payment_run", catalog.PAYMENT_RUN_CHANGED, runs.payment_run_snapshots, PaymentRun.__table__)
+    snapshots.track(PaymentRun, lambda r: ("payment_run", r.id))
+    snapshots.track(PaymentRunItem, lambda i: ("payment_run", i.run_id))
     snapshots.model(
         "authenticator", catalog.AUTHENTICATOR_CHANGED, service.authenticator_snapshots, OtpEnrolment.__table__
     )

@@ -16,6 +16,7 @@ from shared.contracts import ledger as lg
 from shared.contracts import payloads as p
 from shared.contracts import payment as pm
 from shared.contracts import readmodels as rm
+from shared.contracts import reports as rp
 
 Kind = Literal["command", "query", "maintenance", "job"]
 
@@ -66,6 +67,11 @@ def export_task(service: str) -> str:
     return f"{service}.export_read_models"
 
 
+def report_task(service: str) -> str:
+    """The query through which a service computes the reports it owns (``shared.contracts.reports``)."""
+    return f"{service}.run_report"
+
+
 def handle_event_task(service: str) -> str:
     """The task through which a service receives the events it subscribes to."""
     return f"{service}.handle_event"
@@ -106,6 +112,9 @@ ACTIVATE_OTP = TaskSpec("payment.activate_otp", "command", pm.OtpCodePayload)
 EXECUTE_PAYMENT = TaskSpec("payment.execute_payment", "command", pm.ExecutePaymentPayload)
 VERIFY_SECOND_FACTOR = TaskSpec("payment.verify_second_factor", "command", pm.SecondFactorPayload)
 RESET_AUTHENTICATOR = TaskSpec("payment.reset_authenticator", "command", pm.ResetAuthenticatorPayload)
+START_PAYMENT_RUN = TaskSpec("payment.start_payment_run", "command", pm.StartPaymentRunPayload)
+AUTHORISE_PAYMENT_RUN = TaskSpec("payment.authorise_payment_run", "command", pm.AuthorisePaymentRunPayload)
+CANCEL_PAYMENT_RUN = TaskSpec("payment.cancel_payment_run", "command", pm.CancelPaymentRunPayload)
 DISBURSE_PAYMENT = TaskSpec("payment.disburse_payment", "job", pm.PaymentIdPayload)
 RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.MaintenancePayload)
 
@@ -114,10 +123,15 @@ RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.Mai
 READ_MODELS: dict[str, tuple[str, ...]] = {
     "requisition": ("requisition", "alert", "caps"),
     "approval": ("approval_case", "policy"),
-    "payment": ("payment", "authenticator"),
+    "payment": ("payment", "authenticator", "payment_run"),
     "ledger": ("account", "replenishment", "float_day", "cash_count", "ledger_check", "ledger_totals"),
 }
 EXPORTS: dict[str, TaskSpec] = {s: TaskSpec(export_task(s), "query", rm.ExportPayload) for s in READ_MODELS}
+
+# -- reports (``GET /api/v1/reports/<name>``): each from its owner's own tables ----------------
+REPORT_QUERIES: dict[str, TaskSpec] = {
+    s: TaskSpec(report_task(s), "query", rp.ReportPayload) for s in rp.REPORT_SERVICES
+}
 
 # Every database's owner has an outbox, so every one hears acknowledgements.
 ACKS: dict[str, TaskSpec] = {
@@ -128,6 +142,7 @@ ACKS: dict[str, TaskSpec] = {
 TASKS: tuple[TaskSpec, ...] = (
     *(v for v in list(globals().values()) if isinstance(v, TaskSpec)),
     *EXPORTS.values(),
+    *REPORT_QUERIES.values(),
     *ACKS.values(),
 )
 
@@ -160,6 +175,7 @@ REQUISITION_CHANGED = EventSpec("RequisitionChanged", rm.RequisitionSnapshot, ("
 APPROVAL_CASE_CHANGED = EventSpec("ApprovalCaseChanged", rm.ApprovalCaseSnapshot, ("gateway",))
 ACCOUNT_CHANGED = EventSpec("AccountChanged", rm.AccountSnapshot, ("gateway",))
 PAYMENT_CHANGED = EventSpec("PaymentChanged", rm.PaymentSnapshot, ("gateway",))
+PAYMENT_RUN_CHANGED = EventSpec("PaymentRunChanged", rm.PaymentRunSnapshot, ("gateway",))
 AUTHENTICATOR_CHANGED = EventSpec("AuthenticatorChanged", rm.AuthenticatorSnapshot, ("gateway",))
 ALERT_RECORDED = EventSpec("AlertRecorded", rm.AlertSnapshot, ("gateway",))
 CASH_COUNT_CHANGED = EventSpec("CashCountChanged", rm.CashCountSnapshot, ("gateway",))

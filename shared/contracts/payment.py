@@ -76,6 +76,27 @@ class ExecutePaymentPayload(Schema):
     otp = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
 
 
+class StartPaymentRunPayload(Schema):
+    """Command ``payment.start_payment_run`` (treasury): pay these reserved requisitions with one code."""
+
+    requisition_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=200))
+    otp = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+
+
+class AuthorisePaymentRunPayload(Schema):
+    """Command ``payment.authorise_payment_run``: a second treasury officer's code starts a run above the threshold."""
+
+    run_id = fields.UUID(required=True)
+    otp = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$"))
+
+
+class CancelPaymentRunPayload(Schema):
+    """Command ``payment.cancel_payment_run``: drop a run still waiting for its second officer."""
+
+    run_id = fields.UUID(required=True)
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
 class PaymentIdPayload(Schema):
     """Job ``payment.disburse_payment``."""
 

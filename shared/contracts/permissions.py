@@ -40,6 +40,7 @@ class Action(StrEnum):
     READ_REQUISITIONS = "read-requisitions"
     READ_INBOX = "read-inbox"
     READ_PAYMENTS = "read-payments"
+    READ_PAYMENT_RUNS = "read-payment-runs"
     READ_FLOATS = "read-floats"
     READ_COMMAND_STATUS = "read-command-status"
     READ_POLICY = "read-policy"
@@ -50,6 +51,7 @@ class Action(StrEnum):
     RECORD_CASH_COUNT = "record-cash-count"
     DECIDE_VARIANCE = "decide-variance"
     READ_LEDGER = "read-ledger"
+    READ_REPORTS = "read-reports"
     READ_SYSTEM = "read-system"
     # requesting money
     SUBMIT_REQUISITION = "submit-requisition"
@@ -113,6 +115,8 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType(
         Action.READ_REQUISITIONS: _rule(Scope.IN_SCOPE, *ALL_ROLES),
         Action.READ_INBOX: _rule(Scope.STEP_IN_SCOPE, *APPROVER_ROLES),
         Action.READ_PAYMENTS: _rule(Scope.IN_SCOPE, *ALL_ROLES),
+        # A run spans branches: who pays and who watches the payments of the whole organisation.
+        Action.READ_PAYMENT_RUNS: _rule(Scope.EVERY_BRANCH, R.TREASURY, R.FINANCE, R.CFO, R.AUDITOR),
         Action.READ_FLOATS: _rule(Scope.IN_SCOPE, *ALL_ROLES),
         Action.READ_COMMAND_STATUS: _rule(Scope.OWN, *ALL_ROLES),
         Action.READ_POLICY: _rule(Scope.EVERY_BRANCH, *OFFICE),
@@ -128,6 +132,9 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType(
         Action.RECORD_CASH_COUNT: _rule(Scope.MEMBER, R.BRANCH_MANAGER, R.TREASURY),
         Action.DECIDE_VARIANCE: _rule(Scope.EVERY_BRANCH, R.FINANCE, R.CFO),
         Action.READ_LEDGER: _rule(Scope.EVERY_BRANCH, *OFFICE),
+        # Finance, the CFO and auditors read every branch; a regional or branch manager reads
+        # the reports of the branches their scope covers (each service applies the scope).
+        Action.READ_REPORTS: _rule(Scope.IN_SCOPE, R.FINANCE, R.CFO, R.AUDITOR, R.REGIONAL_MANAGER, R.BRANCH_MANAGER),
         Action.READ_SYSTEM: _rule(Scope.EVERY_BRANCH, R.ADMIN, R.AUDITOR, R.FINANCE, R.CFO, R.TREASURY),
         Action.SUBMIT_REQUISITION: _rule(Scope.MEMBER, *ALL_ROLES),
         Action.EDIT_REQUISITION: _rule(Scope.OWN, *ALL_ROLES),

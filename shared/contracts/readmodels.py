@@ -22,6 +22,7 @@ KINDS: tuple[str, ...] = (
     "replenishment",
     "float_day",
     "cash_count",
+    "payment_run",
     *DOCUMENTS,
 )
 AUTHENTICATOR_STATUSES: tuple[str, ...] = ("pending", "active", "reset")
@@ -93,6 +94,13 @@ class PaymentSnapshot(ScopedSnapshotPayload):
     requisition_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     state = fields.String(load_default="processing", validate=validate.Length(min=1, max=16))
     completed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class PaymentRunSnapshot(SnapshotPayload):
+    """Keyed by the run's id (payment): many payments authorised with one code; it spans branches."""
+
+    state = fields.String(required=True, validate=validate.OneOf(("awaiting_second", "started", "cancelled")))
+    created_at = fields.AwareDateTime(required=True)
 
 
 class ReplenishmentSnapshot(ScopedSnapshotPayload):

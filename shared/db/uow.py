@@ -12,12 +12,16 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts.envelope import Envelope
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.outbox import check_contract, write_outbox
 from shared.messaging.tables import outbox
 
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[dict[str, Any]], None]
+
+# A commit that emits more than this many messages leaves their sending to the relay: a
+# command that starts a hundred payments answers without publishing each one first.
+DIRECT_SEND_LIMIT = 32
 
 
 class UnitOfWork:
@@ -25,9 +29,12 @@ class UnitOfWork:
 
     With a ``publish`` function (a service's workers), the outbox rows are written already
     marked as sent and the events are sent straight after the commit, from memory: no second
-    transaction to claim them. A send that fails hands its rows back to the relay; a process
-    that dies between the commit and the send leaves rows that nobody acknowledges, which the
-    relay sends again after the delivery deadline (``shared.messaging.delivery``).
+    transaction to claim them (a commit of more than ``DIRECT_SEND_LIMIT`` leaves them to the
+    relay, which publishes in batches). The rows are written in one statement at the commit;
+    each event is checked against its contract when it is emitted. A send that fails hands its
+    rows back to the relay; a process that dies between the commit and the send leaves rows
+    that nobody acknowledges, which the relay sends again after the delivery deadline
+    (``shared.messaging.delivery``).
     """
 
     session: Session
@@ -37,15 +44,19 @@ class UnitOfWork:
         session_factory: sessionmaker[Session],
         describe_changes: Callable[[Session], list[Envelope]] | None = None,
         publish: Publisher | None = None,
+        direct_send_limit: int | None = DIRECT_SEND_LIMIT,
     ) -> None:
         self._factory = session_factory
+        self._direct_send_limit = direct_send_limit
         self._describe_changes = describe_changes
         self._publish = publish
         self.emitted: list[Envelope] = []
+        self._unwritten: list[Envelope] = []
 
     def __enter__(self) -> Self:
         self.session = self._factory()
         self.emitted = []
+        self._unwritten = []
         return self
 
     def __exit__(
@@ -56,8 +67,9 @@ class UnitOfWork:
 
     def emit(self, envelope: Envelope) -> None:
         """Queue an event for publication; it is written to the outbox with this transaction."""
-        add_to_outbox(self.session, envelope, sent=self._publish is not None)
+        check_contract(envelope)
         self.emitted.append(envelope)
+        self._unwritten.append(envelope)
 
     def publish_changes(self) -> list[Envelope]:
         """Emit the read-model snapshots of what this transaction changed so far (see
@@ -71,13 +83,18 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.publish_changes()
+        batch, self._unwritten = self._unwritten, []
+        limit = self._direct_send_limit
+        direct = self._publish is not None and (limit is None or len(batch) <= limit)
+        write_outbox(self.session, batch, sent=direct)
         self.session.commit()
-        if self._publish is not None and self.emitted:
-            self._send(self._publish, self.emitted)
+        if direct and self._publish is not None and batch:
+            self._send(self._publish, batch)
 
     def rollback(self) -> None:
         self.session.rollback()
         self.emitted = []
+        self._unwritten = []
 
     def _send(self, publish: Publisher, envelopes: list[Envelope]) -> None:
         try:

@@ -49,9 +49,18 @@ def problem_reply(status: int, code: str, detail: str, **extra: Any) -> dict[str
     return {"status": status, "problem": {"type": code, "title": code.replace("-", " "), "detail": detail, **extra}}
 
 
-def ok_reply(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """A successful reply."""
-    return {"status": status, "body": body}
+def ok_reply(status: int, body: dict[str, Any], *, snapshots_of: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A successful reply. ``snapshots_of``: the snapshot events the gateway projects before it
+    answers (all of what the command changed, by default; a run of a hundred payments answers
+    with the run's alone, and the payments' arrive through the projector)."""
+    reply: dict[str, Any] = {"status": status, "body": body}
+    if snapshots_of is not None:
+        reply[SNAPSHOTS_OF] = list(snapshots_of)
+    return reply
+
+
+# The reply's member naming the snapshot events it carries (the runtime reads and drops it).
+SNAPSHOTS_OF = "snapshots_of"
 
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

@@ -50,15 +50,27 @@ def add_to_outbox(session: Session, envelope: Envelope, *, sent: bool = False) -
     is written as published and only the delivery deadline's re-send stands behind it.
     """
     check_contract(envelope)
+    write_outbox(session, [envelope], sent=sent)
+
+
+def write_outbox(session: Session, envelopes: list[Envelope], *, sent: bool = False) -> None:
+    """Write checked events to the outbox in one statement (a use case's, at its commit)."""
+    if not envelopes:
+        return
     now = utcnow()
+    published_at = now if sent else None
     session.execute(
-        outbox.insert().values(
-            message_id=uuid.UUID(envelope.message_id),
-            event_type=envelope.type,
-            envelope=envelope.to_dict(),
-            created_at=now,
-            published_at=now if sent else None,
-        )
+        outbox.insert(),
+        [
+            {
+                "message_id": uuid.UUID(e.message_id),
+                "event_type": e.type,
+                "envelope": e.to_dict(),
+                "created_at": now,
+                "published_at": published_at,
+            }
+            for e in envelopes
+        ],
     )
 
 

@@ -26,7 +26,6 @@ from shared.config import Settings
 from shared.contracts import instances
 from shared.contracts.catalog import (
     ACKS,
-    ALERT_RAISED,
     EVENTS,
     EXPORTS,
     TaskSpec,
@@ -41,7 +40,7 @@ from shared.db.uow import UnitOfWork
 from shared.messaging import deadletter, inbox
 from shared.messaging.app import event_publisher, make_celery, recipients
 from shared.messaging.delivery import AckBatcher, record_acks
-from shared.messaging.errors import DomainError, is_transient, problem_reply
+from shared.messaging.errors import SNAPSHOTS_OF, DomainError, is_transient, problem_reply
 from shared.messaging.outbox import prune_published
 from shared.messaging.snapshots import Snapshots, touch
 from shared.messaging.tables import read_model_versions
@@ -285,11 +284,7 @@ class ServiceRuntime:
                 log.info("duplicate %s %s ignored", task_name, envelope.message_id)
                 return inbox.stored_result(uow.session, envelope.message_id)
             try:
-                reply = effect(uow)
-                changed = uow.publish_changes()
-                if changed and isinstance(reply, dict) and "status" in reply:
-                    # The gateway projects these before it answers: a user reads their own write.
-                    reply = {**reply, "snapshots": [{"type": e.type, "payload": e.payload} for e in changed]}
+                reply = _with_snapshots(effect(uow), uow.publish_changes())
                 inbox.set_result(uow.session, envelope.message_id, reply)
             except DomainError as exc:
                 # A refusal is an answer too: record it (without the effects) so a
@@ -365,24 +360,25 @@ class ServiceRuntime:
 
     def _bury(self, task_name: str, raw: Any, error: str, attempts: int) -> None:
         """Keep the message for an operator, and raise an alert about it in the same commit."""
-        message_id = raw.get("message_id") if isinstance(raw, dict) else None
-        alert = Envelope(
-            type=ALERT_RAISED.name,
-            payload={
-                "kind": "dead_letter",
-                "severity": "critical",
-                "subject": f"dead_letters:{self.service}",
-                "message": f"{task_name} gave up on message {message_id} after {attempts} attempt(s): {error}"[:1000],
-                "source": self.service,
-            },
-            actor=SYSTEM_ACTOR,
-        )
         try:
             with self.db.uow() as uow:
-                deadletter.bury(uow.session, task_name, raw, error, attempts)
-                uow.emit(alert)
+                deadletter.bury_and_alert(uow, self.service, task_name, raw, error, attempts)
                 uow.commit()
         except Exception:
             # Without a database we cannot even bury it: let the broker redeliver it later.
             log.exception("could not dead-letter %s", task_name)
             raise
+
+
+def _with_snapshots(reply: Any, changed: list[Envelope]) -> Any:
+    """A command's reply with the snapshots of what it changed (those it names, if it names
+    them): the gateway projects them before it answers, so a user reads their own write."""
+    if not isinstance(reply, dict):
+        return reply
+    if SNAPSHOTS_OF in reply:
+        reply = dict(reply)
+        wanted = set(reply.pop(SNAPSHOTS_OF))
+        changed = [e for e in changed if e.type in wanted]
+    if changed and "status" in reply:
+        reply = {**reply, "snapshots": [{"type": e.type, "payload": e.payload} for e in changed]}
+    return reply

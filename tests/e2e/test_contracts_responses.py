@@ -29,13 +29,14 @@ import schemathesis
 from marshmallow import Schema
 from sqlalchemy import select
 
-from services.gateway import schemas
+from services.gateway import payment_runs, run_schemas, schemas
 from services.gateway.passwords import Passwords
 from services.gateway.readmodels import (
     rm_accounts,
     rm_alerts,
     rm_approval_cases,
     rm_documents,
+    rm_payment_runs,
     rm_payments,
     rm_requisitions,
 )
@@ -182,6 +183,7 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     device = Authenticator(pyotp.parse_uri(enrolled["provisioning_uri"]).secret)
     activated = call("POST", "/api/v1/otp/activation", person.token, 200, json={"code": device.code()})
     _pay(call, api, person, device, rid, alice)
+    _run(call, api, dbs, person, device, tokens)
     _identity_journey(call, tokens, dbs, tmp_var, person, activated.json()["recovery_codes"])
 
     # A replenishment asked for and decided.
@@ -230,6 +232,9 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     assert dashboard["window_days"] == 30
     call("GET", "/api/v1/alerts", bob, 200)
     call("GET", "/api/v1/system/status", admin, 200)
+    listed_reports = call("GET", "/api/v1/reports", fiona, 200).json()
+    for report in listed_reports["items"]:
+        call("GET", "/api/v1/reports/{name}", fiona, 200, _name=report["name"])
 
     # One left waiting for bob, so the projections hold an inbox item for the next test.
     waiting = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(amount=kes(700))).json()["id"]
@@ -397,6 +402,52 @@ def _pay(call: Contract, api: Api, person: Person, device: Authenticator, rid: s
     _wait(api, alice, rid, "paid")
 
 
+def _reserved(call: Contract, api: Api, tokens: dict[str, str], major: int) -> str:
+    alice = tokens["alice"]
+    rid = call("POST", "/api/v1/requisitions", alice, 201, json=requisition_body(amount=kes(major))).json()["id"]
+    _wait(api, alice, rid, "pending_approval")
+    path = "/api/v1/requisitions/{requisition_id}/approve"
+    call("POST", path, tokens["bob"], 200, _requisition_id=rid, json={"comment": "ok"})
+    _wait(api, alice, rid, "reserved")
+    return str(rid)
+
+
+def _run(
+    call: Contract, api: Api, dbs: dict[str, Database], person: Person, device: Authenticator, tokens: dict[str, str]
+) -> None:
+    """Payment runs: the ready list; one run paid on one code; two above the maker-checker
+    total, one authorised by a second officer and one cancelled; the refusals."""
+    rid = _reserved(call, api, tokens, 640)
+    ready = call("GET", "/api/v1/payment-runs/candidates", person.token, 200, params={"method": "cash"}).json()
+    assert rid in [r["id"] for r in ready["items"]]
+    runs, run = "/api/v1/payment-runs", "/api/v1/payment-runs/{run_id}"
+    made = call("POST", runs, person.token, 201, json={"requisition_ids": [rid], "otp": device.code()}).json()
+    assert made["state"] == "started"
+    wait_for(lambda: api.get(f"{runs}/{made['id']}", person.token).json()["finished"], 20)
+    assert call("GET", run, tokens["aud"], 200, _run_id=made["id"]).json()["progress"]["paid"] == 1
+    call("POST", run + "/authorisation", person.token, 409, _run_id=made["id"], json={"otp": device.code()})
+    call("POST", run + "/cancellation", person.token, 409, _run_id=made["id"], json={})
+    call("POST", runs, person.token, 422, json={"requisition_ids": [rid], "otp": device.code()})
+
+    checker = new_person(dbs)
+    checker_device = enrol(api, checker)
+    for then in ("authorise", "cancel"):
+        pair = [_reserved(call, api, tokens, 2_600) for _ in range(2)]  # KES 5,200.00: above 5,000.00
+        big = call("POST", runs, person.token, 201, json={"requisition_ids": pair, "otp": device.code()}).json()
+        assert big["state"] == "awaiting_second"
+        if then == "authorise":
+            mine = {"otp": device.code()}
+            call("POST", run + "/authorisation", person.token, 403, _run_id=big["id"], json=mine)
+            theirs = {"otp": checker_device.code()}
+            started = call("POST", run + "/authorisation", checker.token, 200, _run_id=big["id"], json=theirs).json()
+            assert started["state"] == "started"
+        else:
+            why = {"reason": "Not this week"}
+            assert call("POST", run + "/cancellation", checker.token, 200, _run_id=big["id"], json=why).json()
+    call("GET", runs, tokens["fiona"], 200)
+    _wait(api, tokens["alice"], rid, "paid")
+
+
 def _handle_an_alert(call: Contract, api: Api, admin: str, person: Person) -> None:
     """The wrong codes' alert (otp_failures): listed, acknowledged, resolved with a note."""
     subject = f"user:{person.user_id}"
@@ -459,7 +510,12 @@ def test_the_response_schemas_drop_nothing_the_services_publish(journey: Contrac
     each(rm_alerts, "body", schemas.AlertSchema(), "alert")
     each(rm_documents, "body", schemas.PolicyVersionSchema(), "policy", lambda t: t.c.id == "policy")
     each(rm_documents, "body", schemas.CapListSchema(), "caps", lambda t: t.c.id == "caps")
-    for what in ("requisition", "approval case", "inbox item", "account", "float", "payment", "policy", "caps"):
+    with dbs["gateway"].engine.connect() as conn:
+        for body in conn.execute(select(rm_payment_runs.c.body)).scalars():
+            _lossless(run_schemas.RunSchema(), payment_runs.with_progress(body, {}), "payment run")
+            checked["payment run"] = checked.get("payment run", 0) + 1
+    kinds = ("requisition", "approval case", "inbox item", "account", "float", "payment", "policy", "caps")
+    for what in (*kinds, "payment run"):
         assert checked.get(what), f"no {what} was projected to check"
 
 
@@ -541,5 +597,8 @@ def test_every_operation_is_documented_with_its_problems(api: Api) -> None:
                     assert content == {"application/problem+json"}, (method, path, status)
                 elif status == "204":
                     assert content == set(), (method, path, status)
+                elif status.startswith("2") and path == "/api/v1/reports/{name}":
+                    # A report comes as JSON, or as the CSV or PDF asked for.
+                    assert content == {"application/json", "text/csv", "application/pdf"}, (method, path, status)
                 elif status.startswith("2"):
                     assert content == {"application/json"}, (method, path, status)

@@ -26,7 +26,7 @@ from services.gateway import identity
 from services.gateway.access import Access, UndeclaredEndpoint, access_of, check_declared, routes
 from services.gateway.app import create_app
 from shared.config import Settings
-from shared.contracts.permissions import permission
+from shared.contracts.permissions import Action, permission
 from shared.contracts.roles import ROLES, can_see_branch
 from shared.db.engine import Database
 from tests.support import Api, requisition_body, scalar, wait_for
@@ -206,6 +206,34 @@ def test_each_role_sees_a_requisition_in_its_scope_and_never_one_outside(
                 wrong.append(f"{caller.name} GET requisition of {branch_id}: {shown}, sees={sees}")
             if not sees and rid in listed:
                 wrong.append(f"{caller.name} lists a requisition out of scope")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_each_role_reads_the_reports_of_its_scope_alone(
+    api: Api, callers: list[Caller], dbs: dict[str, Database]
+) -> None:
+    """Every figure of a report is of a branch the reader sees (floats of NBO-CBD and MLD-01)."""
+    treasury = next(c for c in callers if c.name == "treasury")
+    for code in ("NBO-CBD", "MLD-01"):
+        body = {"branch": code, "amount": {"minor_units": 10**9, "currency": "KES"}}
+        assert api.post("/api/v1/floats", treasury.token, json=body).status_code in (201, 409)
+    regions = {code: _branch(dbs, code) for code in ("NBO-CBD", "MLD-01")}
+    wrong = []
+    for caller in callers:
+        if caller.token is None or caller.read_only:
+            continue
+        answer = api.get("/api/v1/reports/fund-health", caller.token)
+        if caller.roles.isdisjoint(permission(Action.READ_REPORTS).roles):
+            if answer.status_code != 403:
+                wrong.append(f"{caller.name} read a report: {answer.status_code}")
+            continue
+        with dbs["gateway"].uow() as uow:
+            found = identity.authenticate(uow.session, caller.token)
+        assert found is not None
+        shown = {row["branch"] for row in answer.json()["sections"][0]["rows"]}
+        for code, (branch_id, region_id) in regions.items():
+            if (code in shown) != can_see_branch(found.actor, branch_id, region_id):
+                wrong.append(f"{caller.name} fund health of {code}: shown={code in shown}")
     assert not wrong, "\n".join(wrong)
 
 

@@ -58,8 +58,9 @@ def outbox_db(settings: Settings) -> Iterator[Database]:
 def test_a_rolled_back_transaction_publishes_nothing(outbox_db: Database) -> None:
     with outbox_db.uow() as uow:
         uow.emit(_event(0))
-        assert unpublished_count(uow.session) == 1  # visible inside the transaction...
-        # ...and gone with it: leaving the block without commit rolls back.
+        # The row is written in the commit's statement, with the change; leaving the block
+        # without commit rolls back, and it never was.
+        assert unpublished_count(uow.session) == 0
 
     sent: list[dict[str, Any]] = []
     assert relay_once(outbox_db, sent.append) == 0

@@ -101,7 +101,10 @@ class Harness:
 
     def uow(self) -> UnitOfWork:
         """The service's unit of work: its snapshots published at commit, what it emits captured."""
-        return UnitOfWork(self.sessions, self.snapshots.publish_touched, publish=self.sent.append)
+        # Every message is captured as sent, however many one commit emits.
+        return UnitOfWork(
+            self.sessions, self.snapshots.publish_touched, publish=self.sent.append, direct_send_limit=None
+        )
 
     # -- running use cases ----------------------------------------------------------------
 

@@ -35,7 +35,7 @@ blp = Blueprint(
 ENROLLING = (Stage.ENROL, Stage.SIGNED_IN)
 
 
-def _retry_after(answer: Answer) -> Answer:
+def retry_after(answer: Answer) -> Answer:
     """A lockout (429) says when to come back, as the problem's ``retry_after`` does."""
     if isinstance(answer, Response) and answer.status_code == 429:
         retry_after = json.loads(answer.get_data()).get("retry_after")
@@ -133,7 +133,7 @@ def execute_payment(requisition_id: uuid.UUID, code: str) -> Answer:
     if limited is not None:
         return limited
     answer = command(catalog.EXECUTE_PAYMENT, {"requisition_id": str(requisition_id), "otp": code}, resource="payment")
-    return _retry_after(answer) if isinstance(answer, Response) else answer
+    return retry_after(answer) if isinstance(answer, Response) else answer
 
 
 @blp.route("/requisitions/<uuid:requisition_id>/payment")

@@ -124,6 +124,8 @@ def home() -> Any:
         funds=funds,
         alerts=may(principal.actor, Action.READ_ALERTS),
         dashboard=may(principal.actor, Action.READ_DASHBOARD),
+        reports=may(principal.actor, Action.READ_REPORTS),
+        runs=may(principal.actor, Action.READ_PAYMENT_RUNS),
         cash=any(
             may(principal.actor, a) for a in (Action.RECORD_CASH_COUNT, Action.DECIDE_VARIANCE, Action.READ_LEDGER)
         ),
@@ -271,10 +273,12 @@ from services.gateway.web import (  # noqa: E402
     approvals,
     cash,
     dashboard,
+    payment_runs,
     payments,
     pending,
     policy,
     replenishments,
+    reports,
     requisitions,
 )
 
@@ -286,10 +290,12 @@ __all__ = [
     "cash",
     "dashboard",
     "page",
+    "payment_runs",
     "payments",
     "pending",
     "policy",
     "problem_detail",
     "replenishments",
+    "reports",
     "requisitions",
 ]

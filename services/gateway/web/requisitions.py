@@ -170,6 +170,7 @@ THEN = {
     "replenishments": "web.replenishments",
     "alerts": "web.alerts_page",
     "cash-counts": "web.cash_counts_page",
+    "payment-runs": "web.payment_runs_page",
 }
 
 

@@ -37,6 +37,10 @@ def test_an_action_over_every_branch_is_held_by_global_roles_only() -> None:
         (Action.CANCEL_ANY_REQUISITION, {Role.FINANCE, Role.CFO, Role.ADMIN}),
         (Action.DECIDE_APPROVAL, {Role.BRANCH_MANAGER, Role.REGIONAL_MANAGER, Role.FINANCE, Role.CFO, Role.ADMIN}),
         (Action.READ_LEDGER, {Role.FINANCE, Role.CFO, Role.AUDITOR, Role.ADMIN}),
+        (
+            Action.READ_REPORTS,
+            {Role.FINANCE, Role.CFO, Role.AUDITOR, Role.REGIONAL_MANAGER, Role.BRANCH_MANAGER},
+        ),
         (Action.SUBMIT_REQUISITION, set(Role)),
     ],
 )
