@@ -34,6 +34,9 @@ def parse(argv: list[str]) -> BenchOptions:
     parser.add_argument("--page-users", type=int, help="users of the pages stage (default 100)")
     parser.add_argument("--pay-rate", type=int, help="payments per second (default 20)")
     parser.add_argument("--chain-rate", type=int, help="whole chains per second (default 20)")
+    parser.add_argument("--report-rate", type=int, help="reports per second (default 10)")
+    parser.add_argument("--runs", type=int, help="payment runs, one after the other (default 5)")
+    parser.add_argument("--run-size", type=int, help="payments in each run (default 100)")
     parser.add_argument("--create-max", type=int, help="highest creation step per second (default 500)")
     parser.add_argument("--profile", choices=("missed", "always", "never"), help="py-spy profiles (default missed)")
     parser.add_argument("--stages", nargs="+", choices=tuple(STAGES), help="run only these stages")
@@ -56,6 +59,9 @@ def parse(argv: list[str]) -> BenchOptions:
                 "page_users": args.page_users,
                 "pay_rate": args.pay_rate,
                 "chain_rate": args.chain_rate,
+                "report_rate": args.report_rate,
+                "runs": args.runs,
+                "run_size": args.run_size,
                 "profile": args.profile,
             }.items()
             if v is not None

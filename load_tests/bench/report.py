@@ -152,11 +152,49 @@ def _projection(stages: dict[str, StageResult]) -> tuple[float | None, str]:
 
 
 def _report(stages: dict[str, StageResult]) -> tuple[float | None, str]:
-    stage = stages.get("reads")
-    entry = stage.endpoint(u.TRIAL_BALANCE) if stage else None
-    if entry is None:
+    """The slowest report's p95 in the reports stage (or the trial balance in the dashboard mix)."""
+    stage = stages.get("reports")
+    if stage is None:
+        reads = stages.get("reads")
+        entry = reads.endpoint(u.TRIAL_BALANCE) if reads else None
+        if entry is None:
+            return None, "not run"
+        return entry["p95_ms"], f"trial balance p95 {entry['p95_ms']} ms at {entry['rps']} req/s (dashboard mix)"
+    reports = [e for e in stage.endpoints if e["name"].startswith("GET /api/v1/reports/") and e["requests"]]
+    if not reports:
+        return None, "no report answered"
+    slowest = max(reports, key=lambda e: e["p95_ms"] or 0)
+    total = stage.total
+    name = slowest["name"].removeprefix("GET /api/v1/reports/")
+    return (
+        slowest["p95_ms"] if total["failures"] == 0 else float("inf"),
+        f"slowest p95 {slowest['p95_ms']} ms ({name}); all reports p95 {total['p95_ms']} ms, "
+        f"{total['failures']} failures of {total['requests']} at {total['rps']} req/s",
+    )
+
+
+def _run_authorised(stages: dict[str, StageResult]) -> tuple[float | None, str]:
+    stage = stages.get("runs")
+    if stage is None or not stage.total["requests"]:
         return None, "not run"
-    return entry["p95_ms"], f"p95 {entry['p95_ms']} ms at {entry['rps']} req/s (in the dashboard mix)"
+    total = stage.total
+    return (
+        total["p95_ms"] if total["failures"] == 0 else float("inf"),
+        f"p95 {total['p95_ms']} ms (p50 {total['p50_ms']} ms) over {total['requests']} runs, "
+        f"{total['failures']} failed",
+    )
+
+
+def _run_paid(stages: dict[str, StageResult]) -> tuple[float | None, str]:
+    stage = stages.get("runs")
+    lag = (stage.lags.get("authorised_to_all_paid_ms") or {}) if stage else {}
+    if not lag.get("count"):
+        return None, "no run was paid in full"
+    posted = stage.lags.get("authorised_to_all_posted_ms") or {} if stage else {}
+    return lag["max"], (
+        f"slowest {lag['max']} ms (p50 {lag['p50']} ms) over {lag['count']} runs; "
+        f"all posted in the ledger: slowest {posted.get('max')} ms"
+    )
 
 
 AIMS: tuple[Aim, ...] = (
@@ -174,7 +212,9 @@ AIMS: tuple[Aim, ...] = (
     Aim("Authorise payment (OTP)", "< 2 s at 20 req/s", "p95 < 50 ms at 20 req/s", _payment, 50),
     Aim("Whole chain (submit → posted)", "none", "p95 < 250 ms at 20 chains/s", _chain, 250),
     Aim("Projection lag", "none", "p95 < 50 ms", _projection, 50),
-    Aim("Reports (trial balance)", "< 3 s at 10 req/s", "p95 < 300 ms at 10 req/s over 1 M transfers", _report, 300),
+    Aim("Reports (each)", "< 3 s at 10 req/s", "p95 < 300 ms at 10 req/s over 1 M transfers", _report, 300),
+    Aim("Payment run authorised (100 payments)", "none", "< 50 ms", _run_authorised, 50),
+    Aim("Payment run paid (100 payments)", "none", "all paid within 5 s of the authorisation", _run_paid, 5000),
 )
 
 

@@ -27,7 +27,7 @@ import psutil
 import psycopg
 import redis
 
-from load_tests.bench import baseline, report, stages
+from load_tests.bench import baseline, report, runs, stages
 from load_tests.bench.stack import (
     Stack,
     StackOptions,
@@ -55,6 +55,8 @@ STAGES: dict[str, Callable[[stages.Bench], stages.StageResult]] = {
     "create": stages.create,
     "pay": stages.pay,
     "chain": stages.chains,
+    "reports": stages.reports,
+    "runs": runs.payment_runs,
 }
 
 
@@ -91,6 +93,9 @@ class BenchOptions:
                 create_rates=(10, 20),
                 pay_rate=5,
                 chain_rate=3,
+                report_rate=2,
+                runs=1,
+                run_size=10,
                 page_users=10,
                 page_wait=(0.1, 0.3),
                 sign_in_timeout=30,
@@ -127,13 +132,13 @@ def seed_plan(options: BenchOptions) -> SeedPlan:
             staff_per_branch=2,
             treasury_users=math.ceil(payments / per_user) + 5,
             finance_users=2,
-            reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured),
+            reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + cfg.runs * cfg.run_size,
         )
     return SeedPlan(
         requisitions=options.requisitions,
         transfers=options.transfers,
         treasury_users=math.ceil(payments / per_user) + 20,
-        reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured),
+        reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + cfg.runs * cfg.run_size,
     )
 
 

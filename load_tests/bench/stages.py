@@ -40,9 +40,11 @@ from load_tests.bench.cpu import CpuSampler
 from load_tests.bench.stack import Stack
 from load_tests.bench.users import (
     PAGE_TYPES,
+    REPORT_DAYS,
     USER_TYPES,
     BranchUser,
     GeneralUser,
+    ReportUser,
     TreasuryUser,
     World,
     paced,
@@ -75,6 +77,9 @@ class StageConfig:
     chain_rate: int = 20
     page_users: int = 100
     page_wait: tuple[float, float] = (1.0, 3.0)  # a person reading a page before the next
+    report_rate: int = 10  # reports a second, each user asking for one a second
+    runs: int = 5  # payment runs, one after the other
+    run_size: int = 100  # payments in each
     sign_in_timeout: float = 120.0  # the pages stage waits this long for its users' sign-ins
     drain_timeout: float = 120.0
     profile: str = "missed"  # missed | always | never
@@ -495,6 +500,22 @@ def chains(bench: Bench) -> StageResult:
     )
     records = [r for r in bench.world.chains if window.holds(r["t0"])]
     result.lags["chains"] = lags.chains(bench.stack.settings, records)
+    return result
+
+
+def reports(bench: Bench) -> StageResult:
+    """The seven reports (JSON; a PDF and a CSV now and then) at ``report_rate`` a second, finance asking."""
+    cfg = bench.config
+    result, _ = _run_stage(
+        bench,
+        "reports",
+        f"Reports at {cfg.report_rate}/s",
+        f"{cfg.report_rate}/s over the last {REPORT_DAYS} days",
+        [paced(ReportUser, constant_throughput(1))],
+        ["reports"],
+        cfg.report_rate,
+        spawn_rate=cfg.report_rate,
+    )
     return result
 
 

@@ -483,6 +483,52 @@ class FinanceUser(BenchUser):
 
 USER_TYPES: tuple[type[BenchUser], ...] = (TreasuryUser, FinanceUser, BranchUser, GeneralUser)
 
+# The reports, each over the last 30 days (the trial balance at today, the ledger's first page).
+REPORT_DAYS = 30
+REPORTS = (
+    "payment-summary",
+    "fund-health",
+    "variance-analysis",
+    "spending",
+    "approval-turnaround",
+    "trial-balance",
+    "general-ledger",
+)
+
+
+def report_name(report: str, fmt: str = "json") -> str:
+    return f"GET /api/v1/reports/{report}" + ("" if fmt == "json" else f"?format={fmt}")
+
+
+class ReportUser(BenchUser):
+    """Finance reading the reports (tag ``reports``): each of the seven in JSON at one weight, and
+    the spending's PDF and the general ledger's CSV now and then."""
+
+    role = "finance"
+
+    def report(self, report: str, fmt: str = "json") -> None:
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - REPORT_DAYS * 86_400))
+        query = {"at": today} if report == "trial-balance" else {"from": since, "to": today}
+        if fmt != "json":
+            query["format"] = fmt
+        self.get(f"/api/v1/reports/{report}?{urlencode(query)}", report_name(report, fmt))
+
+    @tag("reports")
+    @task(7)
+    def one_report(self) -> None:
+        self.report(world().rng.choice(REPORTS))
+
+    @tag("reports")
+    @task(1)
+    def spending_pdf(self) -> None:
+        self.report("spending", "pdf")
+
+    @tag("reports")
+    @task(1)
+    def ledger_csv(self) -> None:
+        self.report("general-ledger", "csv")
+
 
 class PageUser(FastHttpUser):
     # Only the roles that sign in with a password alone (pettycash.history.plan.PAGE_ROLES) may be page users.

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from services.requisition.models import Alert
@@ -44,6 +45,9 @@ def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]
     """A new alert, or one more occurrence of the unresolved one of its kind and subject."""
     session = uow.session
     now = utcnow()
+    # When the owner saw it (its event's time, not ours): a clear decided before it must not
+    # resolve it, whichever of the two arrives first.
+    seen = _occurred(envelope)
     row = {
         "message_id": uuid.UUID(envelope.message_id),
         "kind": payload["kind"],
@@ -55,7 +59,7 @@ def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]
         "region_id": payload.get("region_id"),
         "source": payload["source"],
         "raised_at": now,
-        "last_seen_at": now,
+        "last_seen_at": seen,
         "count": 1,
         "status": "open",
         "resolution_note": "",
@@ -66,7 +70,10 @@ def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]
         index_where=Alert.status != "resolved",
         set_={
             "count": Alert.count + 1,
-            "last_seen_at": now,
+            "last_seen_at": case(
+                (Alert.last_seen_at > stmt.excluded.last_seen_at, Alert.last_seen_at),
+                else_=stmt.excluded.last_seen_at,
+            ),
             "message": stmt.excluded.message,
             "severity": stmt.excluded.severity,
         },
@@ -74,12 +81,22 @@ def on_alert_raised(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]
     touch(session, "alert", session.scalar(folded))
 
 
-def on_alert_cleared(uow: UnitOfWork, _envelope: Envelope, payload: dict[str, Any]) -> None:
-    """The cause is gone: the unresolved alert of this kind and subject resolves itself."""
+def _occurred(envelope: Envelope) -> datetime:
+    return datetime.fromisoformat(envelope.occurred_at)
+
+
+def on_alert_cleared(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:
+    """The cause is gone: the unresolved alert of this kind and subject resolves itself, unless
+    its owner saw it again after deciding so (that raise arrived first: it stays open)."""
     session = uow.session
     resolved = session.scalars(
         update(Alert)
-        .where(Alert.kind == payload["kind"], Alert.subject == payload["subject"], Alert.status != "resolved")
+        .where(
+            Alert.kind == payload["kind"],
+            Alert.subject == payload["subject"],
+            Alert.status != "resolved",
+            Alert.last_seen_at <= _occurred(envelope),
+        )
         .values(status="resolved", resolved_by=SYSTEM, resolved_at=utcnow(), resolution_note=payload["note"])
         .returning(Alert.id)
     ).all()

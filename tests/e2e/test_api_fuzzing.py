@@ -119,9 +119,21 @@ def signed_in(world: World, username: str) -> tuple[str, str]:
 SIGN_OUTS = ["--exclude-name", "DELETE /api/v1/session", "--exclude-name", "DELETE /api/v1/sessions"]
 
 
+# Every phase, 25 examples an operation, as one caller; the others (another role, a session
+# with its CSRF token, the admin) fuzz 10 an operation, which is where their credentials differ.
 # The admin last: it may deactivate the others.
-@pytest.mark.parametrize("caller", ["alice", "tom", "alice-session", "admin"])
-def test_the_api_answers_as_its_openapi_document_says(world: World, caller: str, tmp_path: Path) -> None:
+RUNS = [
+    ("alice", "examples,coverage,fuzzing", 25),
+    ("tom", "fuzzing", 10),
+    ("alice-session", "fuzzing", 10),
+    ("admin", "fuzzing", 10),
+]
+
+
+@pytest.mark.parametrize(("caller", "phases", "examples"), RUNS, ids=[r[0] for r in RUNS])
+def test_the_api_answers_as_its_openapi_document_says(
+    world: World, caller: str, phases: str, examples: int, tmp_path: Path
+) -> None:
     assert SCHEMATHESIS, "schemathesis is a dev dependency"
     username, _, via = caller.partition("-")
     # The credential by its security scheme, so schemathesis also sends requests without it.
@@ -145,9 +157,9 @@ def test_the_api_answers_as_its_openapi_document_says(world: World, caller: str,
             "--checks",
             "all",
             "--phases",
-            "examples,coverage,fuzzing",
+            phases,
             "--max-examples",
-            "25",
+            str(examples),
             "--seed",
             "20261124",
             "--no-color",
@@ -164,4 +176,5 @@ def test_the_api_answers_as_its_openapi_document_says(world: World, caller: str,
     assert "Server error" not in summary
     generated = re.search(r"(\d+) generated", summary)
     assert generated, summary
-    assert int(generated.group(1)) > 1000, summary  # every operation was exercised, not cut short
+    # Every operation was exercised, not cut short (about a hundred operations).
+    assert int(generated.group(1)) > 800, summary

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGES = {"reads", "pages", "create", "pay", "chain"}
+STAGES = {"reads", "pages", "create", "pay", "chain", "reports", "runs"}
 
 
 def _started_by(work: Path) -> list[psutil.Process]:
@@ -64,6 +64,12 @@ def test_smoke_run_measures_every_stage_and_stops_everything(tmp_path: Path) -> 
     assert "posted" in data["stages"]["pay"]["lags"]
     assert "case_opened" in data["stages"]["create"]["lags"]
     assert data["stages"]["create"]["steps"], "the creation stage ran no step"
+    report_stage = data["stages"]["reports"]
+    assert report_stage["total"]["failures"] == 0, report_stage["errors"]
+    assert any(e["name"].startswith("GET /api/v1/reports/") for e in report_stage["endpoints"])
+    runs = data["stages"]["runs"]
+    assert runs["total"]["failures"] == 0, runs["errors"]
+    assert runs["lags"]["authorised_to_all_paid_ms"]["count"] == 1, runs["notes"]
     # The page users signed in with a password (form, CSRF token, session cookie) and opened pages.
     pages = data["stages"]["pages"]
     sign_in = pages["lags"]["sign_in"]
@@ -74,7 +80,8 @@ def test_smoke_run_measures_every_stage_and_stops_everything(tmp_path: Path) -> 
     assert pages["total"]["failures"] == 0, pages["errors"]
     assert data["seed"]["rows"]["transfers"] >= 3_000
     paths = {row["path"] for row in data["summary"]}
-    assert {"Dashboard reads", "Create requisition", "Creation knee", "Projection lag"} <= paths
+    assert {"Dashboard reads", "Create requisition", "Creation knee", "Projection lag", "Reports (each)"} <= paths
+    assert {"Payment run authorised (100 payments)", "Payment run paid (100 payments)"} <= paths
     assert any(path.startswith("Pages") for path in paths)
     assert any(name.startswith("Celery no-op") for name in data["baseline"])
     assert any(name.startswith("Flask trivial") for name in data["baseline"])

@@ -7,6 +7,7 @@ last one left" is this test's own); the alert is read where people read it, ``/a
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -145,9 +146,21 @@ def test_replaying_a_message_that_fails_again_raises_the_alert_again(rig: Rig) -
 
     _replay(test_env, dead_id)  # still broken: it is buried again
     again = _wait_reburied(dbs, valid["message_id"], dead_id)
-    # The alert about the first burial resolved; the second burial raised one anew.
-    wait_for(lambda: any(a["id"] == opened["id"] for a in _resolved(api, fiona)), 15, what="the first alert resolved")
-    wait_for(lambda: (_alert(api, fiona, "open") or {}).get("id") not in (None, opened["id"]), 15, what="a new alert")
+    # A dead letter is there again, so an alert is open, whichever came first to the alerts'
+    # keeper: the replay's clear (the first alert resolved, the burial opening a new one) or the
+    # second burial (folded into the open one, which the older clear then leaves open).
+
+    def open_again() -> bool:
+        alert = _alert(api, fiona, "open")
+        if alert is None:
+            return False
+        if alert["id"] == opened["id"]:
+            return bool(alert["count"] >= 2)
+        return any(a["id"] == opened["id"] for a in _resolved(api, fiona))
+
+    wait_for(open_again, 15, what="an open alert for the second burial")
+    time.sleep(1.0)  # the other of the two events has arrived by now, and changed nothing
+    assert open_again()
 
     _repair(dbs, again, valid)  # leave no dead letter behind
     _replay(test_env, again)

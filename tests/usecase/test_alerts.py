@@ -81,6 +81,18 @@ def test_an_alert_resolves_itself_when_its_owner_says_the_cause_is_gone(requisit
     assert requisition_uc.emitted(snapshots=True) == []
 
 
+def test_a_clear_decided_before_a_raise_that_arrived_first_leaves_the_alert_open(requisition_uc: Harness) -> None:
+    raise_alert(requisition_uc)
+    cleared = {"kind": "float_low", "subject": SUBJECT, "note": "Back above its reorder level."}
+    decided = event(catalog.ALERT_CLEARED, cleared)  # the owner decides the cause is gone...
+    raise_alert(requisition_uc)  # ...then sees it again, and that raise is delivered first
+    requisition_uc.run(alerts.on_alert_cleared, decided)
+    [alert] = the_alerts(requisition_uc)
+    assert (alert.status, alert.count) == ("open", 2)
+    requisition_uc.run(alerts.on_alert_cleared, event(catalog.ALERT_CLEARED, cleared))  # a later clear does
+    assert the_alerts(requisition_uc)[0].status == "resolved"
+
+
 def test_only_people_in_scope_with_a_handling_role_act_on_an_alert(requisition_uc: Harness) -> None:
     raise_alert(requisition_uc)
     [alert] = the_alerts(requisition_uc)

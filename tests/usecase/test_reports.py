@@ -219,6 +219,17 @@ def test_fund_health_shows_each_floats_balance_replenishments_and_days_below_its
     assert floats[NBO_CBD.id]["days_below_reorder_level"] == 0  # no level set
 
 
+def test_fund_health_over_a_long_period_lists_a_balance_a_week_but_folds_every_day(ledger_uc: Harness) -> None:
+    seed_ledger(ledger_uc)
+    daily = report(ledger_uc, "fund-health", from_day=(TODAY - timedelta(days=91)).isoformat())
+    weekly = report(ledger_uc, "fund-health", from_day=(TODAY - timedelta(days=200)).isoformat())
+    titles = [next(s["title"] for s in body["sections"] if s["name"] == "days") for body in (daily, weekly)]
+    assert titles == ["Closing balance by day", "Closing balance by week (its last day)"]
+    # The floats opened today: the last day is listed either way, and the summaries agree.
+    assert {r["day"] for r in rows(weekly, "days")} == {TODAY.isoformat()}
+    assert rows(weekly, "floats") == rows(daily, "floats")
+
+
 def _levels(branch: Branch, levels: dict[str, Any]) -> dict[str, Any]:
     from tests.factories import branch_directory_updated
 
