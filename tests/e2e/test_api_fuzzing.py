@@ -176,5 +176,6 @@ def test_the_api_answers_as_its_openapi_document_says(
     assert "Server error" not in summary
     generated = re.search(r"(\d+) generated", summary)
     assert generated, summary
-    # Every operation was exercised, not cut short (about a hundred operations).
-    assert int(generated.group(1)) > 800, summary
+    # Every operation was exercised, not cut short (some eighty operations; a session skips the
+    # two that would end it).
+    assert int(generated.group(1)) > 70 * examples, summary

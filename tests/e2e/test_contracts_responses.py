@@ -183,7 +183,7 @@ def journey(contract: Contract, tokens: dict[str, str], dbs: dict[str, Database]
     device = Authenticator(pyotp.parse_uri(enrolled["provisioning_uri"]).secret)
     activated = call("POST", "/api/v1/otp/activation", person.token, 200, json={"code": device.code()})
     _pay(call, api, person, device, rid, alice)
-    _run(call, api, dbs, person, device, tokens)
+    _run(call, api, dbs, tokens)
     _identity_journey(call, tokens, dbs, tmp_var, person, activated.json()["recovery_codes"])
 
     # A replenishment asked for and decided.
@@ -412,38 +412,41 @@ def _reserved(call: Contract, api: Api, tokens: dict[str, str], major: int) -> s
     return str(rid)
 
 
-def _run(
-    call: Contract, api: Api, dbs: dict[str, Database], person: Person, device: Authenticator, tokens: dict[str, str]
-) -> None:
+def _run(call: Contract, api: Api, dbs: dict[str, Database], tokens: dict[str, str]) -> None:
     """Payment runs: the ready list; one run paid on one code; two above the maker-checker
-    total, one authorised by a second officer and one cancelled; the refusals."""
+    total, one authorised by a second officer and one cancelled; the refusals. Two treasurers
+    of their own (each code spends a time step, and codes are rate-limited per person); a
+    refusal decided before the code is checked is sent any code."""
+    person = new_person(dbs)
+    device = enrol(api, person)
     rid = _reserved(call, api, tokens, 640)
     ready = call("GET", "/api/v1/payment-runs/candidates", person.token, 200, params={"method": "cash"}).json()
     assert rid in [r["id"] for r in ready["items"]]
     runs, run = "/api/v1/payment-runs", "/api/v1/payment-runs/{run_id}"
+    unchecked = {"otp": "000000"}
     made = call("POST", runs, person.token, 201, json={"requisition_ids": [rid], "otp": device.code()}).json()
     assert made["state"] == "started"
     wait_for(lambda: api.get(f"{runs}/{made['id']}", person.token).json()["finished"], 20)
     assert call("GET", run, tokens["aud"], 200, _run_id=made["id"]).json()["progress"]["paid"] == 1
-    call("POST", run + "/authorisation", person.token, 409, _run_id=made["id"], json={"otp": device.code()})
+    call("POST", run + "/authorisation", person.token, 409, _run_id=made["id"], json=unchecked)
     call("POST", run + "/cancellation", person.token, 409, _run_id=made["id"], json={})
-    call("POST", runs, person.token, 422, json={"requisition_ids": [rid], "otp": device.code()})
+    call("POST", runs, person.token, 422, json={"requisition_ids": [rid], **unchecked})
 
     checker = new_person(dbs)
     checker_device = enrol(api, checker)
-    for then in ("authorise", "cancel"):
-        pair = [_reserved(call, api, tokens, 2_600) for _ in range(2)]  # KES 5,200.00: above 5,000.00
-        big = call("POST", runs, person.token, 201, json={"requisition_ids": pair, "otp": device.code()}).json()
+    # KES 5,200.00 each: above 5,000.00. One made by the person, the other by the checker.
+    for maker, maker_device, other in ((person, device, checker), (checker, checker_device, person)):
+        pair = [_reserved(call, api, tokens, 2_600) for _ in range(2)]
+        big = call("POST", runs, maker.token, 201, json={"requisition_ids": pair, "otp": maker_device.code()}).json()
         assert big["state"] == "awaiting_second"
-        if then == "authorise":
-            mine = {"otp": device.code()}
-            call("POST", run + "/authorisation", person.token, 403, _run_id=big["id"], json=mine)
+        if maker is person:
+            call("POST", run + "/authorisation", person.token, 403, _run_id=big["id"], json=unchecked)
             theirs = {"otp": checker_device.code()}
-            started = call("POST", run + "/authorisation", checker.token, 200, _run_id=big["id"], json=theirs).json()
+            started = call("POST", run + "/authorisation", other.token, 200, _run_id=big["id"], json=theirs).json()
             assert started["state"] == "started"
         else:
             why = {"reason": "Not this week"}
-            assert call("POST", run + "/cancellation", checker.token, 200, _run_id=big["id"], json=why).json()
+            assert call("POST", run + "/cancellation", other.token, 200, _run_id=big["id"], json=why).json()
     call("GET", runs, tokens["fiona"], 200)
     _wait(api, tokens["alice"], rid, "paid")
 

@@ -120,7 +120,8 @@ def test_the_ready_list_filters_by_branch_method_and_amount_and_leaves_out_your_
         assert sum(t["minor_units"] for t in body["totals"]) == sum(i["amount"]["minor_units"] for i in body["items"])
         return {item["id"] for item in body["items"]}
 
-    assert {cash, by_bank} <= listed(branch="NBO-CBD")
+    # Listed once the gateway's projection has them reserved (the payment service knew first).
+    wait_for(lambda: {cash, by_bank} <= listed(branch="NBO-CBD"), 15, 0.1, "both listed as ready")
     assert by_bank in listed(method="bank")
     assert cash not in listed(method="bank")
     assert cash not in listed(min_amount=111_112)
