@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from services.gateway.readmodels import (
     rm_approval_cases,
@@ -117,7 +117,7 @@ def _outcomes(session: Reader, bodies: list[dict[str, Any]]) -> dict[str, dict[s
     if not ids:
         return {}
     p = rm_payments
-    return {str(row.id): row.body for row in session.execute(select(p.c.id, p.c.body).where(and_(p.c.id.in_(ids))))}
+    return {str(row.id): row.body for row in session.execute(select(p.c.id, p.c.body).where(p.c.id.in_(ids)))}
 
 
 def with_progress(body: dict[str, Any], payments: dict[str, dict[str, Any]]) -> dict[str, Any]:

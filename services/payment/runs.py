@@ -24,6 +24,7 @@ from services.payment import domain, run_rules
 from services.payment.domain import RunRule
 from services.payment.models import (
     OtpEnrolment,
+    OtpGuard,
     PayableRequisition,
     Payment,
     PaymentExecution,
@@ -99,13 +100,19 @@ def _lock(session: Session, ids: Sequence[uuid.UUID]) -> _Locked:
 
 
 def _check_code(
-    uow: UnitOfWork, envelope: Envelope, code: str, now: datetime, config: PaymentConfig, run_id: uuid.UUID
+    uow: UnitOfWork,
+    envelope: Envelope,
+    guard_row: OtpGuard,
+    code: str,
+    now: datetime,
+    config: PaymentConfig,
+    run_id: uuid.UUID,
 ) -> dict[str, Any] | None:
     """Check the officer's code and spend its step: None when it is good, else the answer
-    (a wrong or spent code is counted and kept; a missing authenticator is a refusal)."""
+    (a wrong or spent code is counted and kept; a missing authenticator is a refusal).
+    ``guard_row``: the officer's guard, locked when the use case began."""
     session = uow.session
     actor = envelope.actor
-    guard_row = locked_guard(session, actor.user_id, now)
     guard = domain.Guard(guard_row.failures, guard_row.locked_until)
     enrolment = session.get(OtpEnrolment, actor.user_id)
     checked = domain.check_executor_code(guard, authenticator_facts(session, enrolment, now, config), code, now)
@@ -122,12 +129,14 @@ def _check_code(
     return None
 
 
-def _refuse_executor(session: Session, envelope: Envelope, now: datetime) -> None:
-    """Refuses anyone outside treasury, or locked out, before anything is looked at."""
+def _refuse_executor(session: Session, envelope: Envelope, now: datetime) -> OtpGuard:
+    """Refuses anyone outside treasury, or locked out, before anything is looked at; the
+    officer's guard, locked for the rest of the use case (the code is counted on it)."""
     guard_row = locked_guard(session, envelope.actor.user_id, now)
     refusal = domain.executor_refusal(envelope.actor, domain.Guard(guard_row.failures, guard_row.locked_until), now)
     if refusal is not None:
         raise error_of(refusal.problem)
+    return guard_row
 
 
 def start_payment_run(
@@ -140,7 +149,7 @@ def start_payment_run(
     """
     session = uow.session
     now = config.clock()
-    _refuse_executor(session, envelope, now)
+    guard_row = _refuse_executor(session, envelope, now)
     ids: list[uuid.UUID] = list(dict.fromkeys(payload["requisition_ids"]))  # first mention wins
     locked = _lock(session, ids)
     selection = run_rules.select(locked.candidates(ids), envelope.actor.user_id, config.max_executions)
@@ -148,7 +157,7 @@ def start_payment_run(
     if refusal is not None:
         raise error_of(refusal.problem)
     run_id = uuid.uuid5(RUN_NAMESPACE, envelope.message_id)
-    refused_code = _check_code(uow, envelope, payload["otp"], now, config, run_id)
+    refused_code = _check_code(uow, envelope, guard_row, payload["otp"], now, config, run_id)
     if refused_code is not None:
         return refused_code
     run = _new_run(session, envelope, run_id, selection, now, config)
@@ -281,7 +290,7 @@ def authorise_payment_run(
     """
     session = uow.session
     now = config.clock()
-    _refuse_executor(session, envelope, now)
+    guard_row = _refuse_executor(session, envelope, now)
     run = _locked_run(session, payload["run_id"])
     items = _items(session, run.id)
     ids = [item.requisition_id for item in items if item.included]
@@ -292,7 +301,7 @@ def authorise_payment_run(
     if refusal is not None:
         raise error_of(refusal.problem)
     selection = run_rules.select(locked.candidates(ids), run.maker_id, config.max_executions)
-    refused_code = _check_code(uow, envelope, payload["otp"], now, config, run.id)
+    refused_code = _check_code(uow, envelope, guard_row, payload["otp"], now, config, run.id)
     if refused_code is not None:
         return refused_code
     _mark_items(session, run, items, selection)
