@@ -99,6 +99,8 @@ class Settings:
     payment_retry_base_seconds: float = 1.0
     # A payment run whose total is above this (minor units) needs a second treasury officer.
     payment_run_dual_above_minor: int = 500_000
+    # How many of a run's payments one disbursement job takes (services.payment.batches).
+    payment_batch_size: int = 10
     provider_latency_ms: int = 0
     provider_faults: str = ""
     fault_sleep: Mapping[str, float] = field(default_factory=dict)
@@ -225,6 +227,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         payment_max_executions=_int(environ, "PETTYCASH_PAYMENT_MAX_EXECUTIONS", 3),
         payment_retry_base_seconds=_float(environ, "PETTYCASH_PAYMENT_RETRY_BASE_SECONDS", 1.0),
         payment_run_dual_above_minor=_int(environ, "PETTYCASH_PAYMENT_RUN_DUAL_ABOVE_MINOR", 500_000),
+        payment_batch_size=_int(environ, "PETTYCASH_PAYMENT_BATCH_SIZE", 10),
         provider_latency_ms=_int(environ, "PETTYCASH_PROVIDER_LATENCY_MS", 0),
         provider_faults=environ.get("PETTYCASH_PROVIDER_FAULTS", ""),
         fault_sleep=_fault_sleep(environ.get("PETTYCASH_FAULT_SLEEP", "")),

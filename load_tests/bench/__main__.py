@@ -21,7 +21,7 @@ def parse(argv: list[str]) -> BenchOptions:
     parser = argparse.ArgumentParser(
         prog="python -m load_tests.bench", description="The whole system under load, as production runs it."
     )
-    parser.add_argument("--smoke", action="store_true", help="tiny volume, every stage for ~2 s (the test)")
+    parser.add_argument("--smoke", action="store_true", help="tiny volume, every stage for ~1 s (the test)")
     parser.add_argument("--requisitions", type=int, help="requisitions to load (default 100,000)")
     parser.add_argument("--transfers", type=int, help="ledger transfers to load (default 1,000,000)")
     parser.add_argument("--stage-seconds", type=float, help="measured seconds per stage and step (default 60)")

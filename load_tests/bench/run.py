@@ -78,14 +78,14 @@ class BenchOptions:
 
     @classmethod
     def smoke_options(cls, **overrides: Any) -> BenchOptions:
-        """Tiny volume, every stage for a couple of seconds."""
+        """Tiny volume, every stage for about a second."""
         defaults: dict[str, Any] = {
             "smoke": True,
             "requisitions": 400,
             "transfers": 3_000,
             "stack": StackOptions(db_prefix="pettycash_bench_smoke_", worker_concurrency=2),
             "stages": stages.StageConfig(
-                stage_seconds=2.0,
+                stage_seconds=1.0,
                 warmup_seconds=0.5,
                 ramp_seconds=0.5,
                 read_users=20,

@@ -122,13 +122,15 @@ def _outcomes(session: Reader, bodies: list[dict[str, Any]]) -> dict[str, dict[s
 
 def with_progress(body: dict[str, Any], payments: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The run with each item's outcome (its execution's, in the payment's projection) and the
-    counts of items processing, paid, failed and left out; ``finished`` when none is processing."""
+    counts of items waiting, processing, paid, failed and left out; ``finished`` once it started
+    and none is waiting for its execution to start or processing."""
     items = [{**item, **_outcome(item, payments.get(item["payment_id"]))} for item in body["items"]]
     counts = {"processing": 0, "paid": 0, "failed": 0, "left_out": 0, "waiting": 0}
     for item in items:
         counts[item["outcome"]] += 1
     started = body["state"] == "started"
-    return {**body, "items": items, "progress": counts, "finished": started and not counts["processing"]}
+    finished = started and not counts["processing"] and not counts["waiting"]
+    return {**body, "items": items, "progress": counts, "finished": finished}
 
 
 def _outcome(item: dict[str, Any], payment: dict[str, Any] | None) -> dict[str, Any]:

@@ -113,7 +113,7 @@ class RunSchema(Schema):
     cancel_reason = _text()
     items = fields.List(fields.Nested(RunItemSchema), required=True)
     progress = fields.Nested(RunProgressSchema, required=True)
-    finished = _boolean(metadata={"description": "Started, and no item is processing any more"})
+    finished = _boolean(metadata={"description": "Started, and no item is waiting or processing any more"})
 
 
 class RunListSchema(Schema):

@@ -95,6 +95,20 @@ def _lock(session: Session, *ids: uuid.UUID) -> dict[uuid.UUID, Account]:
     return {row.id: row for row in rows}
 
 
+def lock_bundle_accounts(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """Lock, in id order, the accounts of the holds a bundle of events resolves (a payment run's
+    completions), before any of them is posted; each posting then locks only what it holds."""
+    holds = [domain.transfer_id("hold", uuid.UUID(str(p["requisition_id"]))) for p in payloads if "requisition_id" in p]
+    if not holds:
+        return
+    pairs = session.execute(
+        select(Transfer.debit_account_id, Transfer.credit_account_id).where(Transfer.id.in_(holds))
+    ).all()
+    ids = sorted({account for pair in pairs for account in pair})
+    if ids:
+        session.execute(select(Account.id).where(Account.id.in_(ids)).order_by(Account.id).with_for_update()).all()
+
+
 def _transfer(
     session: Session,
     transfer_id: uuid.UUID,

@@ -22,6 +22,7 @@ def register(runtime: ServiceRuntime) -> None:
     runtime.on_event(catalog.PAYMENT_FAILED.name)(service.on_payment_failed)
     runtime.on_event(catalog.REQUISITION_CANCELLED.name)(service.on_requisition_cancelled)
     runtime.on_event(catalog.BRANCH_DIRECTORY_UPDATED.name)(service.on_branch_directory_updated)
+    runtime.lock_for_bundles(service.lock_bundle_accounts)
     register_read_models(runtime)
 
 

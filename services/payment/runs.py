@@ -1,12 +1,14 @@
 """Payment runs: treasury pays many ready requisitions with one code (maker-checker above a total).
 
 Decide, then do, as a payment paid on its own: the rows are locked in one order (the
-officer's guard, the run, the requisitions, their payments), :mod:`run_rules` decides, and
-each included item's execution is started exactly as a single payment's is (the same row,
-the same execution record, the same disbursement job), so the provider is asked once per
-payment id however often anything is delivered. How far a run got is its items' executions'
-outcomes, which the payments themselves carry; the run's row changes only when it is made,
-authorised by the second officer, or cancelled.
+officer's guard, the run, the requisitions, their payments) and :mod:`run_rules` decides.
+The code that authorises a run (the maker's, or the checker's above the total) is all the
+officer waits for: it marks the run started and sends one job, :func:`launch_payment_run`,
+which checks each item again, leaves out those paid, cancelled or under way since, and starts
+the others' executions exactly as a single payment's is started (the same row, the same
+execution record), sending them to the disbursement jobs in batches; the provider is asked
+once per payment id however often anything is delivered. How far a run got is its items'
+executions' outcomes, which the payments themselves carry.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.payment import domain, run_rules
+from services.payment.batches import send_in_batches
 from services.payment.domain import RunRule
 from services.payment.models import (
     OtpEnrolment,
@@ -43,11 +46,12 @@ from services.payment.service import (
     record_attempt,
     refuse_code,
     restarted,
-    send_to_disbursement,
+    say_started,
     take_step,
 )
-from shared.contracts.catalog import PAYMENT_RUN_CHANGED
+from shared.contracts.catalog import LAUNCH_PAYMENT_RUN, PAYMENT_RUN_CHANGED
 from shared.contracts.envelope import Actor, Envelope
+from shared.db.engine import Database
 from shared.db.uow import UnitOfWork
 from shared.messaging.errors import NotFound, ok_reply
 from shared.messaging.snapshots import touch
@@ -162,11 +166,15 @@ def start_payment_run(
         return refused_code
     run = _new_run(session, envelope, run_id, selection, now, config)
     session.flush()
-    started = run.state == RunState.STARTED
-    _add_items(session, run, ids, selection, locked, started)
-    if started:
-        _start(uow, envelope, run, selection, locked, now)
+    _add_items(session, run, ids, selection, locked)
+    if run.state == RunState.STARTED:
+        _launch(uow, envelope, run)
     return ok_reply(201, run_reply(session, run), snapshots_of=REPLY_SNAPSHOTS)
+
+
+def _launch(uow: UnitOfWork, envelope: Envelope, run: PaymentRun) -> None:
+    """Have the run's payments started, once this commit is made (:func:`launch_payment_run`)."""
+    uow.emit(envelope.caused(LAUNCH_PAYMENT_RUN.name, {"run_id": str(run.id)}))
 
 
 def _new_run(
@@ -183,7 +191,7 @@ def _new_run(
         maker_id=envelope.actor.user_id,
         maker_name=envelope.actor.username,
         created_at=now,
-        started_at=None if dual else now,
+        started_at=None,
         cancel_reason="",
     )
     session.add(run)
@@ -191,20 +199,13 @@ def _new_run(
 
 
 def _add_items(
-    session: Session,
-    run: PaymentRun,
-    ids: Sequence[uuid.UUID],
-    selection: Selection,
-    locked: _Locked,
-    started: bool,
+    session: Session, run: PaymentRun, ids: Sequence[uuid.UUID], selection: Selection, locked: _Locked
 ) -> None:
-    """Every selected requisition, in the order selected: taken (with the execution the run
-    starts, if it starts now), or left out and why. One statement for them all."""
+    """Every selected requisition, in the order selected: taken, or left out and why (the
+    execution each starts is set when the run is launched). One statement for them all."""
     left = {item.requisition_id: item for item in selection.left}
-    numbers = {item.requisition_id: item.number for item in selection.taken} if started else {}
     rows = [
-        _item_row(run, position, rid, locked.requisitions.get(rid), left.get(rid), numbers.get(rid))
-        for position, rid in enumerate(ids)
+        _item_row(run, position, rid, locked.requisitions.get(rid), left.get(rid)) for position, rid in enumerate(ids)
     ]
     session.execute(insert(PaymentRunItem), rows)
     touch(session, "payment_run", run.id)
@@ -216,7 +217,6 @@ def _item_row(
     rid: uuid.UUID,
     requisition: PayableRequisition | None,
     out: run_rules.Left | None,
-    execution: int | None,
 ) -> dict[str, Any]:
     """A run item's columns: what payment knew of the requisition (blank if nothing), and why it
     is left out, if it is."""
@@ -237,14 +237,20 @@ def _item_row(
         "payee_name": known("payee_name"),
         "payee_method": known("payee_method"),
         "included": out is None,
-        "execution": execution,
+        "execution": None,
         "refusal": "" if out is None else out.rule,
         "detail": "" if out is None else out.detail,
     }
 
 
 def _start(
-    uow: UnitOfWork, envelope: Envelope, run: PaymentRun, selection: Selection, locked: _Locked, now: datetime
+    uow: UnitOfWork,
+    envelope: Envelope,
+    run: PaymentRun,
+    selection: Selection,
+    locked: _Locked,
+    now: datetime,
+    config: PaymentConfig,
 ) -> None:
     """Start each taken item's execution, as a payment paid on its own starts (the maker executes).
 
@@ -273,7 +279,9 @@ def _start(
     session.flush()
     session.execute(insert(PaymentExecution), executions)
     for payment in started:
-        send_to_disbursement(uow, envelope, payment)
+        say_started(uow, envelope, payment)
+    payment_ids = [domain.payment_id_for(taken.requisition_id) for taken in selection.taken]
+    send_in_batches(uow, envelope, payment_ids, config.batch_size)
 
 
 def _maker_of(run: PaymentRun) -> Actor:
@@ -284,40 +292,68 @@ def _maker_of(run: PaymentRun) -> Actor:
 def authorise_payment_run(
     uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
 ) -> dict[str, Any]:
-    """A second treasury officer authorises a run above the threshold with their own code; it starts.
-
-    Items paid, cancelled or started elsewhere since the run was made are left out now.
-    """
+    """A second treasury officer authorises a run above the threshold with their own code; it is
+    launched straight after (:func:`launch_payment_run`), which leaves out the items paid,
+    cancelled or started elsewhere since the run was made."""
     session = uow.session
     now = config.clock()
     guard_row = _refuse_executor(session, envelope, now)
     run = _locked_run(session, payload["run_id"])
     items = _items(session, run.id)
     ids = [item.requisition_id for item in items if item.included]
-    locked = _lock(session, ids)
+    requisitions = _requisitions(session, ids)
     refusal = run_rules.checker_refusal(
-        run.state, run.maker_id, envelope.actor.user_id, [payable_facts(locked.requisitions.get(rid)) for rid in ids]
+        run.state, run.maker_id, envelope.actor.user_id, [payable_facts(requisitions.get(rid)) for rid in ids]
     )
     if refusal is not None:
         raise error_of(refusal.problem)
-    selection = run_rules.select(locked.candidates(ids), run.maker_id, config.max_executions)
     refused_code = _check_code(uow, envelope, guard_row, payload["otp"], now, config, run.id)
     if refused_code is not None:
         return refused_code
-    _mark_items(session, run, items, selection)
     run.state = RunState.STARTED
     run.checker_id = envelope.actor.user_id
     run.checker_name = envelope.actor.username
-    run.started_at = now
-    run.item_count = len(selection.taken)
-    run.total_minor = selection.total_minor
-    _start(uow, envelope, run, selection, locked, now)
-    return ok_reply(200, run_reply(session, run), snapshots_of=REPLY_SNAPSHOTS)
+    _launch(uow, envelope, run)
+    return ok_reply(200, run_body(run, items), snapshots_of=REPLY_SNAPSHOTS)
+
+
+def _requisitions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """What payment knows of these requisitions, as rows (read, not locked: who asked for and
+    approved each; the launch checks the rest under its locks)."""
+    t = PayableRequisition.__table__
+    return {row.requisition_id: row for row in session.execute(select(t).where(t.c.requisition_id.in_(ids)))}
+
+
+def launch_payment_run(
+    db: Database, envelope: Envelope, payload: dict[str, Any], *, config: PaymentConfig
+) -> dict[str, Any]:
+    """Start the payments of a run just authorised, once (a run started already is left as it is).
+
+    Each item is checked again under the same locks as a payment paid on its own; one paid,
+    cancelled or under way since the run was made is left out now, with the reason.
+    """
+    with db.uow() as uow:
+        session = uow.session
+        run = session.get(PaymentRun, payload["run_id"], with_for_update=True)
+        if run is None or run.state != RunState.STARTED or run.started_at is not None:
+            return {"run_id": str(payload["run_id"]), "launched": False}
+        now = config.clock()
+        items = _items(session, run.id)
+        ids = [item.requisition_id for item in items if item.included]
+        locked = _lock(session, ids)
+        selection = run_rules.select(locked.candidates(ids), run.maker_id, config.max_executions)
+        _mark_items(session, run, items, selection)
+        run.started_at = now
+        run.item_count = len(selection.taken)
+        run.total_minor = selection.total_minor
+        _start(uow, envelope, run, selection, locked, now, config)
+        uow.commit()
+        return {"run_id": str(run.id), "launched": True, "started": len(selection.taken)}
 
 
 def _mark_items(session: Session, run: PaymentRun, items: Sequence[Any], selection: Selection) -> None:
-    """At the second authorisation: the execution each taken item starts, and the items a rule
-    stops now (paid or cancelled since the run was made) left out, with the reason."""
+    """At the launch: the execution each taken item starts, and the items a rule stops now (paid
+    or cancelled since the run was made) left out, with the reason."""
     left = {item.requisition_id: item for item in selection.left}
     numbers = {item.requisition_id: item.number for item in selection.taken}
     changes = []

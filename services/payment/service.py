@@ -73,6 +73,10 @@ class PaymentConfig:
     providers: ProviderSettings
     # A payment run above this total (minor units) needs a second treasury officer.
     run_dual_above_minor: int = 500_000
+    # How many of a run's payments one disbursement job takes, and how many of its provider
+    # calls it makes at once (each on a connection of its own).
+    batch_size: int = 10
+    calls_at_once: int = 8
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @property
@@ -87,6 +91,8 @@ class PaymentConfig:
             Fernet(settings.otp_encryption_key.encode())
         except ValueError:
             raise ConfigError("PETTYCASH_OTP_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64 bytes)") from None
+        if not 1 <= settings.payment_batch_size <= 200:
+            raise ConfigError("PETTYCASH_PAYMENT_BATCH_SIZE must be from 1 to 200")
         visibility = settings.broker_transport_options.get("visibility_timeout")
         retry = domain.RetryPolicy(
             max_retries=settings.payment_max_retries,
@@ -98,6 +104,7 @@ class PaymentConfig:
             max_executions=settings.payment_max_executions,
             retry=retry,
             run_dual_above_minor=settings.payment_run_dual_above_minor,
+            batch_size=settings.payment_batch_size,
             providers=ProviderSettings.parse(
                 settings.provider_faults, settings.provider_latency_ms, markers=settings.faults_allowed
             ),
@@ -434,8 +441,9 @@ def _execution_facts(
     )
 
 
-def payable_facts(req: PayableRequisition | None) -> domain.PayableFacts | None:
-    """What the read model knows of the requisition (None: nothing about it arrived yet)."""
+def payable_facts(req: PayableRequisition | Any | None) -> domain.PayableFacts | None:
+    """What the read model knows of the requisition, from its row or its object (None: nothing
+    about it arrived yet)."""
     if req is None:
         return None
     return domain.PayableFacts(
@@ -538,9 +546,15 @@ def _start_execution(
     return ok_reply(201, payment_body(payment, config.max_executions))
 
 
-def send_to_disbursement(uow: UnitOfWork, envelope: Envelope, payment: Payment | dict[str, Any]) -> None:
-    """Say the execution started, and send the payment to the disbursement job (``payment``: the
-    row, or its columns as a run inserts them)."""
+def send_to_disbursement(uow: UnitOfWork, envelope: Envelope, payment: Payment) -> None:
+    """Say the execution started, and send the payment to the disbursement job."""
+    say_started(uow, envelope, payment)
+    # The job is sent through the outbox: it runs only once this transaction has committed.
+    uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(payment.id)}))
+
+
+def say_started(uow: UnitOfWork, envelope: Envelope, payment: Payment | dict[str, Any]) -> None:
+    """Say a payment's execution started (``payment``: the row, or its columns as a run inserts them)."""
     row = payment if isinstance(payment, dict) else {c: getattr(payment, c) for c in STARTED_COLUMNS}
     uow.emit(
         envelope.caused(
@@ -554,8 +568,6 @@ def send_to_disbursement(uow: UnitOfWork, envelope: Envelope, payment: Payment |
             },
         )
     )
-    # The job is sent through the outbox: it runs only once this transaction has committed.
-    uow.emit(envelope.caused(DISBURSE_PAYMENT.name, {"payment_id": str(row["id"])}))
 
 
 STARTED_COLUMNS = ("id", "requisition_id", "executor_id", "executor_name", "executions")
@@ -656,12 +668,22 @@ def record_refused_run(uow: UnitOfWork, envelope: Envelope, payload: dict[str, A
 
 
 @dataclass(frozen=True)
-class _CallClaim:
+class CallClaim:
     """A job run's lease on the next provider call of a payment."""
 
     token: uuid.UUID
     order: Disbursement
     payee_method: str
+
+
+@dataclass(frozen=True)
+class ProviderCall:
+    """What one provider call came to: paid (its reference), or a transient or permanent error."""
+
+    provider: str
+    outcome: Outcome
+    detail: str
+    reference: str = ""
 
 
 def disburse_payment(
@@ -678,114 +700,130 @@ def disburse_payment(
     """
     payment_id = payload["payment_id"]
     claim = _claim_call(db, envelope, payment_id, config)
-    if not isinstance(claim, _CallClaim):
+    if not isinstance(claim, CallClaim):
         return claim
-    provider = config.providers.for_payee(claim.payee_method, claim.order.account_ref, db)
-    reference = ""
-    try:
-        reference = provider.disburse(claim.order).reference
-        outcome, detail = Outcome.PAID, reference
-    except TransientProviderError as exc:
-        outcome, detail = Outcome.TRANSIENT, str(exc)
-    except PermanentProviderError as exc:
-        outcome, detail = Outcome.PERMANENT, str(exc)
-    retry_in, state = _record_call(db, envelope, claim, provider.name, outcome, detail, reference, config)
+    retry_in, state = _record_call(db, envelope, claim, call_provider(db, claim, config), config)
     if retry_in is not None:
         raise RetryLater(retry_in, f"payment {payment_id}: next provider call")
     return {"payment_id": str(payment_id), "state": state}
 
 
+def call_provider(db: Database, claim: CallClaim, config: PaymentConfig) -> ProviderCall:
+    """Ask the payee's provider to pay the claimed order (the payment id is its idempotency key)."""
+    provider = config.providers.for_payee(claim.payee_method, claim.order.account_ref, db)
+    try:
+        reference = provider.disburse(claim.order).reference
+    except TransientProviderError as exc:
+        return ProviderCall(provider.name, Outcome.TRANSIENT, str(exc))
+    except PermanentProviderError as exc:
+        return ProviderCall(provider.name, Outcome.PERMANENT, str(exc))
+    return ProviderCall(provider.name, Outcome.PAID, reference, reference)
+
+
+def locked_payments(session: Session, payment_ids: Sequence[uuid.UUID]) -> list[Payment]:
+    """These payments, locked in id order (the order every use case locks them in)."""
+    return list(
+        session.scalars(
+            select(Payment).where(Payment.id.in_(sorted(set(payment_ids)))).order_by(Payment.id).with_for_update()
+        )
+    )
+
+
 def _claim_call(
     db: Database, envelope: Envelope, payment_id: uuid.UUID, config: PaymentConfig
-) -> _CallClaim | dict[str, Any]:
+) -> CallClaim | dict[str, Any]:
     """Lease the next provider call, or say why there is none to make (RetryLater: not yet)."""
     with db.uow() as uow:
-        session = uow.session
-        payment = session.scalar(select(Payment).where(Payment.id == payment_id).with_for_update())
-        if payment is None:
+        payments = locked_payments(uow.session, [payment_id])
+        if not payments:
             return {"payment_id": str(payment_id), "skipped": "unknown payment"}
-        if payment.state != PaymentState.PROCESSING:
-            return {"payment_id": str(payment_id), "state": payment.state}
-        now = config.clock()
-        if payment.next_attempt_at is not None and payment.next_attempt_at > now:
-            # Early (a duplicate message): wait for the retry's time rather than spend a retry.
-            raise RetryLater((payment.next_attempt_at - now).total_seconds(), "retry not due yet")
-        if payment.call_claimed_until is not None and payment.call_claimed_until > now:
-            # Another run is calling the provider; if it died, its lease runs out and we go.
-            # Look again soon, within the retry cap, so no countdown nears the visibility timeout.
-            wait = min((payment.call_claimed_until - now).total_seconds(), config.retry.cap_seconds)
-            raise RetryLater(wait, "provider call in flight")
-        req = session.get(PayableRequisition, payment.requisition_id)
-        if req is not None and req.cancelled_at is not None and payment.attempts == 0:
-            # Cancelled while the execution was on its way and the provider was not called
-            # yet: stop here, so the ledger's voided hold is never paid out.
-            _fail_execution(uow, envelope, payment, config, "The requisition was cancelled.", final=True)
-            uow.commit()
-            return {"payment_id": str(payment_id), "state": payment.state}
-        claim = _CallClaim(
-            token=uuid.uuid4(),
-            order=Disbursement(
-                payment_id=payment.id,
-                amount=Money(payment.currency, payment.amount_minor),
-                payee_name=payment.payee_name,
-                account_ref=payment.payee_account_ref,
-            ),
-            payee_method=payment.payee_method,
-        )
-        payment.call_claim = claim.token
-        payment.call_claimed_until = now + config.call_lease
-        payment.updated_at = now
+        claim = claim_locked(uow, envelope, payments[0], config)
         uow.commit()
         return claim
 
 
+def claim_locked(
+    uow: UnitOfWork, envelope: Envelope, payment: Payment, config: PaymentConfig
+) -> CallClaim | dict[str, Any]:
+    """Lease the next provider call of a locked payment, or say why there is none to make
+    (raises RetryLater, changing nothing, when it is not time yet); the caller commits."""
+    payment_id = payment.id
+    if payment.state != PaymentState.PROCESSING:
+        return {"payment_id": str(payment_id), "state": payment.state}
+    now = config.clock()
+    if payment.next_attempt_at is not None and payment.next_attempt_at > now:
+        # Early (a duplicate message): wait for the retry's time rather than spend a retry.
+        raise RetryLater((payment.next_attempt_at - now).total_seconds(), "retry not due yet")
+    if payment.call_claimed_until is not None and payment.call_claimed_until > now:
+        # Another run is calling the provider; if it died, its lease runs out and we go.
+        # Look again soon, within the retry cap, so no countdown nears the visibility timeout.
+        wait = min((payment.call_claimed_until - now).total_seconds(), config.retry.cap_seconds)
+        raise RetryLater(wait, "provider call in flight")
+    req = uow.session.get(PayableRequisition, payment.requisition_id)
+    if req is not None and req.cancelled_at is not None and payment.attempts == 0:
+        # Cancelled while the execution was on its way and the provider was not called
+        # yet: stop here, so the ledger's voided hold is never paid out.
+        _fail_execution(uow, envelope, payment, config, "The requisition was cancelled.", final=True)
+        return {"payment_id": str(payment_id), "state": payment.state}
+    claim = CallClaim(
+        token=uuid.uuid4(),
+        order=Disbursement(
+            payment_id=payment.id,
+            amount=Money(payment.currency, payment.amount_minor),
+            payee_name=payment.payee_name,
+            account_ref=payment.payee_account_ref,
+        ),
+        payee_method=payment.payee_method,
+    )
+    payment.call_claim = claim.token
+    payment.call_claimed_until = now + config.call_lease
+    payment.updated_at = now
+    return claim
+
+
 def _record_call(
-    db: Database,
-    envelope: Envelope,
-    claim: _CallClaim,
-    provider: str,
-    outcome: Outcome,
-    detail: str,
-    reference: str,
-    config: PaymentConfig,
+    db: Database, envelope: Envelope, claim: CallClaim, call: ProviderCall, config: PaymentConfig
 ) -> tuple[float | None, str]:
     """Record a provider call and what follows from it; returns the retry delay (if any) and the state."""
     with db.uow() as uow:
-        session = uow.session
-        payment = session.execute(
-            select(Payment).where(Payment.id == claim.order.payment_id).with_for_update()
-        ).scalar_one()
-        now = config.clock()
-        mine = payment.call_claim == claim.token and payment.state == PaymentState.PROCESSING
-        if mine:
-            payment.attempts += 1
-            payment.call_claim = None
-            payment.call_claimed_until = None
-        session.add(
-            ProviderAttempt(
-                payment_id=payment.id,
-                execution=payment.executions,
-                number=payment.attempts,
-                provider=provider,
-                outcome=outcome,
-                detail=detail if mine else f"{detail} (late: this call's lease had run out)",
-                at=now,
-            )
-        )
-        payment.provider = provider
-        payment.updated_at = now
-        retry_in = _follow_call(uow, envelope, payment, outcome, detail, reference, mine=mine, now=now, config=config)
+        payment = locked_payments(uow.session, [claim.order.payment_id])[0]
+        retry_in = record_locked(uow, envelope, payment, claim, call, config)
         uow.commit()
         return retry_in, str(payment.state)
+
+
+def record_locked(
+    uow: UnitOfWork, envelope: Envelope, payment: Payment, claim: CallClaim, call: ProviderCall, config: PaymentConfig
+) -> float | None:
+    """Record a provider call on its locked payment and what follows from it (complete, fail, or
+    the delay of the next call, which is returned); the caller commits."""
+    now = config.clock()
+    mine = payment.call_claim == claim.token and payment.state == PaymentState.PROCESSING
+    if mine:
+        payment.attempts += 1
+        payment.call_claim = None
+        payment.call_claimed_until = None
+    uow.session.add(
+        ProviderAttempt(
+            payment_id=payment.id,
+            execution=payment.executions,
+            number=payment.attempts,
+            provider=call.provider,
+            outcome=call.outcome,
+            detail=call.detail if mine else f"{call.detail} (late: this call's lease had run out)",
+            at=now,
+        )
+    )
+    payment.provider = call.provider
+    payment.updated_at = now
+    return _follow_call(uow, envelope, payment, call, mine=mine, now=now, config=config)
 
 
 def _follow_call(
     uow: UnitOfWork,
     envelope: Envelope,
     payment: Payment,
-    outcome: Outcome,
-    detail: str,
-    reference: str,
+    call: ProviderCall,
     *,
     mine: bool,
     now: datetime,
@@ -795,10 +833,11 @@ def _follow_call(
 
     A call whose lease had run out (not ``mine``) changes nothing unless it paid.
     """
+    outcome, detail = call.outcome, call.detail
     if outcome == Outcome.PAID and payment.state == PaymentState.PROCESSING:
         # Money went out: record it even from a call whose lease ran out, since a later
         # call with the same key gets this very payment back and finds it completed.
-        _complete(uow, envelope, payment, reference, now)
+        _complete(uow, envelope, payment, call.reference, now)
         return None
     if not mine:
         return None

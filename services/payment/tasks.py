@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from services.payment import reports, runs, service
+from services.payment import batches, reports, runs, service
 from services.payment.models import OtpEnrolment, Payment, PaymentExecution, PaymentRun, PaymentRunItem, ProviderAttempt
 from shared.contracts import catalog
 from shared.messaging.runtime import ServiceRuntime
@@ -34,7 +34,9 @@ def register(runtime: ServiceRuntime) -> None:
         partial(runs.authorise_payment_run, config=config)
     )
     runtime.command(catalog.CANCEL_PAYMENT_RUN)(partial(runs.cancel_payment_run, config=config))
+    runtime.job(catalog.LAUNCH_PAYMENT_RUN)(partial(runs.launch_payment_run, config=config))
     runtime.job(catalog.DISBURSE_PAYMENT)(partial(service.disburse_payment, config=config))
+    runtime.job(catalog.DISBURSE_PAYMENTS)(partial(batches.disburse_payments, config=config))
     runtime.maintenance(catalog.RECONCILE_PAYMENTS)(service.reconcile_payments)
     runtime.query(catalog.REPORT_QUERIES["payment"])(reports.run_report)
     runtime.on_event(catalog.REQUISITION_APPROVED.name)(service.on_requisition_approved)
@@ -44,7 +46,8 @@ def register(runtime: ServiceRuntime) -> None:
     snapshots.model(
         "payment", catalog.PAYMENT_CHANGED, partial(service.payment_snapshots, config=config), Payment.__table__
     )
-    snapshots.track(Payment, lambda p: ("payment", p.id))
+    # A lease on the next provider call is the job's business, not the payment's state.
+    snapshots.track(Payment, lambda p: ("payment", p.id), quiet=("call_claim", "call_claimed_until", "updated_at"))
     snapshots.track(PaymentExecution, lambda e: ("payment", e.payment_id))
     snapshots.track(ProviderAttempt, lambda a: ("payment", a.payment_id))
     snapshots.model("payment_run", catalog.PAYMENT_RUN_CHANGED, runs.payment_run_snapshots, PaymentRun.__table__)

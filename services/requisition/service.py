@@ -161,6 +161,15 @@ def _reused_receipts(session: Session, req: Requisition) -> list[str]:
     return sorted({v for r in receipts for v in _reused_in(session, req, r.sha256)})
 
 
+def _touch_sharers(session: Session, req: Requisition, shas: Any) -> None:
+    """The other requisitions holding a receipt of these hashes: what their reuse flags say of
+    ``req`` changed (``shas``: a list, or a subquery)."""
+    for other in session.scalars(
+        select(Receipt.requisition_id).where(Receipt.sha256.in_(shas), Receipt.requisition_id != req.id)
+    ):
+        touch(session, "requisition", other)
+
+
 def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str, *, fresh: bool = False) -> None:
     """Number it, check the caps, and hand it to the approval service."""
     session = uow.session
@@ -168,6 +177,8 @@ def _submit(uow: UnitOfWork, req: Requisition, envelope: Envelope, action: str, 
     if req.voucher_no is None:
         req.voucher_seq = _next_voucher_seq(session, req.branch_id)
         req.voucher_no = domain.voucher_number(req.branch_code, req.voucher_seq)
+        if not fresh:  # those sharing a receipt with it name it by its voucher now
+            _touch_sharers(session, req, select(Receipt.sha256).where(Receipt.requisition_id == req.id))
     else:  # a resubmission keeps its number; it still takes the branch lock for the cap check
         session.execute(select(VoucherSequence).where(VoucherSequence.branch_id == req.branch_id).with_for_update())
     amount = Money(req.currency, req.amount_minor)
@@ -316,10 +327,7 @@ def attach_receipt(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any])
     session.add(receipt)
     session.flush()
     reused_in = _reused_in(session, req, receipt.sha256)
-    for other in session.scalars(
-        select(Receipt.requisition_id).where(Receipt.sha256 == receipt.sha256, Receipt.requisition_id != req.id)
-    ):
-        touch(session, "requisition", other)  # their receipts are flagged as reused now
+    _touch_sharers(session, req, [receipt.sha256])  # their receipts are flagged as reused now
     _record(session, req, envelope, "receipt-attached", before=req.status, comment=receipt.filename)
     if req.status != Status.DRAFT:
         uow.emit(

@@ -77,6 +77,11 @@ def handle_event_task(service: str) -> str:
     return f"{service}.handle_event"
 
 
+def handle_events_task(service: str) -> str:
+    """The task through which a service receives a bundle of events one commit sent it."""
+    return f"{service}.handle_events"
+
+
 def prune_messages_task(service: str) -> str:
     """The periodic task that trims a service's old inbox and published outbox rows."""
     return f"{service}.prune_messages"
@@ -115,7 +120,9 @@ RESET_AUTHENTICATOR = TaskSpec("payment.reset_authenticator", "command", pm.Rese
 START_PAYMENT_RUN = TaskSpec("payment.start_payment_run", "command", pm.StartPaymentRunPayload)
 AUTHORISE_PAYMENT_RUN = TaskSpec("payment.authorise_payment_run", "command", pm.AuthorisePaymentRunPayload)
 CANCEL_PAYMENT_RUN = TaskSpec("payment.cancel_payment_run", "command", pm.CancelPaymentRunPayload)
+LAUNCH_PAYMENT_RUN = TaskSpec("payment.launch_payment_run", "job", pm.PaymentRunIdPayload)
 DISBURSE_PAYMENT = TaskSpec("payment.disburse_payment", "job", pm.PaymentIdPayload)
+DISBURSE_PAYMENTS = TaskSpec("payment.disburse_payments", "job", pm.PaymentIdsPayload)
 RECONCILE_PAYMENTS = TaskSpec("payment.reconcile_payments", "maintenance", p.MaintenancePayload)
 
 # -- read-model exports (``pettycash projections rebuild``) ----------------------------
@@ -203,6 +210,7 @@ def task_routes() -> dict[str, dict[str, str]]:
     routes = {t.name: {"queue": t.queue} for t in TASKS}
     for service in DATABASES:
         routes[handle_event_task(service)] = {"queue": queue_of(service)}
+        routes[handle_events_task(service)] = {"queue": queue_of(service)}
         routes[prune_messages_task(service)] = {"queue": queue_of(service)}
     return routes
 

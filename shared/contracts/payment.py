@@ -97,10 +97,22 @@ class CancelPaymentRunPayload(Schema):
     reason = fields.String(load_default="", validate=validate.Length(max=500))
 
 
+class PaymentRunIdPayload(Schema):
+    """Job ``payment.launch_payment_run``: start the payments of a run just authorised."""
+
+    run_id = fields.UUID(required=True)
+
+
 class PaymentIdPayload(Schema):
     """Job ``payment.disburse_payment``."""
 
     payment_id = fields.UUID(required=True)
+
+
+class PaymentIdsPayload(Schema):
+    """Job ``payment.disburse_payments``: a batch of a payment run's payments."""
+
+    payment_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=200))
 
 
 class SealedEnrolmentError(ValueError):

@@ -9,7 +9,15 @@ from typing import Any
 from celery import Celery
 
 from shared.config import Settings
-from shared.contracts.catalog import EVENTS, TASKS_BY_NAME, TaskSpec, handle_event_task, queue_of, task_routes
+from shared.contracts.catalog import (
+    EVENTS,
+    TASKS_BY_NAME,
+    TaskSpec,
+    handle_event_task,
+    handle_events_task,
+    queue_of,
+    task_routes,
+)
 
 
 def make_celery(settings: Settings, name: str) -> Celery:
@@ -85,32 +93,83 @@ def recipients(envelope: dict[str, Any]) -> tuple[str, ...]:
     return (task.service,) if task is not None else EVENTS[envelope["type"]].subscribers
 
 
-def event_publisher(app: Celery, origin: str | None = None, *, duplicate: bool = False) -> Any:
-    """A function that sends an outbox message: an event to every subscriber (or to those
-    named, for a re-send), a task to its queue; each tagged with the sending service.
-    ``duplicate`` (fault runs only) sends every message twice, as a flaky broker might."""
+# At most this many events travel to one subscriber in one bundle (``<service>.handle_events``).
+BUNDLE_LIMIT = 50
 
-    def publish(envelope: dict[str, Any], only: tuple[str, ...] | None = None) -> None:
-        for _ in range(2 if duplicate else 1):
-            _publish_once(envelope, only)
 
-    def _publish_once(envelope: dict[str, Any], only: tuple[str, ...] | None) -> None:
+def send_event(app: Celery, subscriber: str, envelope: dict[str, Any], origin: str | None) -> None:
+    """Send one event to one subscriber's ``handle_event`` task."""
+    app.send_task(
+        handle_event_task(subscriber),
+        args=[envelope],
+        kwargs={"origin": origin} if origin else {},
+        queue=queue_of(subscriber),
+        # Deterministic per subscriber, so a re-sent event is traceable as the same one.
+        task_id=str(uuid.uuid5(uuid.UUID(envelope["message_id"]), subscriber)),
+        ignore_result=True,
+    )
+
+
+class EventPublisher:
+    """Sends outbox messages: an event to every subscriber (or to those named, for a re-send), a
+    task to its queue; each tagged with the sending service. ``duplicate`` (fault runs only)
+    sends every message twice, as a flaky broker might.
+
+    :meth:`many` sends what one commit (or one relay batch) holds: the events for one
+    subscriber travel together as a bundle, which the subscriber takes in one transaction
+    (``shared.messaging.runtime``), each still recorded, deduplicated and acknowledged on its own.
+    """
+
+    def __init__(self, app: Celery, origin: str | None = None, *, duplicate: bool = False) -> None:
+        self.app = app
+        self.origin = origin
+        self.copies = 2 if duplicate else 1
+
+    def __call__(self, envelope: dict[str, Any], only: tuple[str, ...] | None = None) -> None:
+        for _ in range(self.copies):
+            self._publish_once(envelope, only)
+
+    def many(self, envelopes: list[dict[str, Any]]) -> None:
+        """Send these messages, in order: the events before a task are sent before it, one
+        bundle per subscriber (a lone event goes as it would alone)."""
+        waiting: dict[str, list[dict[str, Any]]] = {}
+        for envelope in envelopes:
+            if envelope["type"] in TASKS_BY_NAME:
+                self._send_bundles(waiting)
+                waiting = {}
+                self(envelope)
+                continue
+            for subscriber in EVENTS[envelope["type"]].subscribers:
+                waiting.setdefault(subscriber, []).append(envelope)
+        self._send_bundles(waiting)
+
+    def _send_bundles(self, waiting: dict[str, list[dict[str, Any]]]) -> None:
+        kwargs = {"origin": self.origin} if self.origin else {}
+        for subscriber, events in waiting.items():
+            for start in range(0, len(events), BUNDLE_LIMIT):
+                bundle = events[start : start + BUNDLE_LIMIT]
+                for _ in range(self.copies):
+                    if len(bundle) == 1:
+                        send_event(self.app, subscriber, bundle[0], self.origin)
+                        continue
+                    self.app.send_task(
+                        handle_events_task(subscriber),
+                        args=[bundle],
+                        kwargs=kwargs,
+                        queue=queue_of(subscriber),
+                        ignore_result=True,
+                    )
+
+    def _publish_once(self, envelope: dict[str, Any], only: tuple[str, ...] | None) -> None:
         task = TASKS_BY_NAME.get(envelope["type"])
         if task is not None:  # a command a service sends itself or another, after its commit
-            send_command(app, task, envelope, origin)
+            send_command(self.app, task, envelope, self.origin)
             return
-        kwargs = {"origin": origin} if origin else {}
         for subscriber in EVENTS[envelope["type"]].subscribers:
-            if only is not None and subscriber not in only:
-                continue
-            app.send_task(
-                handle_event_task(subscriber),
-                args=[envelope],
-                kwargs=kwargs,
-                queue=queue_of(subscriber),
-                # Deterministic per subscriber, so a re-sent event is traceable as the same one.
-                task_id=str(uuid.uuid5(uuid.UUID(envelope["message_id"]), subscriber)),
-                ignore_result=True,
-            )
+            if only is None or subscriber in only:
+                send_event(self.app, subscriber, envelope, self.origin)
 
-    return publish
+
+def event_publisher(app: Celery, origin: str | None = None, *, duplicate: bool = False) -> EventPublisher:
+    """The publisher of one service's outbox messages (see :class:`EventPublisher`)."""
+    return EventPublisher(app, origin, duplicate=duplicate)

@@ -36,6 +36,31 @@ def claim(session: Session, message_id: str, task_name: str) -> bool:
     return claimed is not None
 
 
+def claim_many(session: Session, results: dict[str, Any], task_name: str) -> set[str]:
+    """Claim several messages at once, each with its result (a bundle of events); the ids of
+    those no other delivery recorded first. Inserted in id order, so two bundles holding the
+    same messages wait for each other rather than crosswise."""
+    if not results:
+        return set()
+    now = utcnow()
+    rows = [
+        {
+            "message_id": uuid.UUID(message_id),
+            "task_name": task_name,
+            "result": results[message_id],
+            "processed_at": now,
+        }
+        for message_id in sorted(results)
+    ]
+    claimed = session.execute(
+        upsert.insert(session, inbox)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(inbox.c.message_id)
+    ).all()
+    return {str(row.message_id) for row in claimed}
+
+
 def record(session: Session, message_id: str, task_name: str, result: Any) -> None:
     """Record a handled message in the caller's transaction.
 

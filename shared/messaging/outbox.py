@@ -23,7 +23,8 @@ from shared.messaging.tables import outbox, outbox_acks
 
 log = logging.getLogger(__name__)
 
-Publisher = Callable[[dict[str, Any]], None]
+# Sends claimed messages, in order (``EventPublisher.many``).
+Publisher = Callable[[list[dict[str, Any]]], None]
 
 
 class ContractViolation(Exception):
@@ -91,8 +92,8 @@ def publish_pending(session: Session, publish: Publisher, batch_size: int = 100)
             .values(published_at=utcnow())
             .returning(outbox.c.seq, outbox.c.envelope)
         ).all()
-        for _seq, envelope in sorted(rows):
-            publish(envelope)
+        if rows:
+            publish([envelope for _seq, envelope in sorted(rows)])
         session.commit()
     except BaseException:
         session.rollback()

@@ -45,7 +45,7 @@ def relay_loop(settings: Settings, service: str, stop: threading.Event, batch_si
     next_resend = 0.0
     while not stop.is_set():
         try:
-            sent = relay_once(db, publish, batch_size)
+            sent = relay_once(db, publish.many, batch_size)
             if time.monotonic() >= next_resend:
                 next_resend = time.monotonic() + min(1.0, settings.redelivery_seconds / 4)
                 resent = resend_once(db, publish, settings.redelivery_seconds)

@@ -30,6 +30,7 @@ from shared.contracts.catalog import (
     EXPORTS,
     TaskSpec,
     handle_event_task,
+    handle_events_task,
     prune_messages_task,
     queue_of,
     subscriptions,
@@ -38,7 +39,7 @@ from shared.contracts.envelope import SYSTEM_ACTOR, Envelope, load_envelope
 from shared.db.engine import Database
 from shared.db.uow import UnitOfWork
 from shared.messaging import deadletter, inbox
-from shared.messaging.app import event_publisher, make_celery, recipients
+from shared.messaging.app import event_publisher, make_celery, recipients, send_event
 from shared.messaging.delivery import AckBatcher, record_acks
 from shared.messaging.errors import SNAPSHOTS_OF, DomainError, is_transient, problem_reply
 from shared.messaging.outbox import prune_published
@@ -57,6 +58,10 @@ MAX_RETRY_LATER = 300
 # An event that arrived before the one it follows is retried this many times, briefly; then it
 # is set aside unacknowledged, and its sender's re-send brings it back (shared.messaging.delivery).
 EARLY_EVENT_RETRIES = 8
+# A bundle that failed for a transient reason (a deadlock, the database away) is tried again,
+# whole, this many times, soon; then its events go one by one, each with its own retries.
+BUNDLE_RETRIES = 3
+BUNDLE_RETRY_SECONDS = 0.05
 
 
 class PermanentMessageError(Exception):
@@ -74,6 +79,8 @@ class RetryLater(Exception):
 JobHandler = Callable[[Database, Envelope, dict[str, Any]], dict[str, Any]]
 MaintenanceHandler = Callable[[UnitOfWork, Envelope, dict[str, Any]], dict[str, Any]]
 RefusalHandler = Callable[[UnitOfWork, Envelope, dict[str, Any], DomainError], None]
+# Locks, in one order, what a bundle's events (their payloads) will change, before any is handled.
+BundleLock = Callable[[Session, list[dict[str, Any]]], None]
 
 
 class ServiceRuntime:
@@ -88,6 +95,7 @@ class ServiceRuntime:
         self._db: Database | None = None
         self._db_pid = 0
         self._event_handlers: dict[str, EventHandler] = {}
+        self._bundle_lock: BundleLock | None = None
         # The read models this service publishes; its tasks module declares them.
         self.snapshots = Snapshots()
         # A countdown longer than the visibility timeout would let Redis hand the waiting
@@ -95,6 +103,7 @@ class ServiceRuntime:
         visibility = settings.broker_transport_options.get("visibility_timeout")
         self.retry_cap = min(60.0, float(visibility) / 4) if isinstance(visibility, int | float) else 60.0
         self._register_event_task()
+        self._register_bundle_task()
         self._register_prune_task()
         self.maintenance(ACKS[service])(self._record_acks)
         if service in EXPORTS:
@@ -105,7 +114,7 @@ class ServiceRuntime:
         """This service's database; recreated after a fork so no connection is shared."""
         if self._db is None or self._db_pid != os.getpid():
             self._db = Database(
-                self.settings.database_url(self.service), snapshots=self.snapshots, publish=self.publish
+                self.settings.database_url(self.service), snapshots=self.snapshots, publish=self.publish.many
             )
             self._db_pid = os.getpid()
         return self._db
@@ -198,6 +207,11 @@ class ServiceRuntime:
 
         return register
 
+    def lock_for_bundles(self, lock: BundleLock) -> None:
+        """Have each bundle of events lock, in one order and first, the rows its events will
+        change (a ledger's accounts): two bundles then never wait for each other crosswise."""
+        self._bundle_lock = lock
+
     # -- the shared consumer path -----------------------------------------------------
 
     def _check_spec(self, spec: TaskSpec, kind: str) -> None:
@@ -226,6 +240,72 @@ class ServiceRuntime:
             return self._once(handle_event_task(self.service), envelope, effect)
 
         self._task(handle_event_task(self.service), body, ignore_result=True)
+
+    def _register_bundle_task(self) -> None:
+        """A bundle of events one commit sent this service: taken in one transaction, each
+        event recorded in the inbox and acknowledged on its own; a bundle that cannot be taken
+        whole (an event early, malformed, a handler failing) is sent back as single events,
+        which take the one-by-one path with its retries and dead letters."""
+        runtime = self
+        single = handle_event_task(self.service)
+
+        @self.app.task(name=handle_events_task(self.service), bind=True, ignore_result=True, max_retries=None)
+        def task(self: Task, raws: list[Any], origin: str | None = None) -> None:
+            try:
+                handled = runtime._handle_bundle(raws, single)
+            except Exception as exc:
+                if is_transient(exc) and self.request.retries < BUNDLE_RETRIES:
+                    # A deadlock with another bundle (PostgreSQL aborted this one): again, whole, soon.
+                    delay = backoff.full_jitter(BUNDLE_RETRY_SECONDS, self.request.retries, 1.0)
+                    log.info(
+                        "a bundle of %d event(s) for %s again in %.2fs: %s", len(raws), runtime.service, delay, exc
+                    )
+                    raise self.retry(exc=exc, countdown=delay) from exc
+                log.info("a bundle of %d event(s) for %s goes one by one: %s", len(raws), runtime.service, exc)
+                try:
+                    for raw in raws:
+                        send_event(runtime.app, runtime.service, raw, origin)
+                except Exception as send_exc:
+                    if not is_transient(send_exc) or self.request.retries >= runtime.settings.task_max_retries:
+                        raise  # unacknowledged, so each event's sender sends it again after its deadline
+                    delay = backoff.full_jitter(
+                        runtime.settings.retry_backoff_seconds, self.request.retries, runtime.retry_cap
+                    )
+                    raise self.retry(exc=send_exc, countdown=delay) from send_exc
+                return
+            if origin:
+                for message_id in handled:
+                    runtime.acks.ack(origin, message_id)
+
+    def _handle_bundle(self, raws: list[Any], task_name: str) -> list[str]:
+        """Take a bundle of events in one transaction (their snapshots coalesce in its commit);
+        the ids of every event in it, duplicates included (all may be acknowledged)."""
+        events = [self._bundled_event(raw) for raw in raws]
+        with self.db.uow() as uow:
+            results = {envelope.message_id: {"handled": envelope.type} for envelope, _, _ in events}
+            fresh = inbox.claim_many(uow.session, results, task_name)
+            if self._bundle_lock is not None:
+                self._bundle_lock(uow.session, [p for e, _, p in events if e.message_id in fresh])
+            for envelope, handler, payload in events:
+                if envelope.message_id in fresh:
+                    handler(uow, envelope, payload)
+                    # The next event reads the rows afresh, as in a transaction of its own.
+                    uow.session.flush()
+                    uow.session.expire_all()
+            skipped = len(events) - len(fresh)
+            if skipped:
+                log.info("%d duplicate event(s) of a bundle ignored by %s", skipped, self.service)
+            self._maybe_fault(task_name)
+            uow.commit()
+        return [envelope.message_id for envelope, _, _ in events]
+
+    def _bundled_event(self, raw: Any) -> tuple[Envelope, EventHandler, dict[str, Any]]:
+        """One event of a bundle, decoded and checked, with its handler (else the bundle goes one by one)."""
+        envelope = load_envelope(raw)
+        handler = self._event_handlers.get(envelope.type)
+        if handler is None or envelope.type not in EVENTS:
+            raise PermanentMessageError(f"{self.service} has no handler for {envelope.type}")
+        return envelope, handler, self._load_payload(EVENTS[envelope.type].payload, envelope)
 
     def _send_acks(self, origin: str, acks: list[dict[str, str]]) -> None:
         spec = ACKS[origin]

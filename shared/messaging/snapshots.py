@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, event, select
+from sqlalchemy import Table, event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.contracts.catalog import EventSpec
@@ -66,15 +66,25 @@ class Snapshots:
     def __init__(self) -> None:
         self.models: dict[str, ReadModel] = {}
         self._keys: dict[type, KeyOf] = {}
+        self._quiet: dict[type, frozenset[str]] = {}
 
     def model(self, kind: str, event_spec: EventSpec, build: Builder, table: Table | None = None) -> None:
         """Declare a read model: ``build(session, ids)`` returns the snapshots of those aggregates
         (each with ``id``, its scope columns and ``body``; the version and time are added here)."""
         self.models[kind] = ReadModel(kind, event_spec, build, table)
 
-    def track(self, model_class: type, key_of: KeyOf) -> None:
-        """Rows of ``model_class`` belong to the aggregate ``key_of(row)`` names."""
+    def track(self, model_class: type, key_of: KeyOf, quiet: Iterable[str] = ()) -> None:
+        """Rows of ``model_class`` belong to the aggregate ``key_of(row)`` names. A change of
+        ``quiet`` columns alone (a lease taken, its time) is no change the read model shows."""
         self._keys[model_class] = key_of
+        self._quiet[model_class] = frozenset(quiet)
+
+    def _shows_change(self, obj: Any) -> bool:
+        """A changed row changes what its read model shows, unless only quiet columns changed."""
+        quiet = self._quiet.get(type(obj))
+        if not quiet:
+            return True
+        return any(attr.history.has_changes() for attr in inspect(obj).attrs if attr.key not in quiet)
 
     def install(self, sessions: sessionmaker[Session]) -> None:
         """Record, at every flush, which aggregates the flushed rows belong to."""
@@ -83,7 +93,8 @@ class Snapshots:
         # what this flush wrote.
         @event.listens_for(sessions, "after_flush")
         def _collect(session: Session, _context: Any) -> None:
-            for obj in (*session.new, *session.dirty, *session.deleted):
+            dirty = [obj for obj in session.dirty if self._shows_change(obj)]
+            for obj in (*session.new, *dirty, *session.deleted):
                 key_of = self._keys.get(type(obj))
                 key = key_of(obj) if key_of is not None else None
                 if key is not None:

@@ -2,7 +2,7 @@
 
 It starts its own production-like stack on databases of its own (named after this test
 session's prefix) and a Redis server of its own, loads a tiny volume, runs every stage for a
-couple of seconds and writes its reports. This test reads them: every stage made requests
+second or so and writes its reports. This test reads them: every stage made requests
 (the page users signed in with a password and opened pages), and nothing it started outlived it.
 """
 

@@ -24,7 +24,7 @@ SEEDS = (1,)
 @pytest.mark.timeout(900)
 def test_a_short_fault_run_keeps_every_invariant(tmp_path: Path) -> None:
     out = tmp_path / "chaos"
-    argv = [sys.executable, "-m", "pettycash", "chaos", "--minutes", "0.5", "--quiesce-seconds", "120"]
+    argv = [sys.executable, "-m", "pettycash", "chaos", "--minutes", "0.3", "--quiesce-seconds", "120"]
     for seed in SEEDS:
         argv += ["--seed", str(seed)]
     run = subprocess.run([*argv, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=840, check=False)

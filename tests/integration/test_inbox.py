@@ -21,12 +21,17 @@ def _outbox_envelope(dbs: Any, event: str, requisition_id: str) -> dict[str, Any
         return next(e for e in rows if e["payload"]["requisition_id"] == requisition_id)
 
 
+def pending_requisition(api: Api, token: str) -> str:
+    """A requisition created and submitted, once the approval service has taken it."""
+    created = api.post("/api/v1/requisitions", token, json=requisition_body())
+    wait_for(lambda: api.get(created.headers["Location"], token).json()["status"] == "pending_approval")
+    return str(created.json()["id"])
+
+
 def test_a_redelivered_event_opens_one_approval_case(
     api: Api, tokens: dict[str, str], dbs: Any, stack: Stack, settings: Settings
 ) -> None:
-    created = api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body())
-    requisition_id = created.json()["id"]
-    wait_for(lambda: api.get(created.headers["Location"], tokens["alice"]).json()["status"] == "pending_approval")
+    requisition_id = pending_requisition(api, tokens["alice"])
 
     # The very message the outbox published, delivered twice more.
     envelope = _outbox_envelope(dbs, "RequisitionSubmitted", requisition_id)

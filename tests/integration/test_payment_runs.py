@@ -1,6 +1,7 @@
 """Payment runs over HTTP on the running stack: a run of mixed outcomes, above the maker-checker
 total, each payment paid exactly once though the payment worker is SIGKILLed mid-run; the
-failed one goes into a later run; the ready list filters and refuses bad input."""
+failed one goes into a later run; the ready list filters and refuses bad input. The run's
+payments are disbursed in batches, and their events reach the other services in bundles."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import signal
 import uuid
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
 
 from shared.config import Settings
 from shared.db.engine import Database
@@ -21,6 +24,14 @@ def _run(api: Api, token: str, run_id: str) -> dict[str, Any]:
     answer = api.get(f"{RUN}/{run_id}", token)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+_ABOUT = "envelope->'payload'->>'requisition_id' = ANY(:r)"
+
+
+def _column(db: Database, sql: str, values: list[str]) -> list[Any]:
+    with db.engine.connect() as conn:
+        return list(conn.execute(text(sql), {"r": values}).scalars())
 
 
 def _outcomes(run: dict[str, Any]) -> dict[str, str]:
@@ -59,8 +70,10 @@ def test_a_run_of_mixed_outcomes_pays_each_payment_once_though_the_worker_is_kil
         scalar(dbs["payment"], "SELECT count(*) FROM payments WHERE requisition_id = :r", r=r) == 0 for r in rids
     )
 
-    # A payment worker whose provider takes 0.4 s a call, so the run is under way when it dies.
-    slow = _swap_payment_worker(stack, dict(stack.env, PETTYCASH_PROVIDER_LATENCY_MS="400"), "-slow")
+    # A payment worker whose provider takes 0.6 s a call, and whose jobs take the run's payments
+    # two at a time (four batch jobs), so the run is under way when it dies.
+    env = dict(stack.env, PETTYCASH_PROVIDER_LATENCY_MS="600", PETTYCASH_PAYMENT_BATCH_SIZE="2")
+    slow = _swap_payment_worker(stack, env, "-slow")
     try:
         checked = api.post(f"{RUN}/{run['id']}/authorisation", checker.token, json={"otp": checker_app.code()})
         assert checked.status_code == 200, checked.text
@@ -89,11 +102,21 @@ def test_a_run_of_mixed_outcomes_pays_each_payment_once_though_the_worker_is_kil
     payment_of = "SELECT id FROM payments WHERE requisition_id = :r"
     assert scalar(dbs["payment"], calls, p=scalar(dbs["payment"], payment_of, r=transient)) == 3  # 2 transient, 1 paid
 
+    # The run's eight PaymentStarted left in one commit: the requisition service took them as a
+    # bundle, in one transaction (its inbox rows share one time), each recorded once.
+    started = f"SELECT message_id FROM outbox WHERE event_type = 'PaymentStarted' AND {_ABOUT}"
+    ids = [str(m) for m in _column(dbs["payment"], started, rids)]
+    assert len(ids) == 8
+    taken = _column(dbs["requisition"], "SELECT processed_at FROM inbox WHERE message_id::text = ANY(:r)", ids)
+    assert len(taken) == 8
+    assert len(set(taken)) == 1, taken
+
     # The failed payment goes into a later run (its second execution), by one officer's code.
     later = api.post(RUN, maker.token, json={"requisition_ids": [permanent], "otp": maker_app.code()})
     assert later.status_code == 201, later.text
-    assert (later.json()["state"], later.json()["items"][0]["execution"]) == ("started", 2)
+    assert later.json()["state"] == "started"
     again = wait_for(lambda: (r := _run(api, maker.token, later.json()["id"]))["finished"] and r, 30, 0.1, "retry")
+    assert again["items"][0]["execution"] == 2
     assert _outcomes(again) == {permanent: "failed"}
 
     listed = api.get(RUN, tokens["aud"])

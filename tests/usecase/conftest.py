@@ -97,13 +97,13 @@ class Harness:
         self.snapshots = snapshots
         self.sent: list[dict[str, Any]] = []
         self._last_run_from = 0
-        self.database = JoinedDatabase(connection, self.sessions, snapshots, self.sent.append)
+        self.database = JoinedDatabase(connection, self.sessions, snapshots, self.sent.extend)
 
     def uow(self) -> UnitOfWork:
         """The service's unit of work: its snapshots published at commit, what it emits captured."""
         # Every message is captured as sent, however many one commit emits.
         return UnitOfWork(
-            self.sessions, self.snapshots.publish_touched, publish=self.sent.append, direct_send_limit=None
+            self.sessions, self.snapshots.publish_touched, publish=self.sent.extend, direct_send_limit=None
         )
 
     # -- running use cases ----------------------------------------------------------------

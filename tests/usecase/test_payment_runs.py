@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.payment import runs
-from services.payment.models import OtpStepUse, Payment, PaymentExecution, PaymentRun
+from services.payment import batches, runs, service
+from services.payment.models import OtpStepUse, Payment, PaymentExecution, PaymentRun, ProviderAttempt
 from shared.config import Settings
 from shared.contracts import catalog
-from shared.contracts.envelope import Actor
+from shared.contracts.envelope import Actor, Envelope
 from shared.messaging.errors import DomainError
+from shared.messaging.runtime import RetryLater
 from tests.factories import ALICE, BOB, TOM, an_actor, bank_payee, command
 from tests.usecase.conftest import Harness
 from tests.usecase.test_payment import Cashier, Desk
@@ -32,7 +33,8 @@ class RunDesk(Desk):
 
     def __init__(self, uc: Harness, settings: Settings, dual_above_minor: int = 10_000_000) -> None:
         super().__init__(uc, settings)
-        self.config = replace(self.config, run_dual_above_minor=dual_above_minor)
+        # One call at a time: the harness's database is one connection, shared by the test.
+        self.config = replace(self.config, run_dual_above_minor=dual_above_minor, calls_at_once=1)
         self.executing = partial(self.executing.func, config=self.config)
         self.starting = partial(runs.start_payment_run, config=self.config)
         self.authorising = partial(runs.authorise_payment_run, config=self.config)
@@ -40,7 +42,7 @@ class RunDesk(Desk):
 
     def run(self, actor: Actor, rids: list[str], code: str) -> Any:
         payload = {"requisition_ids": [uuid.UUID(r) for r in rids], "otp": code}
-        return self.uc.run(self.starting, command(catalog.START_PAYMENT_RUN, payload, actor))
+        return self._launched(self.uc.run(self.starting, command(catalog.START_PAYMENT_RUN, payload, actor)))
 
     def run_refused(self, actor: Actor, rids: list[str], code: str) -> DomainError:
         payload = {"requisition_ids": [uuid.UUID(r) for r in rids], "otp": code}
@@ -48,11 +50,27 @@ class RunDesk(Desk):
 
     def authorise(self, actor: Actor, run_id: str, code: str) -> Any:
         payload = {"run_id": uuid.UUID(run_id), "otp": code}
-        return self.uc.run(self.authorising, command(catalog.AUTHORISE_PAYMENT_RUN, payload, actor))
+        return self._launched(self.uc.run(self.authorising, command(catalog.AUTHORISE_PAYMENT_RUN, payload, actor)))
+
+    def _launched(self, reply: Any) -> Any:
+        """The command's reply, once the launch job it sent (if it sent one) has run, as the bus
+        runs it straight after the commit; what the launch sent is the last use case's."""
+        for job in self.uc.emitted(catalog.LAUNCH_PAYMENT_RUN.name):
+            self.launch(job)
+        return reply
+
+    def launch(self, job: Envelope) -> Any:
+        return self.uc.job(partial(runs.launch_payment_run, config=self.config), job)
 
     def authorise_refused(self, actor: Actor, run_id: str, code: str) -> DomainError:
         payload = {"run_id": uuid.UUID(run_id), "otp": code}
         return self.uc.refuse(self.authorising, command(catalog.AUTHORISE_PAYMENT_RUN, payload, actor))
+
+    def disburse_batch(self, rids: list[str]) -> Any:
+        """The batch disbursement job for these requisitions' payments, as a run sends it."""
+        ids = [str(self.payment(rid).id) for rid in rids]
+        envelope = command(catalog.DISBURSE_PAYMENTS, {"payment_ids": ids}, TOM)
+        return self.uc.job(partial(batches.disburse_payments, config=self.config), envelope)
 
     def executions(self, rid: str) -> list[PaymentExecution]:
         payment = self.payment(rid)
@@ -75,6 +93,11 @@ def tom(desk: RunDesk) -> Cashier:
     return desk.cashier(TOM)
 
 
+def _batched(uc: Harness) -> set[str]:
+    """The payments the last use case sent to the batch disbursement jobs."""
+    return {pid for job in uc.emitted(catalog.DISBURSE_PAYMENTS.name) for pid in job.payload["payment_ids"]}
+
+
 def _items(reply: dict[str, Any]) -> dict[str, tuple[bool, str | None]]:
     return {i["requisition_id"]: (i["included"], (i["left_out"] or {}).get("rule")) for i in reply["body"]["items"]}
 
@@ -91,9 +114,10 @@ def test_one_code_starts_every_item_of_a_run_once(payment_uc: Harness, desk: Run
         payment = desk.payment(rid)
         assert (payment.state, payment.executions, payment.executor_id) == ("processing", 1, TOM.user_id)
         assert [(e.number, str(e.run_id)) for e in desk.executions(rid)] == [(1, body["id"])]
-    jobs = payment_uc.emitted(catalog.DISBURSE_PAYMENT.name)
+    jobs = payment_uc.emitted(catalog.DISBURSE_PAYMENTS.name)  # one batch of three, no job each
     started = payment_uc.emitted(catalog.PAYMENT_STARTED.name)
-    assert sorted(j.payload["payment_id"] for j in jobs) == sorted(str(desk.payment(r).id) for r in rids)
+    assert [sorted(j.payload["payment_ids"]) for j in jobs] == [sorted(str(desk.payment(r).id) for r in rids)]
+    assert payment_uc.emitted(catalog.DISBURSE_PAYMENT.name) == []
     assert sorted(s.payload["requisition_id"] for s in started) == sorted(rids)
     assert desk.attempts(TOM, "run") == [("accepted", "ok")]
     snapshot = payment_uc.snapshot(catalog.PAYMENT_RUN_CHANGED.name, body["id"])
@@ -188,10 +212,33 @@ def test_a_run_above_the_total_waits_for_a_second_officer_who_is_not_its_maker(
     for rid in rids:
         payment = dual.payment(rid)
         assert (payment.state, payment.executor_id) == ("processing", TOM.user_id)
-    assert len(payment_uc.emitted(catalog.DISBURSE_PAYMENT.name)) == 3
+    assert _batched(payment_uc) == {str(dual.payment(r).id) for r in rids}
 
     again = dual.authorise_refused(TESS, made["id"], tess.code())
     assert (again.code, again.status) == ("run-not-awaiting-authorisation", 409)
+
+
+def test_the_authorisation_starts_nothing_itself_and_its_launch_starts_each_payment_once(
+    payment_uc: Harness, dual: RunDesk
+) -> None:
+    tom, tess = dual.cashier(TOM), dual.cashier(TESS)
+    rids = [dual.payable() for _ in range(3)]
+    made = dual.run(TOM, rids, tom.code())["body"]
+    payload = {"run_id": uuid.UUID(made["id"]), "otp": tess.code()}
+    reply = payment_uc.run(dual.authorising, command(catalog.AUTHORISE_PAYMENT_RUN, payload, TESS))
+    # What the officer waits for: the code checked, the run marked started, one job sent.
+    assert (reply["body"]["state"], reply["body"]["started_at"]) == ("started", None)
+    assert [i["execution"] for i in reply["body"]["items"]] == [None, None, None]
+    assert payment_uc.emitted_types() == [catalog.LAUNCH_PAYMENT_RUN.name]
+    assert all(dual.payment(r) is None for r in rids)
+    [job] = payment_uc.emitted(catalog.LAUNCH_PAYMENT_RUN.name)
+
+    assert dual.launch(job) == {"run_id": made["id"], "launched": True, "started": 3}
+    assert _batched(payment_uc) == {str(dual.payment(r).id) for r in rids}
+    assert dual.launch(job) == {"run_id": made["id"], "launched": False}  # delivered again: nothing
+    assert payment_uc.emitted_types() == []
+    for rid in rids:
+        assert [(e.number, e.executor_id) for e in dual.executions(rid)] == [(1, TOM.user_id)]
 
 
 def test_a_checker_who_approved_a_payment_in_the_run_may_not_authorise_it(dual: RunDesk) -> None:
@@ -203,14 +250,15 @@ def test_a_checker_who_approved_a_payment_in_the_run_may_not_authorise_it(dual: 
     assert all(dual.payment(r) is None for r in rids)
 
 
-def test_an_item_paid_elsewhere_before_the_checker_is_left_out_then(dual: RunDesk) -> None:
+def test_an_item_paid_elsewhere_before_the_checker_is_left_out_at_the_launch(dual: RunDesk) -> None:
     tom, tess = dual.cashier(TOM), dual.cashier(TESS)
     rids = [dual.payable() for _ in range(3)]
     made = dual.run(TOM, rids, tom.code())["body"]
     assert dual.pay(TOM, rids[0], tom.code())["status"] == 201  # paid on its own meanwhile
-    checked = dual.authorise(TESS, made["id"], tess.code())
-    assert _items(checked)[rids[0]] == (False, "payment-in-progress")
-    assert (checked["body"]["count"], checked["body"]["total"]["minor_units"]) == (2, 2 * AMOUNT)
+    dual.authorise(TESS, made["id"], tess.code())
+    launched = {"body": dual.uc.snapshot(catalog.PAYMENT_RUN_CHANGED.name, made["id"])["body"]}
+    assert _items(launched)[rids[0]] == (False, "payment-in-progress")
+    assert (launched["body"]["count"], launched["body"]["total"]["minor_units"]) == (2, 2 * AMOUNT)
     assert [e.run_id for e in dual.executions(rids[0])] == [None]
 
 
@@ -245,3 +293,57 @@ def test_a_failed_payment_of_one_run_is_paid_by_a_later_run(payment_uc: Harness,
         (2, second["body"]["id"], "processing"),
     ]
     assert payment_uc.scalar(select(Payment.executions).where(Payment.id == desk.payment(fine).id)) == 1
+
+
+def test_a_batch_job_pays_a_runs_payments_in_two_commits_and_hands_on_a_retry(
+    payment_uc: Harness, desk: RunDesk, tom: Cashier
+) -> None:
+    fine = [desk.payable() for _ in range(3)]
+    refused = desk.payable(payee=bank_payee("FAIL-PERMANENT"))
+    flaky = desk.payable(payee=bank_payee("0123-FAIL-TRANSIENT-1"))  # the bank fails its first call
+    rids = [*fine, refused, flaky]
+    desk.run(TOM, rids, tom.code())
+
+    assert desk.disburse_batch(rids) == {"payments": 5, "called": 5, "handed_on": 1}
+    # One snapshot a payment: the lease the claim took shows nothing, the outcome does.
+    published = [e.payload["requisition_id"] for e in payment_uc.emitted(catalog.PAYMENT_CHANGED.name)]
+    assert sorted(published) == sorted(rids)
+    assert sorted(e.payload["requisition_id"] for e in payment_uc.emitted("PaymentCompleted")) == sorted(fine)
+    assert [e.payload["requisition_id"] for e in payment_uc.emitted("PaymentFailed")] == [refused]
+    handed = payment_uc.emitted(catalog.DISBURSE_PAYMENT.name)  # the retry goes to its own job
+    assert [h.payload["payment_id"] for h in handed] == [str(desk.payment(flaky).id)]
+    with pytest.raises(RetryLater):
+        desk.disburse(flaky)  # early: that job waits for the retry's time
+    desk.clock.advance(seconds=desk.config.retry.cap_seconds)
+    assert desk.disburse(flaky)["state"] == "completed"
+
+    # Delivered again, the batch calls nobody: every payment is paid or failed.
+    assert desk.disburse_batch(rids) == {"payments": 5, "called": 0, "handed_on": 0}
+    calls = payment_uc.scalars(select(ProviderAttempt).order_by(ProviderAttempt.id))
+    assert sorted((str(c.payment_id), c.outcome) for c in calls) == sorted(
+        [(str(desk.payment(r).id), "paid") for r in fine]
+        + [(str(desk.payment(refused).id), "permanent")]
+        + [(str(desk.payment(flaky).id), "transient"), (str(desk.payment(flaky).id), "paid")]
+    )
+
+
+def test_a_batch_leaves_a_payment_whose_call_is_in_flight_to_its_own_job(
+    payment_uc: Harness, desk: RunDesk, tom: Cashier
+) -> None:
+    rids = [desk.payable(), desk.payable()]
+    desk.run(TOM, rids, tom.code())
+    busy = desk.payment(rids[0])
+    with desk.uc.database.uow() as uow:  # another job leased this payment's call and is making it
+        locked = service.locked_payments(uow.session, [busy.id])[0]
+        assert isinstance(
+            service.claim_locked(
+                uow, command(catalog.DISBURSE_PAYMENT, {"payment_id": str(busy.id)}, TOM), locked, desk.config
+            ),
+            service.CallClaim,
+        )
+        uow.commit()
+    assert desk.disburse_batch(rids) == {"payments": 2, "called": 1, "handed_on": 0}
+    handed = payment_uc.emitted(catalog.DISBURSE_PAYMENT.name)
+    assert [h.payload["payment_id"] for h in handed] == [str(busy.id)]
+    assert desk.payment(rids[0]).state == "processing"
+    assert desk.payment(rids[1]).state == "completed"
