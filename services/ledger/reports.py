@@ -563,14 +563,14 @@ def general_ledger(session: Session, query: Query) -> dict[str, Any]:
     """One page of the period's transfers in the order they were written (``limit`` of them
     after the cursor ``after``), each with its accounts; ``next`` is the cursor of the next page."""
     debit, credit = aliased(Account), aliased(Account)
+    t = Transfer.__table__  # rows, not ORM objects: a page is hundreds of them
     statement = (
-        select(Transfer, debit.code, credit.code)
-        .join(debit, debit.id == Transfer.debit_account_id)
-        .join(credit, credit.id == Transfer.credit_account_id)
-        .where(
-            Transfer.created_at >= query.start, Transfer.created_at < query.end, _transfer_filter(query, debit, credit)
-        )
-        .order_by(Transfer.created_at, Transfer.id)
+        select(*GL_TRANSFER_COLUMNS, debit.code.label("debit_code"), credit.code.label("credit_code"))
+        .select_from(t)
+        .join(debit, debit.id == t.c.debit_account_id)
+        .join(credit, credit.id == t.c.credit_account_id)
+        .where(t.c.created_at >= query.start, t.c.created_at < query.end, _transfer_filter(query, debit, credit))
+        .order_by(t.c.created_at, t.c.id)
         .limit(query.limit + 1)
     )
     if query.after is not None:
@@ -583,21 +583,38 @@ def general_ledger(session: Session, query: Query) -> dict[str, Any]:
         )
     found = session.execute(statement).all()
     page = found[: query.limit]
-    last = page[-1][0] if page and len(found) > query.limit else None
+    last = page[-1] if page and len(found) > query.limit else None
     return {
         "next": rp.encode_cursor(last.created_at, last.id) if last is not None else None,
-        "sections": [section("transfers", "Transfers", GL_COLUMNS, [_gl_row(*row) for row in page])],
+        "sections": [section("transfers", "Transfers", GL_COLUMNS, [_gl_row(row) for row in page])],
     }
 
 
-def _gl_row(transfer: Transfer, debit_code: str, credit_code: str) -> Row:
+GL_TRANSFER_COLUMNS = [
+    Transfer.__table__.c[name]
+    for name in (
+        "created_at",
+        "id",
+        "kind",
+        "amount_minor",
+        "currency",
+        "pending",
+        "pending_id",
+        "reversal_of",
+        "requisition_id",
+        "memo",
+    )
+]
+
+
+def _gl_row(transfer: Any) -> Row:
     cur = transfer.currency
     return {
         "created_at": transfer.created_at.isoformat(),
         "id": str(transfer.id),
         "kind": transfer.kind,
-        "debit": debit_code,
-        "credit": credit_code,
+        "debit": transfer.debit_code,
+        "credit": transfer.credit_code,
         "amount": money(transfer.amount_minor, cur),
         "currency": cur,
         "pending": transfer.pending,
