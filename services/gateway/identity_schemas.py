@@ -20,7 +20,11 @@ CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9-]{0,31}$", error="Up to 32 capital let
 # invitation to find out (a stricter check only refuses real addresses).
 EMAIL = [
     validate.Length(max=254),
-    validate.Regexp(r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$", error="Not a valid e-mail address."),
+    # Whitespace spelled out: Python's \s also takes characters (U+0085, U+00A0...) that the
+    # pattern, as the OpenAPI document publishes it, lets through.
+    validate.Regexp(
+        r"^[^@ \t\n\r\f\v\x00]+@[^@ \t\n\r\f\v\x00]+\.[^@ \t\n\r\f\v\x00]+$", error="Not a valid e-mail address."
+    ),
 ]
 STAGES = ("anonymous", "second-factor", "enrol", "signed-in")
 

@@ -62,6 +62,8 @@ CASES = [
     ("GET", "/api/v1/floats/NBO%00CBD", "aud", None, 400),
     ("POST", "/api/v1/floats", "tom", {"branch": "NBO\u0000", "amount": {"minor_units": 1, "currency": "KES"}}, 400),
     ("POST", "/api/v1/requisitions", "alice", {**requisition_body(), "purpose": "fuel\u0000"}, 400),
+    # A key the OpenAPI document cannot constrain: an unknown denomination, a rule (422).
+    ("POST", "/api/v1/floats/NBO-CBD/cash-counts", "bob", {"currency": "KES", "denominations": {"5\u0000": 1}}, 422),
     ("GET", "/api/v1/requisitions?status=' OR 1=1 --", "alice", None, 200),
 ]
 

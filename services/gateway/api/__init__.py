@@ -25,14 +25,15 @@ from services.gateway.schemas import COMPONENT_RULES, NUL_FREE, AcceptedSchema, 
 from shared.contracts.permissions import permission
 
 
-def has_nul(value: Any) -> bool:
-    """Whether a decoded JSON value holds a NUL character anywhere (keys included)."""
+def has_nul(value: Any, *, in_keys: bool = True) -> bool:
+    """Whether a decoded JSON value holds a NUL character anywhere (in its objects' keys too,
+    unless not ``in_keys``)."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return any((in_keys and has_nul(k)) or has_nul(v, in_keys=in_keys) for k, v in value.items())
     if isinstance(value, list):
-        return any(has_nul(v) for v in value)
+        return any(has_nul(v, in_keys=in_keys) for v in value)
     return False
 
 
@@ -43,8 +44,13 @@ class _Parser(FlaskParser):
     def _load_location_data(self, *, schema: Any, req: Any, location: str) -> Any:
         # No text column (PostgreSQL's least of all) can keep a NUL: refuse it at the edge.
         data = super()._load_location_data(schema=schema, req=req, location=location)
-        if has_nul(data if location != "query" else dict(data)):
+        loaded = data if location != "query" else dict(data)
+        if has_nul(loaded, in_keys=False):  # a string the schema says is free of NULs: malformed
             raise ValidationError({location: ["Text may not contain NUL characters."]})
+        if has_nul(loaded):
+            # In an object's key, which the OpenAPI document cannot constrain (a denomination,
+            # say): a rule broken, as an unknown key is.
+            abort(422, messages={location: {location: ["A key may not contain NUL characters."]}})
         return data
 
     def _handle_invalid_json_error(self, error: Exception, req: Any, *args: Any, **kwargs: Any) -> Any:
