@@ -234,6 +234,9 @@ def test_the_authorisation_starts_nothing_itself_and_its_launch_starts_each_paym
     [job] = payment_uc.emitted(catalog.LAUNCH_PAYMENT_RUN.name)
 
     assert dual.launch(job) == {"run_id": made["id"], "launched": True, "started": 3}
+    launched = payment_uc.snapshot(catalog.PAYMENT_RUN_CHANGED.name, made["id"])["body"]
+    assert launched["started_at"] is not None
+    assert [i["execution"] for i in launched["items"]] == [1, 1, 1]
     assert _batched(payment_uc) == {str(dual.payment(r).id) for r in rids}
     assert dual.launch(job) == {"run_id": made["id"], "launched": False}  # delivered again: nothing
     assert payment_uc.emitted_types() == []
