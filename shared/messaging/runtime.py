@@ -228,10 +228,7 @@ class ServiceRuntime:
 
     def _register_event_task(self) -> None:
         def body(envelope: Envelope) -> dict[str, Any]:
-            handler = self._event_handlers.get(envelope.type)
-            if handler is None or envelope.type not in EVENTS:
-                raise PermanentMessageError(f"{self.service} has no handler for {envelope.type}")
-            payload = self._load_payload(EVENTS[envelope.type].payload, envelope)
+            handler, payload = self._handler_of(envelope)
 
             def effect(uow: UnitOfWork) -> dict[str, Any]:
                 handler(uow, envelope, payload)
@@ -280,7 +277,7 @@ class ServiceRuntime:
     def _handle_bundle(self, raws: list[Any], task_name: str) -> list[str]:
         """Take a bundle of events in one transaction (their snapshots coalesce in its commit);
         the ids of every event in it, duplicates included (all may be acknowledged)."""
-        events = [self._bundled_event(raw) for raw in raws]
+        events = [(envelope, *self._handler_of(envelope)) for envelope in map(load_envelope, raws)]
         with self.db.uow() as uow:
             results = {envelope.message_id: {"handled": envelope.type} for envelope, _, _ in events}
             fresh = inbox.claim_many(uow.session, results, task_name)
@@ -299,13 +296,12 @@ class ServiceRuntime:
             uow.commit()
         return [envelope.message_id for envelope, _, _ in events]
 
-    def _bundled_event(self, raw: Any) -> tuple[Envelope, EventHandler, dict[str, Any]]:
-        """One event of a bundle, decoded and checked, with its handler (else the bundle goes one by one)."""
-        envelope = load_envelope(raw)
+    def _handler_of(self, envelope: Envelope) -> tuple[EventHandler, dict[str, Any]]:
+        """The handler of an event this service subscribes to, and its payload, checked."""
         handler = self._event_handlers.get(envelope.type)
         if handler is None or envelope.type not in EVENTS:
             raise PermanentMessageError(f"{self.service} has no handler for {envelope.type}")
-        return envelope, handler, self._load_payload(EVENTS[envelope.type].payload, envelope)
+        return handler, self._load_payload(EVENTS[envelope.type].payload, envelope)
 
     def _send_acks(self, origin: str, acks: list[dict[str, str]]) -> None:
         spec = ACKS[origin]
