@@ -7,6 +7,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from shared.config import Settings
+from shared.heap import freeze_startup_heap
 
 # Seconds an idle keep-alive connection stays open. gunicorn's default (2 s) closes a connection
 # between two requests of any client that pauses to think, and the client's next request on it
@@ -33,6 +34,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def _settle(_worker: Any) -> None:
+    freeze_startup_heap()
+
+
 # gunicorn processes and threads per process, chosen by `make bench`'s dashboard reads at 500
 # users on this 2-core machine, p95: 4 x 4 39, 44 and 49 ms (three runs); 2 x 8 78, 83 and
 # 110 ms (three runs); 6 x 3 44 and 72 ms; 3 x 6 61 ms; 1 x 16 250 ms; the same throughput in
@@ -46,16 +51,20 @@ THREADS = 4
 
 def serve(settings: Settings, workers: int = WORKERS, threads: int = THREADS) -> None:
     """Serve the gateway on the configured host and port until stopped."""
-    _Gunicorn(
-        settings,
-        {
-            "bind": f"{settings.gateway_host}:{settings.gateway_port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            "accesslog": "-",
-            "graceful_timeout": 5,
-            "timeout": 30,
-            "keepalive": KEEPALIVE_SECONDS,
-        },
-    ).run()
+    _Gunicorn(settings, options(settings, workers, threads)).run()
+
+
+def options(settings: Settings, workers: int = WORKERS, threads: int = THREADS) -> dict[str, Any]:
+    """gunicorn's settings for the gateway."""
+    return {
+        "bind": f"{settings.gateway_host}:{settings.gateway_port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "accesslog": "-",
+        "graceful_timeout": 5,
+        "timeout": 30,
+        "keepalive": KEEPALIVE_SECONDS,
+        # Once a worker has loaded the app (each loads its own: nothing is preloaded).
+        "post_worker_init": _settle,
+    }
