@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import or_, select, true
+from sqlalchemy import extract, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.approval.models import ApprovalCase, ApprovalStep
@@ -29,68 +29,169 @@ def nearest_rank(values: list[float], percent: float) -> float:
     return values[max(0, math.ceil(percent / 100 * len(values)) - 1)]
 
 
-def _figures(hours: list[float]) -> dict[str, Any]:
-    ordered = sorted(hours)
-    if not ordered:
-        return {"median_hours": None, "p90_hours": None}
-    return {
-        "median_hours": round(statistics.median(ordered), 2),
-        "p90_hours": round(nearest_rank(ordered, 90), 2),
-    }
+def _filters(query: ReportQuery) -> list[Any]:
+    c = ApprovalCase
+    return [
+        in_scope(query.actor, c.branch_id, c.region_id),
+        c.branch_id == query.branch_id if query.branch_id else true(),
+        c.category == query.category if query.category else true(),
+    ]
+
+
+def _steps_decided_in(query: ReportQuery) -> list[Any]:
+    """The steps decided in the period, of cases not closed before it: a case closes at its last
+    decision (reopened, it is open again), so no step decided in the period has a case closed
+    earlier, and the index on ``closed_at`` spares reading every case there is."""
+    c, s = ApprovalCase, ApprovalStep
+    return [
+        s.decided_at >= query.start,
+        s.decided_at < query.end,
+        s.activated_at.is_not(None),
+        or_(c.closed_at >= query.start, c.closed_at.is_(None)),
+        *_filters(query),
+    ]
 
 
 def _decided_steps(session: Session, query: ReportQuery) -> Iterable[Any]:
     c, s = ApprovalCase, ApprovalStep
     return session.execute(
-        select(c.tier, s.role, s.acted_as, s.activated_at, s.decided_at, s.sla_escalated, s.escalation_reason)
+        select(c.tier, s.role, s.activated_at, s.decided_at, s.sla_escalated, s.escalation_reason)
         .join(c, c.id == s.case_id)
-        .where(
-            s.decided_at >= query.start,
-            s.decided_at < query.end,
-            s.activated_at.is_not(None),
-            in_scope(query.actor, c.branch_id, c.region_id),
-            c.branch_id == query.branch_id if query.branch_id else true(),
-            c.category == query.category if query.category else true(),
-        )
+        .where(*_steps_decided_in(query))
     ).all()
+
+
+def _step_escalated() -> Any:
+    """``models.ESCALATED``, spelt as the partial index is, so PostgreSQL reads the index."""
+    s = ApprovalStep
+    return or_(s.sla_escalated, s.escalation_reason != "")
+
+
+def _escalated_case(case_id: Any) -> Any:
+    """Whether a case had an escalated step (of any revision)."""
+    s = ApprovalStep
+    return case_id.in_(select(s.case_id).where(_step_escalated()))
 
 
 def _closed_cases(session: Session, query: ReportQuery) -> Iterable[Any]:
-    c, s = ApprovalCase, ApprovalStep
-    escalated = (
-        select(s.id).where(s.case_id == c.id, or_(s.sla_escalated.is_(True), s.escalation_reason != "")).exists()
-    )
+    c = ApprovalCase
     return session.execute(
-        select(c.tier, c.status, c.opened_at, c.closed_at, escalated.label("escalated")).where(
-            c.closed_at >= query.start,
-            c.closed_at < query.end,
-            in_scope(query.actor, c.branch_id, c.region_id),
-            c.branch_id == query.branch_id if query.branch_id else true(),
-            c.category == query.category if query.category else true(),
+        select(c.tier, c.opened_at, c.closed_at, _escalated_case(c.id).label("escalated")).where(
+            c.closed_at >= query.start, c.closed_at < query.end, *_filters(query)
         )
     ).all()
+
+
+# (group, count, median hours, 90th percentile hours, escalated): a group is (tier, role) for
+# steps, (tier,) for cases.
+Figures = tuple[tuple[str, ...], int, float, float, int]
+
+
+def _in_python(found: Iterable[Any], width: int) -> list[Figures]:
+    """Each group's figures from its rows (its key's ``width`` columns, then from, to, escalated)."""
+    groups: dict[tuple[str, ...], tuple[list[float], list[int]]] = {}
+    for row in found:
+        key, (began, ended, escalated_row) = tuple(row[:width]), row[width:]
+        hours, escalated = groups.setdefault(key, ([], [0]))
+        hours.append((ended - began).total_seconds() / HOUR)
+        escalated[0] += int(bool(escalated_row))
+    figures = []
+    for key, (hours, escalated) in sorted(groups.items()):
+        ordered = sorted(hours)
+        figures.append((key, len(ordered), statistics.median(ordered), nearest_rank(ordered, 90), escalated[0]))
+    return figures
+
+
+def _hours(ended: Any, began: Any) -> Any:
+    return extract("epoch", ended - began) / HOUR
+
+
+def _aggregates(hours: Any, escalated: Any) -> list[Any]:
+    """PostgreSQL's count, median (interpolated, as ``statistics.median``), 90th percentile by
+    the nearest rank (``percentile_disc``, as :func:`nearest_rank`) and escalated count."""
+    return [
+        func.count(),
+        func.percentile_cont(0.5).within_group(hours),
+        func.percentile_disc(0.9).within_group(hours),
+        func.count().filter(escalated),
+    ]
+
+
+def steps_in_sql(session: Session, query: ReportQuery) -> list[Figures]:
+    """:func:`step_figures` computed by PostgreSQL, where the rows are."""
+    c, s = ApprovalCase, ApprovalStep
+    statement = (
+        select(c.tier, s.role, *_aggregates(_hours(s.decided_at, s.activated_at), _step_escalated()))
+        .join(c, c.id == s.case_id)
+        .where(*_steps_decided_in(query))
+        .group_by(c.tier, s.role)
+    )
+    return sorted(
+        ((tier, role), n, median, p90, escalated)
+        for tier, role, n, median, p90, escalated in session.execute(statement)
+    )
+
+
+def cases_in_sql(session: Session, query: ReportQuery) -> list[Figures]:
+    """:func:`case_figures` computed by PostgreSQL."""
+    c = ApprovalCase
+    statement = (
+        select(c.tier, *_aggregates(_hours(c.closed_at, c.opened_at), _escalated_case(c.id)))
+        .where(c.closed_at >= query.start, c.closed_at < query.end, *_filters(query))
+        .group_by(c.tier)
+    )
+    return sorted(
+        ((tier,), n, median, p90, escalated) for tier, n, median, p90, escalated in session.execute(statement)
+    )
+
+
+def steps_in_python(session: Session, query: ReportQuery) -> list[Figures]:
+    """:func:`step_figures` computed here, from the steps' rows."""
+    steps = (
+        (t, r, began, ended, overdue or reason)
+        for t, r, began, ended, overdue, reason in _decided_steps(session, query)
+    )
+    return _in_python(steps, 2)
+
+
+def cases_in_python(session: Session, query: ReportQuery) -> list[Figures]:
+    """:func:`case_figures` computed here, from the cases' rows."""
+    return _in_python(_closed_cases(session, query), 1)
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def step_figures(session: Session, query: ReportQuery) -> list[Figures]:
+    """Each (tier, role)'s steps decided in the period, in order: PostgreSQL computes the
+    percentiles where the rows are (rather than sending them all); embedded SQLite leaves it to
+    Python. The two agree (tested)."""
+    return (steps_in_sql if _postgres(session) else steps_in_python)(session, query)
+
+
+def case_figures(session: Session, query: ReportQuery) -> list[Figures]:
+    """Each tier's cases closed in the period, from submission to the decision (as :func:`step_figures`)."""
+    return (cases_in_sql if _postgres(session) else cases_in_python)(session, query)
+
+
+def _shown(figures: Figures) -> dict[str, Any]:
+    _key, _n, median, p90, _escalated = figures
+    return {"median_hours": round(float(median), 2), "p90_hours": round(float(p90), 2)}
 
 
 def approval_turnaround(session: Session, query: ReportQuery) -> dict[str, Any]:
     """Hours per step by tier and role (median, 90th percentile) with the escalated steps; and
     hours from submission to the decision per tier, for the cases closed in the period."""
-    steps: dict[tuple[str, str], tuple[list[float], list[int]]] = {}
-    for tier, role, _acted_as, activated_at, decided_at, overdue, reason in _decided_steps(session, query):
-        hours, escalated = steps.setdefault((tier, role), ([], [0]))
-        hours.append((decided_at - activated_at).total_seconds() / HOUR)
-        escalated[0] += int(bool(overdue or reason))
     step_rows = [
-        {"tier": tier, "role": role, "steps": len(hours), **_figures(hours), "escalated": escalated[0]}
-        for (tier, role), (hours, escalated) in sorted(steps.items())
+        {"tier": tier, "role": role, "steps": n, **_shown(f), "escalated": escalated}
+        for f in step_figures(session, query)
+        for (tier, role), n, _m, _p, escalated in [f]
     ]
-    cases: dict[str, tuple[list[float], list[int]]] = {}
-    for tier, _status, opened_at, closed_at, escalated_case in _closed_cases(session, query):
-        hours, escalated = cases.setdefault(tier, ([], [0]))
-        hours.append((closed_at - opened_at).total_seconds() / HOUR)
-        escalated[0] += int(bool(escalated_case))
     case_rows = [
-        {"tier": tier, "cases": len(hours), **_figures(hours), "escalated": escalated[0]}
-        for tier, (hours, escalated) in sorted(cases.items())
+        {"tier": tier, "cases": n, **_shown(f), "escalated": escalated}
+        for f in case_figures(session, query)
+        for (tier,), n, _m, _p, escalated in [f]
     ]
     figures = [
         rp.column("median_hours", "Median hours", "number"),

@@ -158,8 +158,12 @@ class FloatDay(Base):
     closing_balance_minor: Mapped[int] = mapped_column(BigInteger)
     closing_available_minor: Mapped[int] = mapped_column(BigInteger)
 
-    # Fund health reads a float's days of a period, and the last one before it.
-    __table_args__ = (Index("ix_float_days_account_day", "account_id", "day"),)
+    # Fund health reads a float's days of a period, and the last one before it; spending reads
+    # every float's days of a period.
+    __table_args__ = (
+        Index("ix_float_days_account_day", "account_id", "day"),
+        Index("ix_float_days_day", "day"),
+    )
 
 
 class AccountDay(Base):

@@ -107,16 +107,17 @@ def _days_in(session: Session, ids: list[Any], query: Query) -> dict[tuple[Any, 
 
 
 def _days_before(session: Session, ids: list[Any], before: date) -> dict[Any, FloatDay]:
-    """Each float's last day before the period (where its balance stood when the period began)."""
+    """Each float's last day before the period (where its balance stood when the period began):
+    one look down its index per float, rather than every earlier day grouped."""
+    d, earlier = FloatDay, aliased(FloatDay)
     last = (
-        select(FloatDay.account_id, func.max(FloatDay.day).label("day"))
-        .where(FloatDay.account_id.in_(ids), FloatDay.day < before)
-        .group_by(FloatDay.account_id)
-        .subquery()
+        select(func.max(earlier.day))
+        .where(earlier.account_id == Account.id, earlier.day < before)
+        .correlate(Account)
+        .scalar_subquery()
     )
-    rows = session.scalars(
-        select(FloatDay).join(last, and_(FloatDay.account_id == last.c.account_id, FloatDay.day == last.c.day))
-    )
+    lasts = select(Account.id.label("account_id"), last.label("day")).where(Account.id.in_(ids)).subquery()
+    rows = session.scalars(select(d).join(lasts, and_(d.account_id == lasts.c.account_id, d.day == lasts.c.day)))
     return {row.account_id: row for row in rows}
 
 
@@ -461,38 +462,56 @@ COUNT_COLUMNS = [
 # -- trial balance at a date --------------------------------------------------------------
 
 
-def trial_balance(session: Session, query: Query) -> dict[str, Any]:
-    """Every account opened by the end of the day ``at`` (UTC) with its posted debits, credits
-    and balance (and its holds) then: the sums of its days up to it; and the totals per currency."""
-    at = query.at or datetime.now(UTC).date()
-    sums = (
+def _figures_at(session: Session, at: date) -> Any:
+    """Each account's (debits, credits) posted and held at the end of ``at``, as a subquery.
+
+    Its days up to ``at`` summed; or, when fewer days lie after ``at`` than before it, the
+    account's own totals (its transfers summed as they were written, kept equal to its days)
+    less its days after ``at``: the trial balance at today reads no day at all.
+    """
+    d = AccountDay
+    first = session.scalar(select(func.min(d.day)))
+    today = datetime.now(UTC).date()
+    later = first is not None and (at >= today or (today - at) < (at - first))
+    if first is None or not later:
+        sums = [func.sum(getattr(d, name)).label(name) for name in FIGURES]
+        return select(d.account_id, *sums).where(d.day <= at).group_by(d.account_id).subquery()
+    after = [func.sum(getattr(d, name)).label(name) for name in FIGURES]
+    moved = select(d.account_id, *after).where(d.day > at).group_by(d.account_id).subquery()
+    return (
         select(
-            AccountDay.account_id,
-            func.sum(AccountDay.debits_posted).label("dp"),
-            func.sum(AccountDay.credits_posted).label("cp"),
-            func.sum(AccountDay.debits_pending).label("dh"),
-            func.sum(AccountDay.credits_pending).label("ch"),
+            Account.id.label("account_id"),
+            *[(getattr(Account, n) - func.coalesce(getattr(moved.c, n), 0)).label(n) for n in FIGURES],
         )
-        .where(AccountDay.day <= at)
-        .group_by(AccountDay.account_id)
+        .outerjoin(moved, moved.c.account_id == Account.id)
         .subquery()
     )
+
+
+FIGURES = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+
+
+def trial_balance(session: Session, query: Query) -> dict[str, Any]:
+    """Every account opened by the end of the day ``at`` (UTC) with its posted debits, credits
+    and balance (and its holds) then, from its days (:func:`_figures_at`); and the totals per currency."""
+    at = query.at or datetime.now(UTC).date()
+    sums = _figures_at(session, at)
+    a = Account
     rows = session.execute(
-        select(Account, sums.c.dp, sums.c.cp, sums.c.dh, sums.c.ch)
-        .outerjoin(sums, sums.c.account_id == Account.id)
-        .where(_accounts(query), Account.created_at < after_day(at))
-        .order_by(Account.currency, Account.code)
+        select(a.code, a.kind, a.branch_id, a.currency, *[sums.c[n] for n in FIGURES])
+        .outerjoin(sums, sums.c.account_id == a.id)
+        .where(_accounts(query), a.created_at < after_day(at))
+        .order_by(a.currency, a.code)
     ).all()
     accounts: list[Row] = []
     totals: dict[str, list[int]] = {}
-    for account, *figures in rows:
+    for code, kind, branch_id, cur, *figures in rows:
         dp, cp, dh, ch = (int(v or 0) for v in figures)
-        cur = account.currency
         accounts.append(
             {
-                "code": account.code,
-                "kind": account.kind,
-                "branch": account.branch_id,
+                "code": code,
+                "kind": kind,
+                "branch": branch_id,
                 "currency": cur,
                 "debits": money(dp, cur),
                 "credits": money(cp, cur),

@@ -72,7 +72,7 @@ class Payment(Base):
     call_claim: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
     call_claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     redrives: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the payment summary's period
     # The last progress (execution, attempt, re-drive): the reconciler's measure of "stuck".
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -22,6 +22,7 @@ from services.payment.models import Payment
 from shared.contracts import catalog
 from shared.contracts.envelope import Actor
 from shared.messaging.errors import DomainError
+from shared.messaging.reports import ReportQuery
 from tests.factories import (
     ALICE,
     BOB,
@@ -103,10 +104,12 @@ def seed_ledger(uc: Harness) -> None:
     uc.run(cash.record_cash_count, command(catalog.RECORD_CASH_COUNT, over, BOB))  # pending
 
 
-def truth(uc: Harness) -> dict[uuid.UUID, list[int]]:
-    """Every account's (debits, credits) posted and pending, summed here from the transfers."""
+def truth(uc: Harness, until: datetime | None = None) -> dict[uuid.UUID, list[int]]:
+    """Every account's (debits, credits) posted and pending, summed here from the transfers
+    (those written before ``until``, if given)."""
     totals: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for t in uc.scalars(select(Transfer)):
+    written = select(Transfer) if until is None else select(Transfer).where(Transfer.created_at < until)
+    for t in uc.scalars(written):
         posted, held = domain.movement_of(t.kind, t.pending, t.amount_minor)
         totals[t.debit_account_id][0] += posted
         totals[t.debit_account_id][2] += held
@@ -120,6 +123,33 @@ def accounts(uc: Harness) -> dict[str, Account]:
 
 
 # -- the ledger's reports ----------------------------------------------------------------
+
+
+def test_the_trial_balance_at_each_date_of_a_history_is_its_transfers_up_to_it(ledger_uc: Harness) -> None:
+    """Over a history of ten days: at a date near its start the days up to it are summed; near
+    today the accounts' own totals less the days after it; both are the transfers up to it."""
+    seed_ledger(ledger_uc)
+    with ledger_uc.session() as session:  # the history spread over the last ten days, oldest first
+        written = session.scalars(select(Transfer).order_by(Transfer.created_at, Transfer.id)).all()
+        for n, transfer in enumerate(written):
+            transfer.created_at -= timedelta(days=10 - 10 * n // len(written))
+        for account in session.scalars(select(Account)):
+            account.created_at -= timedelta(days=10)
+        session.flush()
+        days.rebuild_account_days(session)
+        session.commit()
+    for back in (11, 9, 7, 5, 2, 1, 0):
+        at = TODAY - timedelta(days=back)
+        listed = {r["code"]: r for r in rows(report(ledger_uc, "trial-balance", at=at.isoformat()), "accounts")}
+        sums = truth(ledger_uc, until=datetime.combine(at + timedelta(days=1), datetime.min.time(), UTC))
+        for code, account in accounts(ledger_uc).items():
+            dp, cp, dh, ch = sums.get(account.id, [0, 0, 0, 0])
+            row = listed[code] if back <= 10 else None
+            figures = (0, 0, 0, 0) if row is None else tuple(row[k]["minor_units"] for k in FIGURE_KEYS)
+            assert figures == (dp, cp, dh, ch), (back, code)
+
+
+FIGURE_KEYS = ("debits", "credits", "debits_pending", "credits_pending")
 
 
 def test_account_days_kept_with_the_transfers_equal_their_rebuild(ledger_uc: Harness) -> None:
@@ -331,6 +361,38 @@ def test_approval_turnaround_is_the_steps_hours_by_tier_and_role(approval_uc: Ha
     assert (cases["T2"]["cases"], cases["T2"]["escalated"], cases["T1"]["median_hours"]) == (4, 1, 0.5)
     rita_view = report(approval_uc, "approval-turnaround", actor=RITA, service_name="approval", from_day=since)
     assert {r["tier"] for r in rows(rita_view, "cases")} == {"T2"}  # Nairobi's, not Mombasa's
+
+
+def test_the_turnaround_postgresql_computes_is_the_one_python_computes_from_the_rows(approval_uc: Harness) -> None:
+    """The figures PostgreSQL computes (its percentiles, its escalation count) against Python's
+    from the same rows (the embedded SQLite path): odd and even counts, ties, a step escalated
+    for a reason, a case reopened (open, its earlier steps decided in the period), and a case
+    closed before the period, which counts nowhere."""
+    hours = [[1.0, 5.0], [2.0, 30.0], [3.0, 4.0], [10.0, 1.0], [0.25, 7.5], [3.0, 3.0], [6.0, 0.5]]
+    for n, took in enumerate(hours):
+        _case(approval_uc, (NBO_CBD, MSA_01)[n % 2], ("T1", "T2", "T3")[n % 3], took, escalated=n % 4 or None)
+    with approval_uc.session() as session:
+        cases = session.scalars(select(ApprovalCase).order_by(ApprovalCase.opened_at)).all()
+        for step in cases[0].steps:
+            step.escalation_reason = "sent up: the amount is unusual"
+        cases[1].closed_at, cases[1].status = None, "open"  # reopened for a new revision
+        cases[2].closed_at = cases[2].opened_at = datetime.now(UTC) - timedelta(days=40)
+        for step in cases[2].steps:
+            step.activated_at = step.decided_at = cases[2].closed_at - timedelta(hours=1)
+        session.commit()
+    query = ReportQuery(FIONA, TODAY - timedelta(days=30), TODAY)
+    with approval_uc.session() as session:
+        in_sql = approval_reports.steps_in_sql(session, query), approval_reports.cases_in_sql(session, query)
+        in_python = approval_reports.steps_in_python(session, query), approval_reports.cases_in_python(session, query)
+    assert _rounded(in_sql) == _rounded(in_python)
+    steps, cases_closed = in_sql
+    assert sum(n for _key, n, *_ in steps) == 12  # seven cases' two steps, less the two decided before the period
+    assert sum(n for _key, n, *_ in cases_closed) == 5  # the reopened one and the old one not closed in it
+    assert sum(escalated for *_, escalated in steps) >= 2
+
+
+def _rounded(figures: Any) -> Any:
+    return [[(key, n, round(median, 9), round(p90, 9), esc) for key, n, median, p90, esc in part] for part in figures]
 
 
 # -- payment summary ----------------------------------------------------------------------
