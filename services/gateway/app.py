@@ -41,6 +41,7 @@ from services.gateway.branches import UnknownBranch
 from services.gateway.bus import Bus
 from services.gateway.csrf import CsrfGuard
 from services.gateway.directory import Directory
+from services.gateway.json_provider import FastJSONProvider
 from services.gateway.mail import Mailer
 from services.gateway.passwords import Passwords
 from services.gateway.ratelimits import RateLimits
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, clock: Callable[[], datetime] =
             x_proto=settings.identity.trusted_proxies,
             x_host=settings.identity.trusted_proxies,
         )
+    app.json = FastJSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=1024 * 1024,

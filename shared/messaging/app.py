@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Celery
 
+from shared import fastjson
 from shared.config import Settings
 from shared.contracts.catalog import (
     EVENTS,
@@ -25,12 +26,14 @@ def make_celery(settings: Settings, name: str) -> Celery:
     if settings.embedded:
         for key in ("data_folder_in", "data_folder_out", "control_folder"):
             Path(str(settings.broker_transport_options[key])).mkdir(parents=True, exist_ok=True)
+    fastjson.register_with_kombu()
     app = Celery(name, broker=settings.broker_url, backend=settings.result_backend, set_as_current=False)
     conf: dict[str, Any] = {
         "task_routes": task_routes(),
         "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
+        # Replies and reports leave as JSON written and read by orjson (``shared.fastjson``).
+        "result_serializer": fastjson.SERIALIZER,
+        "accept_content": ["json", fastjson.SERIALIZER],
         # Consumers are idempotent (inbox), so a message is acknowledged only after its
         # transaction commits, and a worker that dies mid-task gives the message back.
         "task_acks_late": True,
