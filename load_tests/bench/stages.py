@@ -291,10 +291,7 @@ def _profile_if(bench: Bench, result: StageResult, measured: Measured, missed: b
 
 def queues() -> list[str]:
     """Every queue a role of the stack consumes (commands and events; queries where separate)."""
-    names = {catalog.queue_of(name) for name in DATABASES}
-    query_queue_of = getattr(catalog, "query_queue_of", None)
-    if query_queue_of is not None:
-        names |= {query_queue_of(name) for name in DATABASES}
+    names = {queue for name in DATABASES for queue in catalog.queues_of(name)}
     return sorted(names)
 
 

@@ -18,7 +18,7 @@ import redis
 
 from services.gateway.readmodels import lag_seconds
 from shared.config import DATABASES, Settings
-from shared.contracts.catalog import query_queue_of, queue_of
+from shared.contracts.catalog import queues_of
 from shared.db.engine import Database
 from shared.db.types import utcnow
 
@@ -44,7 +44,7 @@ class Backlog:
             return {}
         with self._lock:
             if time.monotonic() - self._read_at >= REFRESH_SECONDS:
-                queues = [q for s in DATABASES for q in (queue_of(s), query_queue_of(s))]
+                queues = [q for s in DATABASES for q in queues_of(s)]
                 try:
                     with self._redis.pipeline(transaction=False) as pipe:
                         for queue in queues:

@@ -36,6 +36,7 @@ from services.payment.models import (
 )
 from services.payment.run_rules import Candidate, RunState, Selection
 from services.payment.service import (
+    PAYABLE_FACT_COLUMNS,
     PaymentConfig,
     authenticator_facts,
     error_of,
@@ -318,10 +319,11 @@ def authorise_payment_run(
 
 
 def _requisitions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """What payment knows of these requisitions, as rows (read, not locked: who asked for and
-    approved each; the launch checks the rest under its locks)."""
+    """What payment knows of these requisitions, as rows of the columns ``payable_facts`` reads
+    (read, not locked: who asked for and approved each; the launch checks the rest under its locks)."""
     t = PayableRequisition.__table__
-    return {row.requisition_id: row for row in session.execute(select(t).where(t.c.requisition_id.in_(ids)))}
+    wanted = [t.c[name] for name in ("requisition_id", *PAYABLE_FACT_COLUMNS)]
+    return {row.requisition_id: row for row in session.execute(select(*wanted).where(t.c.requisition_id.in_(ids)))}
 
 
 def launch_payment_run(

@@ -458,6 +458,19 @@ def payable_facts(req: PayableRequisition | Any | None) -> domain.PayableFacts |
     )
 
 
+# The columns :func:`payable_facts` reads (a row of just these will do).
+PAYABLE_FACT_COLUMNS = (
+    "approved_at",
+    "cancelled_at",
+    "reserved_at",
+    "requester_id",
+    "approver_ids",
+    "payee_method",
+    "amount_minor",
+    "currency",
+)
+
+
 def authenticator_facts(
     session: Session, enrolment: OtpEnrolment | None, now: datetime, config: PaymentConfig
 ) -> domain.AuthenticatorFacts | None:

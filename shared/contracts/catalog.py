@@ -35,7 +35,9 @@ class TaskSpec:
 
     @property
     def queue(self) -> str:
-        return query_queue_of(self.service) if self.kind == "query" else queue_of(self.service)
+        if self.kind == "query":
+            return query_queue_of(self.service)
+        return jobs_queue_of(self.service) if self.kind == "job" else queue_of(self.service)
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,19 @@ def queue_of(service: str) -> str:
 
 
 def query_queue_of(service: str) -> str:
-    """The queue of a service's queries (exports for rebuilds): never behind its saga events."""
+    """The queue of a service's queries (reports, exports for rebuilds): never behind its saga events."""
     return f"{service}-queries"
+
+
+def jobs_queue_of(service: str) -> str:
+    """The queue of a service's jobs: work a command set going, which nobody waits for (a payment
+    run's launch, its disbursements). A worker of its own keeps them off the commands' interpreter."""
+    return f"{service}-jobs"
+
+
+def queues_of(service: str) -> list[str]:
+    """Every queue a service's worker consumes unless told which (``pettycash worker --only``)."""
+    return [queue_of(service), query_queue_of(service), jobs_queue_of(service)]
 
 
 def ack_task(service: str) -> str:

@@ -13,8 +13,10 @@ def test_task_names_read_service_verb_noun_and_route_to_their_service() -> None:
         assert service in DATABASES
         assert re.fullmatch(r"[a-z]+_[a-z_]+", verb_noun), name
         spec = catalog.TASKS_BY_NAME.get(name)
-        # Queries (exports) have a queue of their own, never behind the service's saga events.
-        assert route == {"queue": f"{service}-queries" if spec and spec.kind == "query" else service}
+        # Queries (reports, exports) and jobs have queues of their own, never behind the service's
+        # saga events (nor its commands behind a payment run's jobs).
+        own = {"query": f"{service}-queries", "job": f"{service}-jobs"}
+        assert route == {"queue": own.get(spec.kind, service) if spec else service}
 
 
 def test_events_are_past_tense_and_subscribed_by_known_services() -> None:
