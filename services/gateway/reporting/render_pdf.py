@@ -24,6 +24,7 @@ from services.gateway.web.formatting import money, when
 # A PDF is for reading: past this many rows a section says so, and the CSV has them all.
 MAX_ROWS = 1500
 MAX_CELL = 48
+ROW_HEIGHT = 14.4  # points: what reportlab measures for a 7-point line and its padding
 CHART_SERIES = 6
 PALETTE = tuple(colors.HexColor(c) for c in ("#1f5f8b", "#b5451b", "#2e7d32", "#6a1b9a", "#8d6e00", "#37474f"))
 STYLES = getSampleStyleSheet()
@@ -56,7 +57,9 @@ def _table(section: dict[str, Any]) -> list[Flowable]:
     shown = rows[:MAX_ROWS]
     data = [[c["title"] for c in columns], *([cell(c["type"], r.get(c["name"])) for c in columns] for r in shown)]
     money_columns = [i for i, c in enumerate(columns) if c["type"] in ("money", "int", "number")]
-    table = Table(data, repeatRows=1)
+    # Every cell is one line of 7-point text (cut at MAX_CELL): a fixed height spares reportlab
+    # measuring each row, most of a long table's rendering.
+    table = Table(data, repeatRows=1, rowHeights=[ROW_HEIGHT] * len(data))
     table.setStyle(TABLE_STYLE)
     table.setStyle(TableStyle([("ALIGN", (i, 0), (i, -1), "RIGHT") for i in money_columns]))
     parts: list[Flowable] = [Paragraph(escape(section["title"]), STYLES["Heading2"])]
