@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from shared.config import Settings
 from shared.heap import freeze_startup_heap
+
+log = logging.getLogger(__name__)
 
 # Seconds an idle keep-alive connection stays open. gunicorn's default (2 s) closes a connection
 # between two requests of any client that pauses to think, and the client's next request on it
@@ -34,7 +38,12 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def _settle(_worker: Any) -> None:
+def _settle(worker: Any) -> None:
+    """Once a worker has loaded the app: its connections opened, what it loaded frozen."""
+    try:
+        worker.wsgi.extensions["pettycash"].warm()
+    except Exception:  # the database or Redis away at start: the first requests open them
+        log.warning("gateway worker %s could not open its connections yet", os.getpid(), exc_info=True)
     freeze_startup_heap()
 
 

@@ -77,6 +77,13 @@ class GatewayContext:
     def demo_tokens(self) -> bool:
         return self.settings.identity.demo_tokens
 
+    def warm(self) -> None:
+        """Open what nearly every request needs before the first one comes: a connection of the
+        database pool (20 ms, paid otherwise by someone's request) and the reply listener."""
+        with self.db.engine.connect():
+            pass
+        self.bus.warm()
+
 
 class ProblemApi(Api):  # type: ignore[misc]
     """flask-smorest, answering every HTTP error as application/problem+json."""

@@ -562,6 +562,11 @@ class Bus:
         if "on_task_call" not in vars(backend):
             backend.on_task_call = _no_result_subscription
 
+    def warm(self) -> None:
+        """Start this process's reply listener now rather than at its first command."""
+        if self.listens:
+            self._process_listener()
+
     def _process_listener(self) -> ReplyListener:
         """This process's listener, started on first use (never before gunicorn forks)."""
         pid = os.getpid()
