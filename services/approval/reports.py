@@ -175,24 +175,23 @@ def case_figures(session: Session, query: ReportQuery) -> list[Figures]:
     return (cases_in_sql if _postgres(session) else cases_in_python)(session, query)
 
 
-def _shown(figures: Figures) -> dict[str, Any]:
-    _key, _n, median, p90, _escalated = figures
-    return {"median_hours": round(float(median), 2), "p90_hours": round(float(p90), 2)}
+def _row(names: tuple[str, ...], count_name: str, figures: Figures) -> dict[str, Any]:
+    """One group's row: its key's columns, how many, the hours (to two places), escalated."""
+    key, n, median, p90, escalated = figures
+    return {
+        **dict(zip(names, key, strict=True)),
+        count_name: n,
+        "median_hours": round(float(median), 2),
+        "p90_hours": round(float(p90), 2),
+        "escalated": escalated,
+    }
 
 
 def approval_turnaround(session: Session, query: ReportQuery) -> dict[str, Any]:
     """Hours per step by tier and role (median, 90th percentile) with the escalated steps; and
     hours from submission to the decision per tier, for the cases closed in the period."""
-    step_rows = [
-        {"tier": tier, "role": role, "steps": n, **_shown(f), "escalated": escalated}
-        for f in step_figures(session, query)
-        for (tier, role), n, _m, _p, escalated in [f]
-    ]
-    case_rows = [
-        {"tier": tier, "cases": n, **_shown(f), "escalated": escalated}
-        for f in case_figures(session, query)
-        for (tier,), n, _m, _p, escalated in [f]
-    ]
+    step_rows = [_row(("tier", "role"), "steps", f) for f in step_figures(session, query)]
+    case_rows = [_row(("tier",), "cases", f) for f in case_figures(session, query)]
     figures = [
         rp.column("median_hours", "Median hours", "number"),
         rp.column("p90_hours", "90th percentile hours", "number"),

@@ -470,14 +470,12 @@ def _figures_at(session: Session, at: date) -> Any:
     less its days after ``at``: the trial balance at today reads no day at all.
     """
     d = AccountDay
+    sums = [func.sum(getattr(d, name)).label(name) for name in FIGURES]
     first = session.scalar(select(func.min(d.day)))
     today = datetime.now(UTC).date()
-    later = first is not None and (at >= today or (today - at) < (at - first))
-    if first is None or not later:
-        sums = [func.sum(getattr(d, name)).label(name) for name in FIGURES]
+    if first is None or (at < today and (today - at) >= (at - first)):
         return select(d.account_id, *sums).where(d.day <= at).group_by(d.account_id).subquery()
-    after = [func.sum(getattr(d, name)).label(name) for name in FIGURES]
-    moved = select(d.account_id, *after).where(d.day > at).group_by(d.account_id).subquery()
+    moved = select(d.account_id, *sums).where(d.day > at).group_by(d.account_id).subquery()
     return (
         select(
             Account.id.label("account_id"),
