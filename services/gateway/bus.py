@@ -568,7 +568,7 @@ class Bus:
             self._process_listener()
 
     def _process_listener(self) -> ReplyListener:
-        """This process's listener, started on first use (never before gunicorn forks)."""
+        """This process's listener, started by :meth:`warm` or on first use (never before gunicorn forks)."""
         pid = os.getpid()
         listener = self._listener
         if listener is not None and self._listener_pid == pid:

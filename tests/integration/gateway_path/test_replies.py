@@ -1,4 +1,5 @@
-"""Replies reach a gateway process through one pub/sub listener: no polling, lazy, back after Redis restarts."""
+"""Replies reach a gateway process through one pub/sub listener: no polling, started in each
+gunicorn worker after the fork, back after Redis restarts."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def timed_post(api: Api, token: str, body: dict[str, Any]) -> tuple[Any, float]:
     return response, time.monotonic() - started
 
 
-def test_the_listener_starts_on_first_use_and_wakes_the_request_without_polling(
+def test_the_listener_starts_in_the_worker_after_the_fork_and_wakes_the_request_without_polling(
     rig: Rig, gateway: Callable[..., Api], tokens: dict[str, str]
 ) -> None:
     workers_own = numpat(rig)
     api = gateway(PETTYCASH_COMMAND_WAIT_SECONDS=WAIT)
     assert api.get("/healthz").status_code == 200
-    assert numpat(rig) == workers_own  # nothing subscribes before a request needs it (gunicorn forked first)
+    # The gunicorn worker subscribes once it has loaded the app, before its first request; the
+    # master never does (it forks the workers: a listener thread would not survive the fork).
+    wait_for(lambda: numpat(rig) == workers_own + 1, 10, 0.05, "the worker's listener to subscribe")
 
     first, _ = timed_post(api, tokens["alice"], requisition_body())
     assert first.status_code == 201, first.text
@@ -76,8 +79,8 @@ def test_one_subscription_serves_every_request_thread_of_a_process(
 def test_the_listener_comes_back_after_redis_restarts(
     rig: Rig, gateway: Callable[..., Api], tokens: dict[str, str]
 ) -> None:
-    api = gateway(PETTYCASH_COMMAND_WAIT_SECONDS=WAIT)
     workers_own = numpat(rig)
+    api = gateway(PETTYCASH_COMMAND_WAIT_SECONDS=WAIT)
     assert api.post(PATH, tokens["alice"], json=requisition_body()).status_code == 201
 
     # Down long enough that redis-py's own reconnect attempts give up and the listener's take over.
