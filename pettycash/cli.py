@@ -16,7 +16,7 @@ from pettycash.chaos.cli import chaos
 from pettycash.components import build_runtime, migrate_all
 from pettycash.history.cli import history
 from shared.config import DATABASES, SERVICES, load_settings
-from shared.contracts.catalog import jobs_queue_of, query_queue_of, queue_of, queues_of
+from shared.contracts.catalog import QUEUES, queues_of
 from shared.contracts.readmodels import KINDS as EVENT_KINDS
 from shared.contracts.roles import ROLES
 from shared.heap import freeze_startup_heap
@@ -148,7 +148,7 @@ def unlock(username: str) -> None:
 @click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads")
 @click.option(
     "--only",
-    type=click.Choice(["events", "queries", "jobs"]),
+    type=click.Choice(list(QUEUES)),
     default=None,
     help="Consume only the service's commands and events, only its queries (reports, exports), or only its "
     "jobs (a payment run's launch and disbursements); default all three.",
@@ -158,11 +158,7 @@ def worker(service: str, concurrency: int | None, pool: str, only: str | None) -
     settings = load_settings()
     runtime = build_runtime(service, settings)
     runtime.publish_documents()
-    queues = {
-        "events": [queue_of(service)],
-        "queries": [query_queue_of(service)],
-        "jobs": [jobs_queue_of(service)],
-    }.get(only or "", queues_of(service))
+    queues = [QUEUES[only](service)] if only else queues_of(service)
     # Once the worker is up (and in each child of a prefork pool), its loaded code is left alone.
     worker_ready.connect(_settle, weak=False)
     worker_process_init.connect(_settle, weak=False)

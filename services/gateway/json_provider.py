@@ -5,7 +5,6 @@ written as Flask writes them; a debug server's indented answers are Flask's own.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask.json.provider import DefaultJSONProvider
@@ -20,8 +19,3 @@ class FastJSONProvider(DefaultJSONProvider):
         if kwargs.get("indent"):
             return super().dumps(obj, **kwargs)
         return fastjson.dumps(obj, lambda o: super(FastJSONProvider, self).dumps(o, **kwargs), self.default).decode()
-
-
-def dumps(obj: Any) -> str:
-    """``obj`` as the gateway writes JSON, outside a request's ``jsonify`` (a report's answer)."""
-    return fastjson.dumps(obj, lambda o: json.dumps(o, separators=(",", ":"))).decode()

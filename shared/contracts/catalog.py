@@ -7,6 +7,7 @@ task of every subscriber listed here. Nothing else in the code base spells a tas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,9 +36,7 @@ class TaskSpec:
 
     @property
     def queue(self) -> str:
-        if self.kind == "query":
-            return query_queue_of(self.service)
-        return jobs_queue_of(self.service) if self.kind == "job" else queue_of(self.service)
+        return QUEUE_OF_KIND.get(self.kind, queue_of)(self.service)
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,16 @@ def jobs_queue_of(service: str) -> str:
     return f"{service}-jobs"
 
 
+# A service's queues, by what a worker may be told to take (``pettycash worker --only``): its
+# commands and saga events, its queries, its jobs.
+QUEUES: dict[str, Callable[[str], str]] = {"events": queue_of, "queries": query_queue_of, "jobs": jobs_queue_of}
+# The queue of each kind of task other than commands (which travel with the saga events).
+QUEUE_OF_KIND: dict[str, Callable[[str], str]] = {"query": query_queue_of, "job": jobs_queue_of}
+
+
 def queues_of(service: str) -> list[str]:
-    """Every queue a service's worker consumes unless told which (``pettycash worker --only``)."""
-    return [queue_of(service), query_queue_of(service), jobs_queue_of(service)]
+    """Every queue a service's worker consumes unless told which."""
+    return [queue(service) for queue in QUEUES.values()]
 
 
 def ack_task(service: str) -> str:

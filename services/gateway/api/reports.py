@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, current_app, url_for
 from flask.views import MethodView
 
-from services.gateway import json_provider, problems, reporting
+from services.gateway import problems, reporting
 from services.gateway.access import permits
 from services.gateway.api import Blueprint
 from services.gateway.auth import current_actor
@@ -93,7 +93,7 @@ def answer(report: dict[str, Any], form: str, section_name: str | None = None) -
     # ``reporting.fetch`` builds exactly the shape ReportSchema documents (the contract tests hold
     # the answers to it): dumping a report's thousands of rows through it again would cost more
     # than the service took to compute them.
-    return Response(json_provider.dumps(report), mimetype="application/json")
+    return Response(current_app.json.dumps(report), mimetype="application/json")
 
 
 def _file(content: str | bytes, mimetype: str, name: str) -> Response:
