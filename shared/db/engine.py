@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import fastjson
 from shared.db.uow import Publisher, UnitOfWork
 
 if TYPE_CHECKING:
@@ -18,8 +19,11 @@ if TYPE_CHECKING:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine tuned for the backend: pre-ping on PostgreSQL, WAL and locking on SQLite."""
+    """An engine tuned for the backend: pre-ping on PostgreSQL, WAL and locking on SQLite; JSON
+    columns written and read by orjson."""
     parsed = make_url(url)
+    kwargs.setdefault("json_serializer", fastjson.column_dumps)
+    kwargs.setdefault("json_deserializer", fastjson.column_loads)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 5)

@@ -85,6 +85,7 @@ def send_command(
         queue=spec.queue,
         task_id=envelope["message_id"],
         expires=expires,
+        countdown=spec.hold_seconds or None,
         producer=producer,
     )
     return str(envelope["message_id"])

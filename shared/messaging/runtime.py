@@ -361,7 +361,9 @@ class ServiceRuntime:
                 return inbox.stored_result(uow.session, envelope.message_id)
             try:
                 reply = _with_snapshots(effect(uow), uow.publish_changes())
-                inbox.set_result(uow.session, envelope.message_id, reply)
+                # Kept without its snapshots (half a run's reply): they serve the first answer's
+                # early projection, and the projector takes the same ones from the outbox.
+                inbox.set_result(uow.session, envelope.message_id, _without_snapshots(reply))
             except DomainError as exc:
                 # A refusal is an answer too: record it (without the effects) so a
                 # redelivery gets the same answer.
@@ -444,6 +446,12 @@ class ServiceRuntime:
             # Without a database we cannot even bury it: let the broker redeliver it later.
             log.exception("could not dead-letter %s", task_name)
             raise
+
+
+def _without_snapshots(reply: Any) -> Any:
+    if isinstance(reply, dict) and "snapshots" in reply:
+        return {k: v for k, v in reply.items() if k != "snapshots"}
+    return reply
 
 
 def _with_snapshots(reply: Any, changed: list[Envelope]) -> Any:
