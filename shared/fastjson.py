@@ -15,7 +15,6 @@ reply holds one, as every command's reply is also stored as plain JSON in its in
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -56,14 +55,18 @@ def column_dumps(obj: Any) -> str:
 
 
 # Twenty digits in a row: perhaps an integer beyond 64 bits, which orjson would read as a float.
-_LONG_NUMBER = re.compile(r"\d{20}")
+# Found by mapping every byte to a digit-or-not mark and looking for twenty digit marks: a tenth
+# of a regular expression's time, which took longer than orjson's reading itself. (In UTF-8 the
+# bytes of the ten digits stand for nothing else.)
+_DIGIT_MARKS = bytes(1 if ord("0") <= byte <= ord("9") else 0 for byte in range(256))
+_LONG_NUMBER = bytes(20 * [1])
 
 
 def column_loads(text: str | bytes) -> Any:
     """A JSON column's text read back (the engines' ``json_deserializer``); one that may hold an
     integer beyond 64 bits by the standard library, which reads it exactly."""
-    raw = text.decode() if isinstance(text, bytes) else text
-    if _LONG_NUMBER.search(raw):
+    raw = text.encode() if isinstance(text, str) else text
+    if _LONG_NUMBER in raw.translate(_DIGIT_MARKS):
         return json.loads(raw)
     return orjson.loads(raw)
 
