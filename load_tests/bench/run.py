@@ -138,13 +138,13 @@ def seed_plan(options: BenchOptions) -> SeedPlan:
             staff_per_branch=2,
             treasury_users=math.ceil(payments / per_user) + 5,
             finance_users=2,
-            reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + cfg.runs * cfg.run_size,
+            reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + (cfg.runs + 1) * cfg.run_size,
         )
     return SeedPlan(
         requisitions=options.requisitions,
         transfers=options.transfers,
         treasury_users=math.ceil(payments / per_user) + 20,
-        reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + cfg.runs * cfg.run_size,
+        reserved_at_least=math.ceil(1.3 * cfg.pay_rate * measured) + (cfg.runs + 1) * cfg.run_size,
     )
 
 
