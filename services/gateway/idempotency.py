@@ -32,8 +32,8 @@ never sent is sent now, and one it did send is answered by the service's inbox w
 result: one effect either way.
 
 The gateway database sees two commits per keyed request: the claim, and the answer (a 202's
-pending-command row is written in the answer's commit). A replay of a known answer commits
-nothing.
+pending-command row, and the snapshots a reply carries, are written in the answer's commit). A
+replay of a known answer commits nothing.
 
 While the outcome is unknown (in flight, 202, or failed after sending) the record's
 ``location`` is the status URL of the bound command, which names its message id; once the
@@ -58,10 +58,11 @@ from sqlalchemy.exc import IntegrityError
 
 from services.gateway import problems
 from services.gateway.api import Blueprint, ctx
-from services.gateway.api.commands import DEFERRED_ATTRIBUTE, accepted, record_pending, status_path
+from services.gateway.api.commands import DEFERRED_ATTRIBUTE, Deferred, accepted, record_pending, status_path
 from services.gateway.auth import current_actor
 from services.gateway.bus import BINDING_ATTRIBUTE, Binding
 from services.gateway.models import IdempotencyRecord
+from services.gateway.readmodels import apply_reply_snapshots, project_reply_snapshots
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
@@ -117,9 +118,9 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(taken, Response):
             return taken
         binding = Binding(taken.message_id, replay=taken.replay)
-        deferred: list[dict[str, Any]] = []
+        deferred = Deferred()
         setattr(g, BINDING_ATTRIBUTE, binding)  # Bus.send sends the command under this id
-        setattr(g, DEFERRED_ATTRIBUTE, deferred)  # accepted() leaves its row for the answer's commit
+        setattr(g, DEFERRED_ATTRIBUTE, deferred)  # the views leave their writes for the answer's commit
         try:
             response = make_response(view(*args, **kwargs))
         except Exception:
@@ -255,19 +256,22 @@ class Claim:
         response.headers[REPLAYED_HEADER] = "true"
         return response
 
-    def finish(self, binding: Binding, taken: Taken, response: Response, deferred: list[dict[str, Any]]) -> None:
-        """Record what this request learnt (one commit at most)."""
+    def finish(self, binding: Binding, taken: Taken, response: Response, deferred: Deferred) -> None:
+        """Record what this request learnt, with the views' deferred writes (one commit at most)."""
         status = response.status_code
         if binding.replay:
             if status >= 500 or (status == 202 and taken.answered_202):
+                apply_reply_snapshots(self.db.uow, deferred.snapshots)
                 return  # nothing new: the outcome is as unknown as it was
             self._store(response, deferred, only_if_unknown=True)
         elif status < 500:
             self._store(response, deferred)  # 202 included: a retry then looks for the reply
-        elif binding.sent:
-            self._mark_unknown()
         else:
-            self._release()
+            apply_reply_snapshots(self.db.uow, deferred.snapshots)
+            if binding.sent:
+                self._mark_unknown()
+            else:
+                self._release()
 
     def abandon(self, binding: Binding) -> None:
         """The view raised: give the key back if nothing was sent, else leave the outcome to be looked up."""
@@ -278,7 +282,7 @@ class Claim:
         else:
             self._release()
 
-    def _store(self, response: Response, deferred: list[dict[str, Any]], only_if_unknown: bool = False) -> None:
+    def _store(self, response: Response, deferred: Deferred, only_if_unknown: bool = False) -> None:
         """Keep the answer, so a retry gets it without a second effect."""
         statement = (
             update(IdempotencyRecord)
@@ -297,7 +301,8 @@ class Claim:
             )
         with self.db.uow() as uow:
             uow.session.execute(statement)
-            record_pending(uow.session, deferred)
+            record_pending(uow.session, deferred.pending)
+            project_reply_snapshots(uow.session, deferred.snapshots)
             uow.commit()
 
     def _mark_unknown(self) -> None:

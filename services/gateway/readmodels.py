@@ -383,14 +383,30 @@ def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list
         return
     try:
         with uow_factory() as uow:
-            for snapshot in snapshots:
-                spec = catalog.EVENTS[snapshot["type"]]
-                project(uow.session, snapshot["type"], instances.schema(spec.payload).load(snapshot["payload"]))
+            _project_reply(uow.session, snapshots)
             uow.commit()
     except Exception:
         # The command took effect; only its early projection failed. The projector applies
         # the same snapshots from the outbox, so the answer stays the command's.
         log.exception("could not project a reply's snapshots; the projector will")
+
+
+def project_reply_snapshots(session: Session, snapshots: list[dict[str, Any]]) -> None:
+    """The same, within the caller's transaction (the one that stores the answer), in a
+    savepoint: a failure leaves the rest of that transaction to commit."""
+    if not snapshots:
+        return
+    try:
+        with session.begin_nested():
+            _project_reply(session, snapshots)
+    except Exception:
+        log.exception("could not project a reply's snapshots; the projector will")
+
+
+def _project_reply(session: Session, snapshots: list[dict[str, Any]]) -> None:
+    for snapshot in snapshots:
+        spec = catalog.EVENTS[snapshot["type"]]
+        project(session, snapshot["type"], instances.schema(spec.payload).load(snapshot["payload"]))
 
 
 def on_snapshot(uow: UnitOfWork, envelope: Envelope, payload: dict[str, Any]) -> None:

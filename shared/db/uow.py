@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -26,6 +28,24 @@ Publisher = Callable[[list[dict[str, Any]]], None]
 # about fifteen broker messages, straight after its commit.
 DIRECT_SEND_LIMIT = 400
 
+# Sends held back until the thread releases them (a command's, until its reply is stored).
+_held = threading.local()
+
+
+def hold_sends() -> None:
+    """Hold this thread's post-commit sends until :func:`release_sends` (any left over from an
+    earlier hold are sent first: a hold is never a drop)."""
+    release_sends()
+    _held.sends = []
+
+
+def release_sends() -> None:
+    """Send what this thread's commits held back, in commit order, and stop holding."""
+    sends: list[Callable[[], None]] | None = getattr(_held, "sends", None)
+    _held.sends = None
+    for send in sends or ():
+        send()
+
 
 class UnitOfWork:
     """Wraps a session; events emitted through it land in the outbox in the same commit.
@@ -37,7 +57,8 @@ class UnitOfWork:
     each event is checked against its contract when it is emitted. A send that fails hands its
     rows back to the relay; a process that dies between the commit and the send leaves rows
     that nobody acknowledges, which the relay sends again after the delivery deadline
-    (``shared.messaging.delivery``).
+    (``shared.messaging.delivery``). While the thread holds its sends (:func:`hold_sends`),
+    they wait for :func:`release_sends`: a command's go once its reply is stored.
     """
 
     session: Session
@@ -92,7 +113,11 @@ class UnitOfWork:
         write_outbox(self.session, batch, sent=direct)
         self.session.commit()
         if direct and self._publish is not None and batch:
-            self._send(self._publish, batch)
+            held: list[Callable[[], None]] | None = getattr(_held, "sends", None)
+            if held is None:
+                self._send(self._publish, batch)
+            else:
+                held.append(partial(self._send, self._publish, batch))
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -37,7 +37,7 @@ from shared.contracts.catalog import (
 )
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope, load_envelope
 from shared.db.engine import Database
-from shared.db.uow import UnitOfWork
+from shared.db.uow import UnitOfWork, hold_sends, release_sends
 from shared.messaging import deadletter, inbox
 from shared.messaging.app import event_publisher, make_celery, recipients, send_event
 from shared.messaging.delivery import AckBatcher, record_acks
@@ -138,7 +138,7 @@ class ServiceRuntime:
                 refused = (lambda uow, exc: on_refusal(uow, envelope, payload, exc)) if on_refusal else None
                 return self._once(spec.name, envelope, lambda uow: handler(uow, envelope, payload), refused)
 
-            self._task(spec.name, body, ignore_result=False)
+            self._task(spec.name, body, ignore_result=False, sends_after_reply=True)
             return handler
 
         return register
@@ -386,11 +386,23 @@ class ServiceRuntime:
             log.warning("FAULT INJECTION: %s sleeping %.1fs before commit (pid %s)", task_name, delay, os.getpid())
             time.sleep(delay)
 
-    def _task(self, name: str, body: Callable[[Envelope], dict[str, Any]], *, ignore_result: bool) -> None:
+    def _task(
+        self,
+        name: str,
+        body: Callable[[Envelope], dict[str, Any]],
+        *,
+        ignore_result: bool,
+        sends_after_reply: bool = False,
+    ) -> None:
+        """Register a task. ``sends_after_reply`` (a command's): what its commit emitted is sent
+        once its reply is stored, so the reply is not queued behind the messages to the others."""
+        if sends_after_reply:
+            body = _holding_sends(body)
         runtime = self
         early_events = name == handle_event_task(self.service)
+        base = _SendsAfterReply if sends_after_reply else Task
 
-        @self.app.task(name=name, bind=True, ignore_result=ignore_result, max_retries=None)
+        @self.app.task(name=name, bind=True, ignore_result=ignore_result, max_retries=None, base=base)
         def task(self: Task, raw: dict[str, Any], origin: str | None = None) -> Any:
             # ``origin``: the service whose outbox sent this; it hears once the effect is done.
             def done(result: Any) -> Any:
@@ -446,6 +458,28 @@ class ServiceRuntime:
             # Without a database we cannot even bury it: let the broker redeliver it later.
             log.exception("could not dead-letter %s", task_name)
             raise
+
+
+class _SendsAfterReply(Task):
+    """A task whose held sends go after its result is stored (Celery stores it, then calls this)."""
+
+    def after_return(self, *args: Any, **kwargs: Any) -> None:
+        release_sends()
+
+
+def _holding_sends(body: Callable[[Envelope], dict[str, Any]]) -> Callable[[Envelope], dict[str, Any]]:
+    """Hold the body's post-commit sends; an answer releases them after it is stored
+    (:class:`_SendsAfterReply`), an error at once, before any retry."""
+
+    def held(envelope: Envelope) -> dict[str, Any]:
+        hold_sends()
+        try:
+            return body(envelope)
+        except BaseException:
+            release_sends()
+            raise
+
+    return held
 
 
 def _without_snapshots(reply: Any) -> Any:

@@ -29,6 +29,7 @@ from shared.db.types import utcnow
 from shared.messaging.tables import read_model_versions
 
 TOUCHED = "pettycash.touched"
+BUILT = "pettycash.built"
 
 Builder = Callable[[Session, Sequence[Any]], list[dict[str, Any]]]
 KeyOf = Callable[[Any], tuple[str, Any] | None]
@@ -58,6 +59,14 @@ class ReadModel:
 def touch(session: Session, kind: str, key: Any) -> None:
     """Mark an aggregate as changed in this transaction (for changes no tracked row shows)."""
     session.info.setdefault(TOUCHED, set()).add((kind, key))
+    session.info.get(BUILT, {}).pop((kind, key), None)  # changed again: what was built is old
+
+
+def built(session: Session, kind: str, key: Any, snapshot: dict[str, Any]) -> None:
+    """The snapshot a use case just built of an aggregate whose changes are flushed (its reply's
+    body, say): the commit publishes it rather than build it again, unless the aggregate
+    changes once more before then (:func:`touch` forgets it)."""
+    session.info.setdefault(BUILT, {})[(kind, key)] = snapshot
 
 
 class Snapshots:
@@ -103,6 +112,7 @@ class Snapshots:
         @event.listens_for(sessions, "after_rollback")
         def _forget(session: Session) -> None:
             session.info.pop(TOUCHED, None)
+            session.info.pop(BUILT, None)
 
     def publish_touched(self, session: Session) -> list[Envelope]:
         """Bump the version of every touched aggregate and describe each in an event.
@@ -113,6 +123,7 @@ class Snapshots:
         """
         session.flush()
         touched: set[tuple[str, Any]] = session.info.pop(TOUCHED, set())
+        ready: dict[tuple[str, Any], dict[str, Any]] = session.info.pop(BUILT, {})
         envelopes: list[Envelope] = []
         by_kind: dict[str, list[Any]] = {}
         for kind, key in touched:
@@ -122,7 +133,9 @@ class Snapshots:
             model = self.models[kind]
             ids = sorted(by_kind[kind], key=str)
             versions = self._bump(session, model, ids)
-            for snapshot in model.build(session, ids):
+            unbuilt = [key for key in ids if (kind, key) not in ready]
+            known = [ready[(kind, key)] for key in ids if (kind, key) in ready]
+            for snapshot in [*known, *(model.build(session, unbuilt) if unbuilt else [])]:
                 snapshot.update(version=versions[str(snapshot["id"])], at=at)
                 envelopes.append(Envelope(type=model.event.name, payload=snapshot, actor=SYSTEM_ACTOR))
         session.info.pop(TOUCHED, None)  # the bump's own flush must not re-touch

@@ -1,11 +1,11 @@
-"""The transactional outbox and its relays, on a database of their own."""
+"""The transactional outbox, its relays, held sends and built snapshots, on a database of their own."""
 
 from __future__ import annotations
 
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,17 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from shared.config import Settings
+from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
+from shared.db.uow import hold_sends, release_sends
 from shared.messaging.outbox import unpublished_count
 from shared.messaging.relay import relay_once
+from shared.messaging.snapshots import Snapshots, built, touch
 from tests.support import Proc, scalar, wait_for
 
 RELAY_REDIS_DB = 14
@@ -122,3 +126,70 @@ def _envelopes_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     """The envelopes a Celery message on the queue carries: one event, or a bundle of them."""
     args = json.loads(base64.b64decode(message["body"]))[0]
     return args[0] if message["headers"]["task"].endswith(".handle_events") else [args[0]]
+
+
+def _sending(url: str, publish: Callable[[list[dict[str, Any]]], None]) -> Database:
+    """The same database, its commits sending their events straight after (as a worker's do)."""
+    return Database(url, publish=publish)
+
+
+def test_held_sends_go_at_their_release_in_commit_order(outbox_db: Database) -> None:
+    sent: list[dict[str, Any]] = []
+    db = _sending(outbox_db.url, sent.extend)
+    events = [_event(10), _event(11)]
+    hold_sends()
+    try:
+        for event in events:
+            with db.uow() as uow:
+                uow.emit(event)
+                uow.commit()
+        assert sent == []  # committed (marked sent), and held
+        assert scalar(outbox_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    finally:
+        release_sends()
+    assert [e["message_id"] for e in sent] == [e.message_id for e in events]
+    release_sends()  # released already: nothing goes twice
+    assert len(sent) == len(events)
+    db.dispose()
+
+
+def test_a_held_send_that_fails_at_its_release_is_left_to_the_relay(outbox_db: Database) -> None:
+    def broker_away(_messages: list[dict[str, Any]]) -> None:
+        raise ConnectionError("broker away")
+
+    db = _sending(outbox_db.url, broker_away)
+    event = _event(12)
+    hold_sends()
+    with db.uow() as uow:
+        uow.emit(event)
+        uow.commit()
+    release_sends()
+    sent: list[dict[str, Any]] = []
+    assert relay_once(outbox_db, sent.extend) == 1
+    assert [e["message_id"] for e in sent] == [event.message_id]
+    db.dispose()
+
+
+def test_a_snapshot_the_use_case_built_is_published_unless_its_aggregate_changes_again(
+    outbox_db: Database,
+) -> None:
+    built_again: list[list[Any]] = []
+
+    def build(_session: Session, ids: Sequence[Any]) -> list[dict[str, Any]]:
+        built_again.append(list(ids))
+        return [{"id": key, "body": {"from": "queries"}} for key in ids]
+
+    models = Snapshots()
+    models.model("payment_run", catalog.PAYMENT_RUN_CHANGED, build)
+    keys = {name: str(uuid.uuid4()) for name in ("kept", "unbuilt", "changed_again")}
+    with outbox_db.uow() as uow:
+        for key in keys.values():
+            touch(uow.session, "payment_run", key)
+        built(uow.session, "payment_run", keys["kept"], {"id": keys["kept"], "body": {"from": "use case"}})
+        built(uow.session, "payment_run", keys["changed_again"], {"id": keys["changed_again"], "body": {}})
+        touch(uow.session, "payment_run", keys["changed_again"])
+        published = {e.payload["id"]: e.payload for e in models.publish_touched(uow.session)}
+    assert built_again == [sorted([keys["unbuilt"], keys["changed_again"]])]
+    assert published[keys["kept"]]["body"] == {"from": "use case"}
+    assert published[keys["changed_again"]]["body"] == {"from": "queries"}
+    assert all(p["version"] == 1 for p in published.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, g, has_app_context, jsonify, url_for
@@ -25,9 +26,23 @@ from shared.db.upsert import insert
 
 blp = Blueprint("commands", __name__, url_prefix="/api/v1/commands", description="Command status")
 
-# Set by the Idempotency-Key wrapper: a list where ``accepted`` leaves its row, so the row is
-# written in the same commit as the stored answer instead of a transaction of its own.
-DEFERRED_ATTRIBUTE = "deferred_pending_commands"
+# Set by the Idempotency-Key wrapper: where the views leave what is written in the same commit
+# as the stored answer instead of a transaction of its own.
+DEFERRED_ATTRIBUTE = "deferred_writes"
+
+
+@dataclass
+class Deferred:
+    """What a keyed request writes with its stored answer: ``accepted``'s pending-command rows,
+    and the snapshots a reply carries (projected before the answer leaves, as ever)."""
+
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+
+
+def deferred_writes() -> Deferred | None:
+    """This request's deferred writes, if the ``Idempotency-Key`` wrapper takes them."""
+    return g.get(DEFERRED_ATTRIBUTE) if has_app_context() else None
 
 
 def status_path(message_id: str) -> str:
@@ -43,9 +58,9 @@ def accepted(message_id: str, actor: Actor, resource: str) -> Response:
         "resource": resource,
         "created_at": utcnow(),
     }
-    deferred: list[dict[str, Any]] | None = g.get(DEFERRED_ATTRIBUTE) if has_app_context() else None
+    deferred = deferred_writes()
     if deferred is not None:
-        deferred.append(row)
+        deferred.pending.append(row)
     else:
         with ctx().db.uow() as uow:
             record_pending(uow.session, [row])

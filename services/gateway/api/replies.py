@@ -9,7 +9,7 @@ from flask import Response
 
 from services.gateway import problems
 from services.gateway.api import ctx
-from services.gateway.api.commands import accepted
+from services.gateway.api.commands import accepted, deferred_writes
 from services.gateway.auth import current_actor
 from services.gateway.readmodels import apply_reply_snapshots
 from shared.contracts.catalog import TaskSpec
@@ -27,7 +27,12 @@ def reply_response(reply: dict[str, Any], location: str | None = None) -> Answer
     The snapshots of what the command changed are projected first, so a GET that follows this
     answer reads the change (read-your-writes without waiting for the projector).
     """
-    apply_reply_snapshots(ctx().db.uow, reply.get("snapshots") or [])
+    snapshots = reply.get("snapshots") or []
+    deferred = deferred_writes()
+    if deferred is not None:
+        deferred.snapshots.extend(snapshots)  # projected in the commit that stores the answer
+    else:
+        apply_reply_snapshots(ctx().db.uow, snapshots)
     if reply["status"] >= 400:
         return problems.from_reply(reply)
     return reply["body"], int(reply["status"]), ({"Location": location} if location else {})
