@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.gateway.dumping import ApiSchema
 from services.gateway.schemas import OTP_CODE
 from shared.contracts.money import MoneySchema
 from shared.contracts.payloads import StrictBoolean
@@ -29,7 +30,7 @@ EMAIL = [
 STAGES = ("anonymous", "second-factor", "enrol", "signed-in")
 
 
-class ChangeSchema(Schema):
+class ChangeSchema(ApiSchema):
     """A PATCH body: any of its fields, but at least one (an empty change is a mistake)."""
 
     @validates_schema
@@ -50,21 +51,21 @@ def _text(max_length: int, *, min_length: int = 1, **kwargs: Any) -> fields.Stri
 # -- signing in --------------------------------------------------------------------------
 
 
-class SignInSchema(Schema):
+class SignInSchema(ApiSchema):
     """Body of ``POST /api/v1/session``."""
 
     username = _required(_text(254, metadata={"description": "Username or e-mail address"}))
     password = _required(_text(256))
 
 
-class SecondFactorSchema(Schema):
+class SecondFactorSchema(ApiSchema):
     """Body of ``POST /api/v1/session/second-factor``: a code from the authenticator, or a recovery code."""
 
     code = fields.String(validate=OTP_CODE, metadata={"example": "492039"})
     recovery_code = _text(64, metadata={"example": "abcde-fghjk-mnpqr-stuvw"})
 
 
-class SessionSchema(Schema):
+class SessionSchema(ApiSchema):
     """Who this session is, how far its sign-in came, and its CSRF token."""
 
     signed_in = StrictBoolean(required=True)
@@ -81,14 +82,14 @@ class SessionSchema(Schema):
     expires_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
 
 
-class SignedOutSchema(Schema):
+class SignedOutSchema(ApiSchema):
     sessions_ended = fields.Integer(required=True)
 
 
 # -- one's account -----------------------------------------------------------------------
 
 
-class OwnAccountSchema(Schema):
+class OwnAccountSchema(ApiSchema):
     """The signed-in user."""
 
     id = fields.String(required=True)
@@ -104,14 +105,14 @@ class OwnAccountSchema(Schema):
     password_changed_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
 
 
-class PasswordChangeSchema(Schema):
+class PasswordChangeSchema(ApiSchema):
     """Body of ``POST /api/v1/account/password``: the current password is the step-up."""
 
     current_password = _required(_text(256))
     new_password = _required(_text(256))
 
 
-class StepUpSchema(Schema):
+class StepUpSchema(ApiSchema):
     """A change of second factor: the password and a code (or a recovery code) prove it is you."""
 
     password = _required(_text(256))
@@ -119,11 +120,11 @@ class StepUpSchema(Schema):
     recovery_code = _text(64)
 
 
-class RecoveryCodesSchema(Schema):
+class RecoveryCodesSchema(ApiSchema):
     codes = fields.List(fields.String(), required=True, metadata={"description": "Shown this once; each works once"})
 
 
-class TokenCreateSchema(Schema):
+class TokenCreateSchema(ApiSchema):
     """Body of ``POST /api/v1/account/tokens``."""
 
     name = _required(_text(64))
@@ -133,7 +134,7 @@ class TokenCreateSchema(Schema):
     )
 
 
-class TokenSchema(Schema):
+class TokenSchema(ApiSchema):
     id = fields.String(required=True, metadata={"format": "uuid"})
     name = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(("personal", "cli", "demo")))
@@ -148,48 +149,48 @@ class NewTokenSchema(TokenSchema):
     token = fields.String(required=True, metadata={"description": "The bearer token: shown this once"})
 
 
-class TokenListSchema(Schema):
+class TokenListSchema(ApiSchema):
     items = fields.List(fields.Nested(TokenSchema), required=True)
 
 
 # -- password links ------------------------------------------------------------------------
 
 
-class PasswordResetRequestSchema(Schema):
+class PasswordResetRequestSchema(ApiSchema):
     """Body of ``POST /api/v1/password-reset``."""
 
     username = _required(_text(254, metadata={"description": "Username or e-mail address"}))
 
 
-class PasswordResetAcceptedSchema(Schema):
+class PasswordResetAcceptedSchema(ApiSchema):
     detail = fields.String(required=True)
 
 
-class PasswordLinkSchema(Schema):
+class PasswordLinkSchema(ApiSchema):
     """Body of ``POST /api/v1/password-link``: the token of an invitation or reset link, and the new password."""
 
     token = _required(_text(128))
     password = _required(_text(256))
 
 
-class PasswordSetSchema(Schema):
+class PasswordSetSchema(ApiSchema):
     username = fields.String(required=True)
 
 
 # -- administration ------------------------------------------------------------------------
 
 
-class RegionSchema(Schema):
+class RegionSchema(ApiSchema):
     id = fields.String(required=True, dump_only=True)
     code = _required(fields.String(validate=CODE))
     name = _required(_text(120))
 
 
-class RegionEditSchema(Schema):
+class RegionEditSchema(ApiSchema):
     name = _required(_text(120))
 
 
-class RegionListSchema(Schema):
+class RegionListSchema(ApiSchema):
     items = fields.List(fields.Nested(RegionSchema), required=True)
 
 
@@ -216,7 +217,7 @@ class BranchCreateSchema(BranchEditSchema):
     region = _required(fields.String(validate=CODE))
 
 
-class BranchSchema(Schema):
+class BranchSchema(ApiSchema):
     id = fields.String(required=True)
     code = fields.String(required=True)
     name = fields.String(required=True)
@@ -226,7 +227,7 @@ class BranchSchema(Schema):
     imprest = fields.Nested(MoneySchema, required=True, allow_none=True)
 
 
-class BranchListSchema(Schema):
+class BranchListSchema(ApiSchema):
     items = fields.List(fields.Nested(BranchSchema), required=True)
 
 
@@ -255,7 +256,7 @@ class UserCreateSchema(UserEditSchema):
     )
 
 
-class UserSchema(Schema):
+class UserSchema(ApiSchema):
     id = fields.String(required=True, metadata={"format": "uuid"})
     username = fields.String(required=True)
     full_name = fields.String(required=True)
@@ -276,7 +277,7 @@ class InvitedUserSchema(UserSchema):
     invitation_expires_at = fields.String(required=True, metadata={"format": "date-time"})
 
 
-class UserListQuerySchema(Schema):
+class UserListQuerySchema(ApiSchema):
     q = _text(64)
     role = fields.String(validate=validate.OneOf(ROLES))
     branch = fields.String(validate=CODE)
@@ -285,24 +286,24 @@ class UserListQuerySchema(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
-class UserListSchema(Schema):
+class UserListSchema(ApiSchema):
     items = fields.List(fields.Nested(UserSchema), required=True)
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
 
 
-class LinkSentSchema(Schema):
+class LinkSentSchema(ApiSchema):
     sent = StrictBoolean(required=True, metadata={"description": "Whether the mail went out"})
     expires_at = fields.String(required=True, metadata={"format": "date-time"})
 
 
-class RuleSchema(Schema):
+class RuleSchema(ApiSchema):
     action = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
     scope = fields.String(required=True)
 
 
-class PermissionTableSchema(Schema):
+class PermissionTableSchema(ApiSchema):
     roles = fields.List(fields.String(), required=True)
     rules = fields.List(fields.Nested(RuleSchema), required=True)
 
@@ -310,7 +311,7 @@ class PermissionTableSchema(Schema):
 # -- security events -----------------------------------------------------------------------
 
 
-class SecurityEventQuerySchema(Schema):
+class SecurityEventQuerySchema(ApiSchema):
     type = _text(48)
     user_id = fields.UUID()
     since = fields.AwareDateTime()
@@ -318,7 +319,7 @@ class SecurityEventQuerySchema(Schema):
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
 
 
-class SecurityEventSchema(Schema):
+class SecurityEventSchema(ApiSchema):
     id = fields.Integer(required=True)
     at = fields.String(required=True, metadata={"format": "date-time"})
     type = fields.String(required=True)
@@ -329,7 +330,7 @@ class SecurityEventSchema(Schema):
     detail = fields.Dict(required=True)
 
 
-class SecurityEventListSchema(Schema):
+class SecurityEventListSchema(ApiSchema):
     items = fields.List(fields.Nested(SecurityEventSchema), required=True)
 
 

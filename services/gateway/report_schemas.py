@@ -3,15 +3,16 @@ JSON (sections of typed columns and rows), the one shape every report is answere
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from services.gateway.dumping import ApiSchema
 from shared.contracts import reports as rp
 from shared.contracts.payloads import CATEGORIES
 
 FORMATS: tuple[str, ...] = ("json", "csv", "pdf")
 
 
-class ReportQuerySchema(Schema):
+class ReportQuerySchema(ApiSchema):
     """``GET /api/v1/reports/<name>``: the period (UTC days, both included), or the day of a
     trial balance, a branch and a category; the format; a general ledger page."""
 
@@ -37,13 +38,13 @@ class ReportQuerySchema(Schema):
     )
 
 
-class ColumnSchema(Schema):
+class ColumnSchema(ApiSchema):
     name = fields.String(required=True)
     title = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(rp.COLUMN_TYPES))
 
 
-class SectionSchema(Schema):
+class SectionSchema(ApiSchema):
     name = fields.String(required=True)
     title = fields.String(required=True)
     columns = fields.List(fields.Nested(ColumnSchema), required=True)
@@ -57,7 +58,7 @@ class SectionSchema(Schema):
     )
 
 
-class ReportSchema(Schema):
+class ReportSchema(ApiSchema):
     """A report: what was asked, when it was computed, and its sections."""
 
     report = fields.String(required=True, validate=validate.OneOf(sorted(rp.REPORTS)))
@@ -74,7 +75,7 @@ class ReportSchema(Schema):
     )
 
 
-class ReportInfoSchema(Schema):
+class ReportInfoSchema(ApiSchema):
     name = fields.String(required=True)
     title = fields.String(required=True)
     description = fields.String(required=True)
@@ -84,5 +85,5 @@ class ReportInfoSchema(Schema):
     url = fields.String(required=True)
 
 
-class ReportListSchema(Schema):
+class ReportListSchema(ApiSchema):
     items = fields.List(fields.Nested(ReportInfoSchema), required=True)

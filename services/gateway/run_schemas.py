@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from services.gateway.dumping import ApiSchema
 from services.gateway.schemas import (
     OTP_CODE,
     RequisitionSchema,
@@ -22,7 +23,7 @@ RUN_STATES: tuple[str, ...] = ("awaiting_second", "started", "cancelled")
 OUTCOMES: tuple[str, ...] = ("waiting", "processing", "paid", "failed", "left_out")
 
 
-class CandidateQuerySchema(Schema):
+class CandidateQuerySchema(ApiSchema):
     """Which ready payments a run takes: one branch's, by payee method, within an amount range."""
 
     branch = fields.String(validate=validate.Length(min=1, max=32))
@@ -40,40 +41,40 @@ class CandidateSchema(RequisitionSchema):
     executions_left = _integer(nullable=True, metadata={"description": "Null: never executed"})
 
 
-class CandidateListSchema(Schema):
+class CandidateListSchema(ApiSchema):
     items = fields.List(fields.Nested(CandidateSchema), required=True)
     count = _integer()
     totals = fields.List(fields.Nested(MoneySchema), required=True, metadata={"description": "Per currency"})
 
 
-class RunCreateSchema(Schema):
+class RunCreateSchema(ApiSchema):
     """Body of ``POST /api/v1/payment-runs``: the requisitions to pay and your code."""
 
     requisition_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=200))
     otp = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
 
 
-class RunAuthorisationSchema(Schema):
+class RunAuthorisationSchema(ApiSchema):
     """Body of ``POST /api/v1/payment-runs/{id}/authorisation``: the second officer's code."""
 
     otp = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
 
 
-class RunCancellationSchema(Schema):
+class RunCancellationSchema(ApiSchema):
     reason = fields.String(load_default="", validate=validate.Length(max=500))
 
 
-class LeftOutSchema(Schema):
+class LeftOutSchema(ApiSchema):
     rule = _text()
     detail = _text()
 
 
-class RunPayeeSchema(Schema):
+class RunPayeeSchema(ApiSchema):
     name = _text()
     method = _one_of(PAYEE_METHODS)
 
 
-class RunItemSchema(Schema):
+class RunItemSchema(ApiSchema):
     requisition_id = _uuid()
     payment_id = _uuid()
     voucher_no = _text(metadata={"description": "Empty when the requisition was unknown to payment"})
@@ -88,7 +89,7 @@ class RunItemSchema(Schema):
     provider_reference = _text(nullable=True)
 
 
-class RunProgressSchema(Schema):
+class RunProgressSchema(ApiSchema):
     waiting = _integer()
     processing = _integer()
     paid = _integer()
@@ -96,7 +97,7 @@ class RunProgressSchema(Schema):
     left_out = _integer()
 
 
-class RunSchema(Schema):
+class RunSchema(ApiSchema):
     id = _uuid()
     state = _one_of(RUN_STATES)
     total = _money()
@@ -116,5 +117,5 @@ class RunSchema(Schema):
     finished = _boolean(metadata={"description": "Started, and no item is waiting or processing any more"})
 
 
-class RunListSchema(Schema):
+class RunListSchema(ApiSchema):
     items = fields.List(fields.Nested(RunSchema), required=True)

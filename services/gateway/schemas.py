@@ -15,6 +15,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_dump, validate
 
+from services.gateway.dumping import ApiSchema
 from shared.contracts.money import CURRENCY_EXPONENTS, MoneySchema
 from shared.contracts.payloads import (
     ALERT_KINDS,
@@ -109,22 +110,22 @@ class RequisitionEditSchema(RequisitionFieldsSchema):
     """Body of ``PATCH /api/v1/requisitions/{id}``: the full set of editable fields."""
 
 
-class CommentSchema(Schema):
+class CommentSchema(ApiSchema):
     comment = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
-class ReasonSchema(Schema):
+class ReasonSchema(ApiSchema):
     """A rejection: the reason is mandatory."""
 
     reason = fields.String(required=True, validate=validate.Length(min=1, max=1000))
 
 
-class ChangesSchema(Schema):
+class ChangesSchema(ApiSchema):
     comment = fields.String(required=True, validate=validate.Length(min=1, max=1000))
     deadline_hours = fields.Integer(load_default=72, strict=True, validate=validate.Range(min=1, max=24 * 30))
 
 
-class ListQuerySchema(Schema):
+class ListQuerySchema(ApiSchema):
     scope = fields.String(load_default="mine", validate=validate.OneOf(("mine", "branch", "all")))
     branch = fields.String(validate=validate.Length(min=1, max=32))
     status = fields.String(validate=validate.Length(min=1, max=32))
@@ -132,25 +133,25 @@ class ListQuerySchema(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
-class ReceiptUploadSchema(Schema):
+class ReceiptUploadSchema(ApiSchema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
 
 
-class OpenFloatSchema(Schema):
+class OpenFloatSchema(ApiSchema):
     """Body of ``POST /api/v1/floats``."""
 
     branch = fields.String(required=True, validate=validate.Length(min=1, max=32))
     amount = fields.Nested(MoneySchema, required=True)
 
 
-class ReplenishSchema(Schema):
+class ReplenishSchema(ApiSchema):
     """Body of ``POST /api/v1/floats/{branch_code}/replenishments``."""
 
     amount = fields.Nested(MoneySchema, required=True)
     comment = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
-class DecisionSchema(Schema):
+class DecisionSchema(ApiSchema):
     """Body of ``POST /api/v1/replenishments/{id}/decision``."""
 
     approve = fields.Boolean(required=True)
@@ -160,13 +161,13 @@ class DecisionSchema(Schema):
 OTP_CODE = validate.Regexp(r"^[0-9]{6}$", error="A 6-digit code from your authenticator.")
 
 
-class OtpActivationSchema(Schema):
+class OtpActivationSchema(ApiSchema):
     """Body of ``POST /api/v1/otp/activation``."""
 
     code = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
 
 
-class PaymentExecuteSchema(Schema):
+class PaymentExecuteSchema(ApiSchema):
     """Body of ``POST /api/v1/requisitions/{id}/payment``."""
 
     otp = fields.String(required=True, validate=OTP_CODE, metadata={"example": "492039"})
@@ -217,7 +218,7 @@ class PayeeViewSchema(PayeeSchema):
 # -- requisitions ------------------------------------------------------------------------
 
 
-class ReceiptSchema(Schema):
+class ReceiptSchema(ApiSchema):
     """A receipt, flagged when the same file is attached to other requisitions."""
 
     sha256 = _text(validate=validate.Regexp(r"^[0-9a-f]{64}$"))
@@ -229,7 +230,7 @@ class ReceiptSchema(Schema):
     reused_in = _strings(metadata={"description": "Vouchers of other requisitions carrying the same file"})
 
 
-class HistoryEntrySchema(Schema):
+class HistoryEntrySchema(ApiSchema):
     at = _timestamp()
     actor_id = _text(metadata={"description": "A user id, or system"})
     actor_name = _text()
@@ -239,7 +240,7 @@ class HistoryEntrySchema(Schema):
     comment = _text()
 
 
-class ApprovalStepSchema(Schema):
+class ApprovalStepSchema(ApiSchema):
     seq = _integer()
     role = _one_of(ROLES)
     kind = _one_of(STEP_KINDS)
@@ -255,7 +256,7 @@ class ApprovalStepSchema(Schema):
     comment = _text()
 
 
-class ApprovalCaseSchema(Schema):
+class ApprovalCaseSchema(ApiSchema):
     """A requisition's approval case: its tier, its policy version and the steps of its chain."""
 
     id = _uuid()
@@ -272,7 +273,7 @@ class ApprovalCaseSchema(Schema):
     steps = fields.List(fields.Nested(ApprovalStepSchema), required=True)
 
 
-class RequisitionSchema(Schema):
+class RequisitionSchema(ApiSchema):
     """A requisition as the API shows it.
 
     ``history`` and ``receipts`` come with a single requisition (``GET`` of one), ``approval``
@@ -305,7 +306,7 @@ class RequisitionSchema(Schema):
     approval = fields.Nested(ApprovalCaseSchema, allow_none=True)
 
 
-class RequisitionListSchema(Schema):
+class RequisitionListSchema(ApiSchema):
     items = fields.List(fields.Nested(RequisitionSchema), required=True)
     limit = _integer()
     offset = _integer()
@@ -314,7 +315,7 @@ class RequisitionListSchema(Schema):
 # -- approvals -------------------------------------------------------------------------
 
 
-class InboxItemSchema(Schema):
+class InboxItemSchema(ApiSchema):
     requisition_id = _uuid()
     voucher_no = _text()
     branch_id = _text()
@@ -332,7 +333,7 @@ class InboxItemSchema(Schema):
     reused_receipts = _strings()
 
 
-class InboxSchema(Schema):
+class InboxSchema(ApiSchema):
     items = fields.List(fields.Nested(InboxItemSchema), required=True)
 
 
@@ -343,7 +344,7 @@ class TierViewSchema(TierPolicySchema):
     up_to_major = _integer(nullable=True, metadata={"description": "Major units; null: no upper bound"})
 
 
-class PolicyVersionSchema(Schema):
+class PolicyVersionSchema(ApiSchema):
     """The approval policy in force, and its version (open cases keep the version they were routed under)."""
 
     version = _integer()
@@ -361,13 +362,13 @@ class PolicyVersionSchema(Schema):
 # -- caps and alerts ---------------------------------------------------------------------
 
 
-class CapsSchema(Schema):
+class CapsSchema(ApiSchema):
     """Body of ``PUT /api/v1/caps``."""
 
     caps = fields.List(fields.Nested(CapSchema), required=True)
 
 
-class CapRuleSchema(Schema):
+class CapRuleSchema(ApiSchema):
     """A cap in force: per requisition of a category, or per branch per month."""
 
     kind = _one_of(("category_per_requisition", "branch_monthly"))
@@ -376,14 +377,14 @@ class CapRuleSchema(Schema):
     limit = _money()
 
 
-class CapListSchema(Schema):
+class CapListSchema(ApiSchema):
     caps = fields.List(fields.Nested(CapRuleSchema), required=True)
 
 
 ALERT_STATUSES: tuple[str, ...] = ("open", "acknowledged", "resolved")
 
 
-class AlertSchema(Schema):
+class AlertSchema(ApiSchema):
     """An alert: one per kind and subject while unresolved (a repeat folds into it: ``count``,
     ``last_seen_at``); acknowledged by a person, resolved by one with a note or by itself
     (``resolved_by`` "system") when its cause is gone."""
@@ -407,7 +408,7 @@ class AlertSchema(Schema):
     resolution_note = _text()
 
 
-class AlertListSchema(Schema):
+class AlertListSchema(ApiSchema):
     items = fields.List(fields.Nested(AlertSchema), required=True)
     counts = fields.Dict(
         keys=fields.String(),
@@ -417,20 +418,20 @@ class AlertListSchema(Schema):
     )
 
 
-class AlertQuerySchema(Schema):
+class AlertQuerySchema(ApiSchema):
     status = fields.String(load_default="unresolved", validate=validate.OneOf(("unresolved", *ALERT_STATUSES, "all")))
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
 
 
-class AlertResolutionSchema(Schema):
+class AlertResolutionSchema(ApiSchema):
     note = fields.String(required=True, validate=validate.Length(min=1, max=1000))
 
 
 # -- floats and the ledger -----------------------------------------------------------------
 
 
-class FloatSchema(Schema):
+class FloatSchema(ApiSchema):
     """A branch's float: balance, held (reserved for approved requisitions) and available, and
     its branch's levels in the float's currency."""
 
@@ -457,16 +458,16 @@ class FloatSchema(Schema):
     )
 
 
-class FloatListSchema(Schema):
+class FloatListSchema(ApiSchema):
     items = fields.List(fields.Nested(FloatSchema), required=True)
 
 
-class BranchFloatsSchema(Schema):
+class BranchFloatsSchema(ApiSchema):
     branch_id = _text()
     floats = fields.List(fields.Nested(FloatSchema), required=True)
 
 
-class ReplenishmentSchema(Schema):
+class ReplenishmentSchema(ApiSchema):
     id = _uuid()
     branch_id = _text()
     amount = _money()
@@ -479,16 +480,16 @@ class ReplenishmentSchema(Schema):
     decision_comment = _text()
 
 
-class ReplenishmentListSchema(Schema):
+class ReplenishmentListSchema(ApiSchema):
     items = fields.List(fields.Nested(ReplenishmentSchema), required=True)
 
 
-class ReplenishmentQuerySchema(Schema):
+class ReplenishmentQuerySchema(ApiSchema):
     status = fields.String(validate=validate.OneOf(REPLENISHMENT_STATUSES))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
 
 
-class LedgerTotalsSchema(Schema):
+class LedgerTotalsSchema(ApiSchema):
     """Debits and credits in minor units, posted and pending."""
 
     debits_posted = _integer()
@@ -506,7 +507,7 @@ class AccountSchema(LedgerTotalsSchema):
     branch_id = _text(nullable=True)
 
 
-class TrialBalanceSchema(Schema):
+class TrialBalanceSchema(ApiSchema):
     balanced = _boolean(metadata={"description": "Debits equal credits and no cached balance disagrees"})
     totals = fields.Dict(
         keys=fields.String(),
@@ -523,7 +524,7 @@ class TrialBalanceSchema(Schema):
 # -- treasury: authenticators and payments -----------------------------------------------
 
 
-class EnrolmentSchema(Schema):
+class EnrolmentSchema(ApiSchema):
     """A treasury user's authenticator; the URI and QR code are shown once, at enrolment."""
 
     user_id = _text()
@@ -542,7 +543,7 @@ class EnrolmentSchema(Schema):
     )
 
 
-class ProviderAttemptSchema(Schema):
+class ProviderAttemptSchema(ApiSchema):
     number = _integer()
     provider = _text()
     outcome = _text(metadata={"description": "paid, transient or permanent"})
@@ -550,7 +551,7 @@ class ProviderAttemptSchema(Schema):
     at = _timestamp()
 
 
-class PaymentExecutionSchema(Schema):
+class PaymentExecutionSchema(ApiSchema):
     number = _integer()
     executor_id = _text()
     executor_name = _text()
@@ -561,7 +562,7 @@ class PaymentExecutionSchema(Schema):
     attempts = fields.List(fields.Nested(ProviderAttemptSchema), required=True)
 
 
-class PaymentSchema(Schema):
+class PaymentSchema(ApiSchema):
     """A requisition's payment as the API shows it (``history``: with a ``GET`` of it)."""
 
     id = _uuid()
@@ -586,7 +587,7 @@ class PaymentSchema(Schema):
 # -- commands, operations, problems -------------------------------------------------------
 
 
-class AcceptedSchema(Schema):
+class AcceptedSchema(ApiSchema):
     """The command was accepted but its outcome is not known yet; poll ``status_url``."""
 
     state = _one_of(("pending",), metadata={"example": "pending"})
@@ -594,7 +595,7 @@ class AcceptedSchema(Schema):
     status_url = _text()
 
 
-class _Extensible(Schema):
+class _Extensible(ApiSchema):
     """A problem may carry extension members (RFC 9457 section 3.2): keep them when dumped."""
 
     class Meta:
@@ -626,7 +627,7 @@ class ProblemSchema(ReplyProblemSchema):
     locked_until = fields.String(metadata={"format": "date-time"})
 
 
-class CommandStatusSchema(Schema):
+class CommandStatusSchema(ApiSchema):
     """A command's outcome: ``pending`` (202), or ``done`` with the status and the body (or the
     problem) its endpoint answered."""
 
@@ -638,14 +639,14 @@ class CommandStatusSchema(Schema):
     problem = fields.Nested(ReplyProblemSchema, allow_none=True)
 
 
-class LagSchema(Schema):
+class LagSchema(ApiSchema):
     samples = _integer()
     p50_ms = fields.Float(required=True, allow_none=True)
     p95_ms = fields.Float(required=True, allow_none=True)
     max_ms = fields.Float(required=True, allow_none=True)
 
 
-class SystemStatusSchema(Schema):
+class SystemStatusSchema(ApiSchema):
     queues = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(),
@@ -676,7 +677,7 @@ class DashboardBranchSchema(FloatSchema):
     paid_today = _integer()
 
 
-class DashboardMoneySchema(Schema):
+class DashboardMoneySchema(ApiSchema):
     currency = _text()
     balance = fields.Nested(BalanceSchema, required=True)
     held = fields.Nested(BalanceSchema, required=True)
@@ -684,7 +685,7 @@ class DashboardMoneySchema(Schema):
     spent = fields.Nested(BalanceSchema, required=True)
 
 
-class DashboardTotalsSchema(Schema):
+class DashboardTotalsSchema(ApiSchema):
     money = fields.List(fields.Nested(DashboardMoneySchema), required=True)
     waiting_approval = _integer()
     waiting_funds = _integer()
@@ -694,17 +695,17 @@ class DashboardTotalsSchema(Schema):
     paid_today = _integer()
 
 
-class BalancePointSchema(Schema):
+class BalancePointSchema(ApiSchema):
     day = fields.String(required=True, metadata={"format": "date"})
     balance = fields.Nested(BalanceSchema, required=True)
 
 
-class BalanceHistorySchema(Schema):
+class BalanceHistorySchema(ApiSchema):
     currency = _text()
     points = fields.List(fields.Nested(BalancePointSchema), required=True)
 
 
-class CategorySpendSchema(Schema):
+class CategorySpendSchema(ApiSchema):
     category = _text()
     spent = fields.Nested(BalanceSchema, required=True)
 
@@ -716,7 +717,7 @@ class LatestPaymentSchema(PaymentSchema):
         exclude = ("history",)
 
 
-class DashboardSchema(Schema):
+class DashboardSchema(ApiSchema):
     """Floats against their levels, what waits, alerts, the latest payments, 30 days' history."""
 
     as_of = _timestamp()
@@ -729,7 +730,7 @@ class DashboardSchema(Schema):
     latest_payments = fields.List(fields.Nested(LatestPaymentSchema), required=True)
 
 
-class DashboardQuerySchema(Schema):
+class DashboardQuerySchema(ApiSchema):
     branch = fields.String(validate=validate.Length(min=1, max=32))
 
 
@@ -752,7 +753,7 @@ def _between_properties(low: int, high: int) -> Any:
     return check
 
 
-class CashCountCreateSchema(Schema):
+class CashCountCreateSchema(ApiSchema):
     """Body of ``POST /api/v1/floats/{branch_code}/cash-counts``."""
 
     currency = fields.String(load_default="KES", validate=validate.OneOf(tuple(CURRENCY_EXPONENTS)))
@@ -770,7 +771,7 @@ class CashCountCreateSchema(Schema):
     comment = fields.String(load_default="", validate=validate.Length(max=1000))
 
 
-class CashCountSchema(Schema):
+class CashCountSchema(ApiSchema):
     """A till counted against the book balance; a variance waits for finance (the CFO above the limit)."""
 
     id = _uuid()
@@ -792,10 +793,10 @@ class CashCountSchema(Schema):
     needs_cfo = _boolean()
 
 
-class CashCountListSchema(Schema):
+class CashCountListSchema(ApiSchema):
     items = fields.List(fields.Nested(CashCountSchema), required=True)
 
 
-class CashCountQuerySchema(Schema):
+class CashCountQuerySchema(ApiSchema):
     branch = fields.String(validate=validate.Length(min=1, max=32))
     status = fields.String(validate=validate.OneOf(CASH_COUNT_STATUSES))
