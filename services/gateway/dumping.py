@@ -14,6 +14,7 @@ returns; ``tests/unit/test_dumping.py`` compares the two over every response sch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, fields, missing
@@ -27,9 +28,17 @@ _COPIED: dict[type[fields.Field], tuple[type, ...]] = {
 }
 _PLAN = "_fast_dump_plan"
 
-# A step of a plan: (kind, attribute, key, field, nested schema).
-_Step = tuple[int, str, str, Any, Any]
-_COPY, _RAW, _NESTED, _NESTED_LIST, _FIELD = range(5)
+# A step of a plan: the attribute, the key it is written under, how its value is converted
+# (None: copied; _BY_FIELD: marshmallow's field does it all), the field.
+Convert = Callable[[Any, dict[str, Any]], Any]
+_Step = tuple[str, str, Convert | None, fields.Field]
+
+
+def _by_field(_value: Any, _obj: dict[str, Any]) -> Any:  # a marker: never called
+    raise AssertionError
+
+
+_BY_FIELD: Convert = _by_field
 
 
 class ApiSchema(Schema):
@@ -45,49 +54,86 @@ def dump_plain(schema: Schema, obj: Any) -> Any:
     """``schema``'s dump of one object, without its hooks (as ``Schema._serialize``)."""
     if type(obj) is not dict:
         return Schema._serialize(schema, obj)
-    plan: list[_Step] | None = schema.__dict__.get(_PLAN)
-    if plan is None:
-        plan = _plan(schema)
-        schema.__dict__[_PLAN] = plan
     result: dict[str, Any] = {}
-    for kind, attr, key, field, nested in plan:
+    for attr, key, convert, field in _plan_of(schema):
         value = obj.get(attr, missing)
-        if value is missing or kind == _FIELD:
+        if value is missing or convert is _BY_FIELD:
             value = field.serialize(attr, obj, accessor=schema.get_attribute)
             if value is missing:
                 continue
-        elif kind == _COPY:
-            if value is not None and type(value) not in _COPIED[type(field)]:
-                value = field._serialize(value, attr, obj)
-        elif kind == _NESTED:
-            if value is not None:
-                value = dump_plain(nested, value)
-        elif kind == _NESTED_LIST:
-            if type(value) is list:
-                value = [None if item is None else dump_plain(nested, item) for item in value]
-            elif value is not None:
-                value = field.serialize(attr, obj, accessor=schema.get_attribute)
+        elif convert is not None:
+            value = convert(value, obj)
         result[key] = value
     return result
 
 
-def _plan(schema: Schema) -> list[_Step]:
-    steps: list[_Step] = []
-    for name, field in schema.dump_fields.items():
-        key = field.data_key if field.data_key is not None else name
-        if field.attribute is not None or field.dump_default is not missing:
-            steps.append((_FIELD, name, key, field, None))
-        elif type(field) in _COPIED and not getattr(field, "as_string", False):
-            steps.append((_COPY, name, key, field, None))
-        elif type(field) is fields.Raw:
-            steps.append((_RAW, name, key, field, None))
-        elif type(field) is fields.Nested and _plain(field):
-            steps.append((_NESTED, name, key, field, field.schema))
-        elif type(field) is fields.List and type(field.inner) is fields.Nested and _plain(field.inner):
-            steps.append((_NESTED_LIST, name, key, field, field.inner.schema))
-        else:
-            steps.append((_FIELD, name, key, field, None))
-    return steps
+def _plan_of(schema: Schema) -> list[_Step]:
+    plan: list[_Step] | None = schema.__dict__.get(_PLAN)
+    if plan is None:
+        plan = [
+            (name, field.data_key if field.data_key is not None else name, _converter(name, field), field)
+            for name, field in schema.dump_fields.items()
+        ]
+        schema.__dict__[_PLAN] = plan
+    return plan
+
+
+def _converter(name: str, field: fields.Field) -> Convert | None:
+    """How the plan dumps a field's value (None: as it is)."""
+    if field.attribute is not None or field.dump_default is not missing:
+        return _BY_FIELD
+    make = _CONVERTERS.get(type(field))
+    return _BY_FIELD if make is None else make(name, field)
+
+
+def _raw(_name: str, _field: fields.Field) -> Convert | None:
+    return None
+
+
+def _copied(name: str, field: fields.Field) -> Convert | None:
+    if getattr(field, "as_string", False):
+        return _BY_FIELD
+    types = _COPIED[type(field)]
+
+    def convert(value: Any, obj: dict[str, Any]) -> Any:
+        return value if value is None or type(value) in types else field._serialize(value, name, obj)
+
+    return convert
+
+
+def _nested(_name: str, field: fields.Field) -> Convert | None:
+    if not isinstance(field, fields.Nested) or not _plain(field):
+        return _BY_FIELD
+    nested = field.schema
+
+    def convert(value: Any, _obj: dict[str, Any]) -> Any:
+        return None if value is None else dump_plain(nested, value)
+
+    return convert
+
+
+def _nested_list(name: str, field: fields.Field) -> Convert | None:
+    inner = field.inner if isinstance(field, fields.List) else None
+    if type(inner) is not fields.Nested or not _plain(inner):
+        return _BY_FIELD
+    nested = inner.schema
+
+    def convert(value: Any, obj: dict[str, Any]) -> Any:
+        if type(value) is list:
+            return [None if item is None else dump_plain(nested, item) for item in value]
+        return field._serialize(value, name, obj)
+
+    return convert
+
+
+_CONVERTERS: dict[type[fields.Field], Callable[[str, fields.Field], Convert | None]] = {
+    fields.Raw: _raw,
+    fields.String: _copied,
+    fields.Integer: _copied,
+    fields.Boolean: _copied,
+    fields.Nested: _nested,
+    fields.List: _nested_list,
+}
 
 
 def _plain(field: fields.Nested) -> bool:
