@@ -6,7 +6,8 @@ strings, numbers, booleans, lists and dicts. marshmallow dumps each field throug
 the gateway's CPU on the dashboard's reads. :class:`ApiSchema` dumps a plain ``dict`` by a plan
 made once per schema instance: a field that copies its value (``String`` of a ``str``,
 ``Integer`` of an ``int``, ``Boolean`` of a ``bool``, ``Raw``) is one lookup; a nested schema
-without hooks is dumped by the same plan, whatever its class; anything else (another type of
+without hooks is dumped by the same plan, whatever its class, and a report's rows (objects keyed
+by text) are copied; anything else (another type of
 value, a missing key, a field of any other kind or with an ``attribute`` or a default, an object
 that is not a plain dict) goes through marshmallow as before. The result is what marshmallow
 returns; ``tests/unit/test_dumping.py`` compares the two over every response schema.
@@ -112,15 +113,35 @@ def _nested(_name: str, field: fields.Field) -> Convert | None:
     return convert
 
 
-def _nested_list(name: str, field: fields.Field) -> Convert | None:
+def _list(name: str, field: fields.Field) -> Convert | None:
     inner = field.inner if isinstance(field, fields.List) else None
-    if type(inner) is not fields.Nested or not _plain(inner):
-        return _BY_FIELD
-    nested = inner.schema
+    if type(inner) is fields.Nested and _plain(inner):
+        return _nested_list(name, field, inner.schema)
+    if type(inner) is fields.Dict and type(inner.key_field) is fields.String and inner.value_field is None:
+        return _rows(name, field, inner)
+    return _BY_FIELD
 
+
+def _nested_list(name: str, field: fields.Field, nested: Schema) -> Convert:
     def convert(value: Any, obj: dict[str, Any]) -> Any:
         if type(value) is list:
             return [None if item is None else dump_plain(nested, item) for item in value]
+        return field._serialize(value, name, obj)
+
+    return convert
+
+
+def _rows(name: str, field: fields.Field, inner: fields.Dict) -> Convert:
+    """A list of objects keyed by text (a report's rows): each copied when its keys are text."""
+
+    def row(item: Any, obj: dict[str, Any]) -> Any:
+        if type(item) is dict and all(type(key) is str for key in item):
+            return dict(item)
+        return inner._serialize(item, name, obj)
+
+    def convert(value: Any, obj: dict[str, Any]) -> Any:
+        if type(value) is list:
+            return [row(item, obj) for item in value]
         return field._serialize(value, name, obj)
 
     return convert
@@ -132,7 +153,7 @@ _CONVERTERS: dict[type[fields.Field], Callable[[str, fields.Field], Convert | No
     fields.Integer: _copied,
     fields.Boolean: _copied,
     fields.Nested: _nested,
-    fields.List: _nested_list,
+    fields.List: _list,
 }
 
 

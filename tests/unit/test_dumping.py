@@ -50,7 +50,7 @@ def _value(field: fields.Field, rng: random.Random, depth: int) -> Any:
     if isinstance(field, fields.String):
         return rng.choice(["", "a", "KES", "2026-12-04T19:00:00+00:00", "Ñandú 日本"])
     if isinstance(field, fields.Dict):
-        return {"a": 1, "b": "two"}
+        return rng.choice([{"a": 1, "b": "two", "c": {"minor_units": 5, "currency": "KES"}}, {1: "a key not text"}, {}])
     return _other(rng)
 
 
