@@ -1,6 +1,7 @@
 """Payment runs in the browser: a treasurer filters the ready payments, sees their count and total,
 authorises them with one code; above the threshold the run waits, its maker cannot authorise it
-again, and a second treasurer's code pays every one of them, the page following the progress."""
+again, and a second treasurer's code pays every one of them, the page following the progress; a
+waiting run is cancelled with a reason, and its payments are ready for another run."""
 
 from __future__ import annotations
 
@@ -74,3 +75,41 @@ def test_a_run_is_chosen_authorised_by_two_officers_and_followed_until_paid(
     assert "5 paid, 0 paying, 0 failed, 0 left out" in desk.inner_text("main")
     assert checker.check("payment-run-finished") == []
     wait_for(lambda: page.reload() is not None and "Finished" in page.inner_text("main"), 15, 0.5, "the maker's view")
+
+
+def test_a_waiting_run_is_cancelled_with_its_reason_and_its_payments_are_ready_again(
+    visit: Any, api: Api, tokens: dict[str, str], dbs: dict[str, Database], settings: Any
+) -> None:
+    amount, typed = {"minor_units": 123_457, "currency": "KES"}, "1234.57"
+    for n in range(5):
+        reserved_requisition(api, tokens, settings, dbs, amount=amount, purpose=f"Cancelled run item {n}")
+    maker, maker_app = _treasurer(visit, api, dbs, settings)
+    page = maker.page
+
+    def choose() -> None:
+        page.goto(page.url.split("/payment-runs")[0] + "/")
+        page.get_by_role("link", name="Floats and payments").click()
+        page.get_by_role("link", name="Pay many at once").click()
+        page.get_by_label("From amount").fill(typed)
+        page.get_by_label("To amount").fill(typed)
+        with page.expect_navigation():
+            page.get_by_role("button", name="Show them").click()
+        page.get_by_role("heading", name="Ready to pay: 5, Ksh6,172.85").wait_for()
+
+    choose()
+    page.get_by_label("Code from your authenticator").fill(maker_app.code())
+    with page.expect_navigation():
+        page.get_by_role("button", name="Authorise the run").click()
+    page.get_by_role("heading", name="Payment run of 5: Ksh6,172.85").wait_for()
+    page.get_by_label("Why cancel (optional)").fill(f"Wrong branch {HOSTILE}")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Cancel the run").click()
+    main = page.inner_text("main")
+    assert f"Wrong branch {HOSTILE}" in main  # shown as text
+    assert page.locator("img[src=x]").count() == 0
+    assert "Cancelled by" in main
+    assert "Nothing of it was paid" in main
+    assert main.count("Not paid (the run was cancelled)") == 5
+    assert page.get_by_role("button", name="Cancel the run").count() == 0
+    assert maker.check("payment-run-cancelled") == []
+    choose()  # nothing of it was paid: the same five are ready for another run
