@@ -29,17 +29,10 @@ _COPIED: dict[type[fields.Field], tuple[type, ...]] = {
 }
 _PLAN = "_fast_dump_plan"
 
-# A step of a plan: the attribute, the key it is written under, how its value is converted
-# (None: copied; _BY_FIELD: marshmallow's field does it all), the field.
+# A step of a plan: the attribute, the key it is written under, how a value found under the
+# attribute is converted (None: marshmallow's field dumps it), the field.
 Convert = Callable[[Any, dict[str, Any]], Any]
 _Step = tuple[str, str, Convert | None, fields.Field]
-
-
-def _by_field(_value: Any, _obj: dict[str, Any]) -> Any:  # a marker: never called
-    raise AssertionError
-
-
-_BY_FIELD: Convert = _by_field
 
 
 class ApiSchema(Schema):
@@ -58,11 +51,11 @@ def dump_plain(schema: Schema, obj: Any) -> Any:
     result: dict[str, Any] = {}
     for attr, key, convert, field in _plan_of(schema):
         value = obj.get(attr, missing)
-        if value is missing or convert is _BY_FIELD:
+        if value is missing or convert is None:
             value = field.serialize(attr, obj, accessor=schema.get_attribute)
             if value is missing:
                 continue
-        elif convert is not None:
+        else:
             value = convert(value, obj)
         result[key] = value
     return result
@@ -80,20 +73,24 @@ def _plan_of(schema: Schema) -> list[_Step]:
 
 
 def _converter(name: str, field: fields.Field) -> Convert | None:
-    """How the plan dumps a field's value (None: as it is)."""
+    """How the plan dumps a field's value (None: by the field, as marshmallow does)."""
     if field.attribute is not None or field.dump_default is not missing:
-        return _BY_FIELD
+        return None
     make = _CONVERTERS.get(type(field))
-    return _BY_FIELD if make is None else make(name, field)
+    return None if make is None else make(name, field)
+
+
+def _same(value: Any, _obj: dict[str, Any]) -> Any:
+    return value
 
 
 def _raw(_name: str, _field: fields.Field) -> Convert | None:
-    return None
+    return _same
 
 
 def _copied(name: str, field: fields.Field) -> Convert | None:
     if getattr(field, "as_string", False):
-        return _BY_FIELD
+        return None
     types = _COPIED[type(field)]
 
     def convert(value: Any, obj: dict[str, Any]) -> Any:
@@ -104,7 +101,7 @@ def _copied(name: str, field: fields.Field) -> Convert | None:
 
 def _nested(_name: str, field: fields.Field) -> Convert | None:
     if not isinstance(field, fields.Nested) or not _plain(field):
-        return _BY_FIELD
+        return None
     nested = field.schema
 
     def convert(value: Any, _obj: dict[str, Any]) -> Any:
@@ -113,35 +110,30 @@ def _nested(_name: str, field: fields.Field) -> Convert | None:
     return convert
 
 
-def _list(name: str, field: fields.Field) -> Convert | None:
-    inner = field.inner if isinstance(field, fields.List) else None
-    if type(inner) is fields.Nested and _plain(inner):
-        return _nested_list(name, field, inner.schema)
-    if type(inner) is fields.Dict and type(inner.key_field) is fields.String and inner.value_field is None:
-        return _rows(name, field, inner)
-    return _BY_FIELD
+def _row(name: str, field: fields.Field) -> Convert | None:
+    """An object keyed by text (a report's row), copied when its keys are text."""
+    if not isinstance(field, fields.Dict) or type(field.key_field) is not fields.String or field.value_field:
+        return None
 
-
-def _nested_list(name: str, field: fields.Field, nested: Schema) -> Convert:
     def convert(value: Any, obj: dict[str, Any]) -> Any:
-        if type(value) is list:
-            return [None if item is None else dump_plain(nested, item) for item in value]
+        if type(value) is dict and all(type(key) is str for key in value):
+            return dict(value)
         return field._serialize(value, name, obj)
 
     return convert
 
 
-def _rows(name: str, field: fields.Field, inner: fields.Dict) -> Convert:
-    """A list of objects keyed by text (a report's rows): each copied when its keys are text."""
-
-    def row(item: Any, obj: dict[str, Any]) -> Any:
-        if type(item) is dict and all(type(key) is str for key in item):
-            return dict(item)
-        return inner._serialize(item, name, obj)
+def _list(name: str, field: fields.Field) -> Convert | None:
+    """A list of nested objects or of rows: each item as the plan dumps the list's inner field."""
+    inner = field.inner if isinstance(field, fields.List) else None
+    make = {fields.Nested: _nested, fields.Dict: _row}.get(type(inner))
+    each = None if make is None or inner is None else make(name, inner)
+    if each is None:
+        return None
 
     def convert(value: Any, obj: dict[str, Any]) -> Any:
         if type(value) is list:
-            return [row(item, obj) for item in value]
+            return [each(item, obj) for item in value]
         return field._serialize(value, name, obj)
 
     return convert

@@ -31,6 +31,21 @@ def _treasurer(visit: Any, api: Api, dbs: dict[str, Database], settings: Any) ->
     return tab, device
 
 
+def _show_ready(page: Any, typed: str, heading: str, branch: str | None = None, method: str | None = None) -> None:
+    """From the home page, the ready payments of one amount (of a branch and method, if given)."""
+    page.get_by_role("link", name="Floats and payments").click()
+    page.get_by_role("link", name="Pay many at once").click()
+    if branch is not None:
+        page.get_by_label("Branch").select_option(branch)
+    if method is not None:
+        page.get_by_label("Paid by").select_option(method)
+    page.get_by_label("From amount").fill(typed)
+    page.get_by_label("To amount").fill(typed)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show them").click()
+    page.get_by_role("heading", name=heading).wait_for()
+
+
 def test_a_run_is_chosen_authorised_by_two_officers_and_followed_until_paid(
     visit: Any, api: Api, tokens: dict[str, str], dbs: dict[str, Database], settings: Any
 ) -> None:
@@ -40,15 +55,7 @@ def test_a_run_is_chosen_authorised_by_two_officers_and_followed_until_paid(
 
     maker, maker_app = _treasurer(visit, api, dbs, settings)
     page = maker.page
-    page.get_by_role("link", name="Floats and payments").click()
-    page.get_by_role("link", name="Pay many at once").click()
-    page.get_by_label("Branch").select_option("NBO-CBD")
-    page.get_by_label("Paid by").select_option("cash")
-    page.get_by_label("From amount").fill(TYPED)
-    page.get_by_label("To amount").fill(TYPED)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Show them").click()
-    page.get_by_role("heading", name="Ready to pay: 5, Ksh6,172.80").wait_for()
+    _show_ready(page, TYPED, "Ready to pay: 5, Ksh6,172.80", branch="NBO-CBD", method="cash")
     assert page.locator("img[src=x]").count() == 0  # the hostile purposes are text
     assert HOSTILE in page.inner_text("main")
     assert maker.check("payment-run-new") == []
@@ -86,17 +93,8 @@ def test_a_waiting_run_is_cancelled_with_its_reason_and_its_payments_are_ready_a
     maker, maker_app = _treasurer(visit, api, dbs, settings)
     page = maker.page
 
-    def choose() -> None:
-        page.goto(page.url.split("/payment-runs")[0] + "/")
-        page.get_by_role("link", name="Floats and payments").click()
-        page.get_by_role("link", name="Pay many at once").click()
-        page.get_by_label("From amount").fill(typed)
-        page.get_by_label("To amount").fill(typed)
-        with page.expect_navigation():
-            page.get_by_role("button", name="Show them").click()
-        page.get_by_role("heading", name="Ready to pay: 5, Ksh6,172.85").wait_for()
-
-    choose()
+    ready = "Ready to pay: 5, Ksh6,172.85"
+    _show_ready(page, typed, ready)
     page.get_by_label("Code from your authenticator").fill(maker_app.code())
     with page.expect_navigation():
         page.get_by_role("button", name="Authorise the run").click()
@@ -112,4 +110,5 @@ def test_a_waiting_run_is_cancelled_with_its_reason_and_its_payments_are_ready_a
     assert main.count("Not paid (the run was cancelled)") == 5
     assert page.get_by_role("button", name="Cancel the run").count() == 0
     assert maker.check("payment-run-cancelled") == []
-    choose()  # nothing of it was paid: the same five are ready for another run
+    page.goto(page.url.split("/payment-runs")[0] + "/")
+    _show_ready(page, typed, ready)  # nothing of it was paid: the same five are ready for another run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +128,9 @@ def _envelopes_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     return args[0] if message["headers"]["task"].endswith(".handle_events") else [args[0]]
 
 
-def _sending(url: str, publish: Callable[[list[dict[str, Any]]], None]) -> Database:
-    """The same database, its commits sending their events straight after (as a worker's do)."""
-    return Database(url, publish=publish)
-
-
 def test_held_sends_go_at_their_release_in_commit_order(outbox_db: Database) -> None:
     sent: list[dict[str, Any]] = []
-    db = _sending(outbox_db.url, sent.extend)
+    db = Database(outbox_db.url, publish=sent.extend)  # commits send, as a worker's do
     events = [_event(10), _event(11)]
     hold_sends()
     try:
@@ -157,7 +152,7 @@ def test_a_held_send_that_fails_at_its_release_is_left_to_the_relay(outbox_db: D
     def broker_away(_messages: list[dict[str, Any]]) -> None:
         raise ConnectionError("broker away")
 
-    db = _sending(outbox_db.url, broker_away)
+    db = Database(outbox_db.url, publish=broker_away)
     event = _event(12)
     hold_sends()
     with db.uow() as uow:
