@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from babel import Locale
+from babel.numbers import format_currency
 from flask import Flask
 
+from services.gateway.web import formatting
 from services.gateway.web.formatting import BadAmount, due, minor_units, money, when
+from shared.contracts.money import CURRENCY_EXPONENTS
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -15,6 +21,36 @@ NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 def test_money_is_written_in_the_currency_s_own_format() -> None:
     assert money({"minor_units": 125_050, "currency": "KES"}) == "Ksh1,250.50"  # CLDR: en_KE
     assert "1,250" in money({"minor_units": 1_250, "currency": "UGX"})  # no minor unit
+
+
+# Halves (half-even rounding where CLDR shows fewer places than the exponent: IQD, AFN),
+# signs, zero, one minor unit, and a trillion.
+EDGES = [0, 1, -1, 4, 5, 6, -5, 15, 25, -25, 49, 50, 51, 99, 100, 101, -100, 499, 500, 501, -500, 1500, 2500]
+EDGES += [10**15, -(10**15)]
+
+
+@pytest.mark.parametrize("currency", sorted(CURRENCY_EXPONENTS))
+def test_money_is_written_exactly_as_babel_writes_it(currency: str) -> None:
+    exponent = CURRENCY_EXPONENTS[currency]
+    rng = random.Random(currency)
+    large = [rng.randint(-(10**12), 10**12) for _ in range(200)]
+    amounts = EDGES + large + [rng.randint(-3000, 3000) for _ in range(200)]
+    for minor in amounts:
+        babel = format_currency(Decimal(minor).scaleb(-exponent), currency, locale=formatting._LOCALE)
+        assert money({"minor_units": minor, "currency": currency}) == babel, minor
+
+
+def test_a_locale_that_writes_numbers_otherwise_is_left_to_babel(monkeypatch: pytest.MonkeyPatch) -> None:
+    german = Locale.parse("de_DE")  # 1.234.567,89 €
+    monkeypatch.setattr(formatting, "_LOCALE", german)
+    formatting._written_like_babel.cache_clear()
+    try:
+        assert formatting._written_like_babel("EUR") is None
+        for minor in EDGES:
+            babel = format_currency(Decimal(minor).scaleb(-2), "EUR", locale=german)
+            assert money({"minor_units": minor, "currency": "EUR"}) == babel
+    finally:
+        formatting._written_like_babel.cache_clear()
 
 
 def test_typed_amounts_become_minor_units_or_are_refused_in_words() -> None:
