@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from shared.contracts.envelope import Envelope
@@ -99,6 +99,10 @@ def publish_pending(session: Session, publish: Publisher, batch_size: int = 100)
         session.rollback()
         raise
     return len(rows)
+
+
+# Whether anything waits for the relay: one look down the partial index of unpublished events.
+ANY_UNPUBLISHED = select(exists().where(outbox.c.published_at.is_(None)))
 
 
 def unpublished_count(session: Session) -> int:
