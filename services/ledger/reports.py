@@ -12,7 +12,7 @@ as the ledger itself, and costs the same at a thousand transfers or a million.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from services.ledger.models import Account, AccountDay, CashCount, FloatDay, Rep
 from shared.contracts import reports as rp
 from shared.contracts.roles import GLOBAL_ROLES
 from shared.db.scope import in_scope
+from shared.db.types import uuid_text
 from shared.messaging.errors import DomainError
 from shared.messaging.reports import Builder, ReportQuery, after_day, report_handler
 
@@ -57,13 +58,18 @@ class FloatHealth:
     funded: int = 0
     spent: int = 0
     below: int = 0
+    branch_id: str | None = field(init=False)
+    currency: str = field(init=False)
 
-    def step(self, day: date, kept: Any) -> Row | None:
+    def __post_init__(self) -> None:
+        # Read once: an ORM attribute costs more than the rest of a day's step.
+        self.branch_id, self.currency = self.account.branch_id, self.account.currency
+
+    def step(self, day: date, kept: DayFigures | None) -> Row | None:
         """The float's row for ``day`` (its days carried forward); None before it had money."""
         funded = spent = 0
         if kept is not None:
-            self.balance, self.available = kept.closing_balance_minor, kept.closing_available_minor
-            funded, spent = kept.funded_minor, kept.spent_minor
+            funded, spent, self.balance, self.available = kept
         if self.balance is None or self.available is None:
             return None
         if self.opening is None:  # opened in the period: the balance before its first day's moves
@@ -72,16 +78,16 @@ class FloatHealth:
         self.funded += funded
         self.spent += spent
         below = self.reorder_level is not None and self.available < self.reorder_level
-        self.below += int(below)
-        currency = self.account.currency
+        self.below += below
+        currency = self.currency
         return {
-            "branch": self.account.branch_id,
+            "branch": self.branch_id,
             "currency": currency,
             "day": day.isoformat(),
-            "closing_balance": money(self.balance, currency),
-            "closing_available": money(self.available, currency),
-            "funded": money(funded, currency),
-            "spent": money(spent, currency),
+            "closing_balance": {"minor_units": self.balance, "currency": currency},
+            "closing_available": {"minor_units": self.available, "currency": currency},
+            "funded": {"minor_units": funded, "currency": currency},
+            "spent": {"minor_units": spent, "currency": currency},
             "below_reorder_level": below,
         }
 
@@ -94,16 +100,24 @@ def _floats(session: Session, query: Query) -> list[Account]:
     )
 
 
-def _days_in(session: Session, ids: list[Any], query: Query) -> dict[tuple[Any, date], Any]:
-    """The floats' days of the period, by (float, day): rows of their figures (not ORM objects,
-    which cost ten times as much to load for a year of sixty floats)."""
-    d = FloatDay
+# A float's day: funded, spent, closing balance, closing available (minor units).
+DayFigures = tuple[int, int, int, int]
+
+
+def _days_in(session: Session, ids: list[Any], query: Query) -> dict[Any, dict[date, DayFigures]]:
+    """The floats' days of the period, by float and day: tuples of their figures (not ORM
+    objects, which cost ten times as much to load for a year of sixty floats, nor rows, read by
+    name), fetched at once."""
+    d = FloatDay.__table__.c
     rows = session.execute(
         select(
             d.account_id, d.day, d.funded_minor, d.spent_minor, d.closing_balance_minor, d.closing_available_minor
         ).where(d.account_id.in_(ids), d.day >= query.start.date(), d.day < query.end.date())
-    )
-    return {(row.account_id, row.day): row for row in rows}
+    ).all()
+    found: dict[Any, dict[date, DayFigures]] = {}
+    for account, day, funded, spent, balance, available in rows:
+        found.setdefault(account, {})[day] = (funded, spent, balance, available)
+    return found
 
 
 def _days_before(session: Session, ids: list[Any], before: date) -> dict[Any, FloatDay]:
@@ -166,7 +180,7 @@ def fund_health(session: Session, query: Query) -> dict[str, Any]:
     for account in floats:
         level = domain.levels_for(levels.get(account.branch_id or "", domain.NO_LEVELS), account.currency)
         health = _health(account, level, before.get(account.id))
-        day_rows += _folded(health, days, shown, kept)
+        day_rows += _folded(health, days, shown, kept.get(account.id, {}))
         summaries.append(_float_summary(health, asked.get((account.branch_id or "", account.currency), {})))
     by = "day" if len(shown) == len(days) else "week (its last day)"
     return {
@@ -182,12 +196,12 @@ def fund_health(session: Session, query: Query) -> dict[str, Any]:
 DAILY_UP_TO_DAYS = 92
 
 
-def _folded(health: FloatHealth, days: list[date], shown: set[date], kept: dict[tuple[Any, date], Any]) -> list[Row]:
+def _folded(health: FloatHealth, days: list[date], shown: set[date], kept: dict[date, DayFigures]) -> list[Row]:
     """Every day of the period folded into the float's health (the days below its level); the
     rows of the days shown."""
     rows = []
     for day in days:
-        row = health.step(day, kept.get((health.account.id, day)))
+        row = health.step(day, kept.get(day))
         if row is not None and day in shown:
             rows.append(row)
     return rows
@@ -579,14 +593,31 @@ def _transfer_filter(query: Query, debit: Any, credit: Any) -> ColumnElement[boo
 def general_ledger(session: Session, query: Query) -> dict[str, Any]:
     """One page of the period's transfers in the order they were written (``limit`` of them
     after the cursor ``after``), each with its accounts; ``next`` is the cursor of the next page."""
-    debit, credit = aliased(Account), aliased(Account)
-    t = Transfer.__table__  # rows, not ORM objects: a page is hundreds of them
+    # Core tables and aliases, not ORM entities, and the ids as text: a page is a thousand rows,
+    # each taken apart by position (the ORM's row processing and Python's uuid objects cost
+    # more than the query).
+    accounts = Account.__table__
+    debit, credit = accounts.alias("debit"), accounts.alias("credit")
+    t = Transfer.__table__
     statement = (
-        select(*GL_TRANSFER_COLUMNS, debit.code.label("debit_code"), credit.code.label("credit_code"))
+        select(
+            t.c.created_at,
+            uuid_text(t.c.id),
+            t.c.kind,
+            debit.c.code,
+            credit.c.code,
+            t.c.amount_minor,
+            t.c.currency,
+            t.c.pending,
+            uuid_text(t.c.pending_id),
+            uuid_text(t.c.reversal_of),
+            uuid_text(t.c.requisition_id),
+            t.c.memo,
+        )
         .select_from(t)
-        .join(debit, debit.id == t.c.debit_account_id)
-        .join(credit, credit.id == t.c.credit_account_id)
-        .where(t.c.created_at >= query.start, t.c.created_at < query.end, _transfer_filter(query, debit, credit))
+        .join(debit, debit.c.id == t.c.debit_account_id)
+        .join(credit, credit.c.id == t.c.credit_account_id)
+        .where(t.c.created_at >= query.start, t.c.created_at < query.end, _transfer_filter(query, debit.c, credit.c))
         .order_by(t.c.created_at, t.c.id)
         .limit(query.limit + 1)
     )
@@ -595,50 +626,44 @@ def general_ledger(session: Session, query: Query) -> dict[str, Any]:
             at, after_id = rp.decode_cursor(query.after)
         except rp.BadCursor as exc:
             raise DomainError(str(exc), code="bad-cursor", status=400) from exc
-        statement = statement.where(
-            or_(Transfer.created_at > at, and_(Transfer.created_at == at, Transfer.id > after_id))
-        )
+        statement = statement.where(or_(t.c.created_at > at, and_(t.c.created_at == at, t.c.id > after_id)))
     found = session.execute(statement).all()
     page = found[: query.limit]
     last = page[-1] if page and len(found) > query.limit else None
     return {
-        "next": rp.encode_cursor(last.created_at, last.id) if last is not None else None,
-        "sections": [section("transfers", "Transfers", GL_COLUMNS, [_gl_row(row) for row in page])],
+        "next": rp.encode_cursor(last[0], last[1]) if last is not None else None,
+        "sections": [section("transfers", "Transfers", GL_COLUMNS, [_gl_row(*row) for row in page])],
     }
 
 
-GL_TRANSFER_COLUMNS = [
-    Transfer.__table__.c[name]
-    for name in (
-        "created_at",
-        "id",
-        "kind",
-        "amount_minor",
-        "currency",
-        "pending",
-        "pending_id",
-        "reversal_of",
-        "requisition_id",
-        "memo",
-    )
-]
-
-
-def _gl_row(transfer: Any) -> Row:
-    cur = transfer.currency
+def _gl_row(
+    created_at: datetime,
+    transfer_id: str,
+    kind: str,
+    debit: str,
+    credit: str,
+    amount_minor: int,
+    currency: str,
+    pending: bool,
+    resolves: str,
+    reverses: str,
+    requisition_id: str,
+    memo: str,
+) -> Row:
+    """A general ledger row from the page's columns, in the statement's order."""
     return {
-        "created_at": transfer.created_at.isoformat(),
-        "id": str(transfer.id),
-        "kind": transfer.kind,
-        "debit": transfer.debit_code,
-        "credit": transfer.credit_code,
-        "amount": money(transfer.amount_minor, cur),
-        "currency": cur,
-        "pending": transfer.pending,
-        "resolves": str(transfer.pending_id) if transfer.pending_id else "",
-        "reverses": str(transfer.reversal_of) if transfer.reversal_of else "",
-        "requisition_id": str(transfer.requisition_id) if transfer.requisition_id else "",
-        "memo": transfer.memo,
+        "created_at": created_at.isoformat(),
+        "id": transfer_id,
+        "kind": kind,
+        "debit": debit,
+        "credit": credit,
+        "amount": {"minor_units": amount_minor, "currency": currency},
+        "currency": currency,
+        "pending": pending,
+        "resolves": resolves,
+        "reverses": reverses,
+        "requisition_id": requisition_id,
+        "memo": memo,
     }
 
 

@@ -120,7 +120,7 @@ class BadCursor(ValueError):
     """A cursor no page of the general ledger gave."""
 
 
-def encode_cursor(created_at: datetime, transfer_id: uuid.UUID) -> str:
+def encode_cursor(created_at: datetime, transfer_id: uuid.UUID | str) -> str:
     """Where a general ledger page ended: the last transfer's time and id, opaque to clients."""
     raw = f"{created_at.isoformat()}|{transfer_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

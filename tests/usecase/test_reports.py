@@ -299,6 +299,14 @@ def test_the_general_ledger_pages_through_every_transfer_once_in_order(ledger_uc
     total = sum(t.amount_minor for t in ledger_uc.scalars(select(Transfer)))
     whole = report(ledger_uc, "general-ledger", limit=5000)
     assert sum(r["amount"]["minor_units"] for r in rows(whole, "transfers")) == total
+    # The ids are written by the database as str(uuid) writes them, '' where there is none.
+    ids = {r["id"]: (r["resolves"], r["reverses"], r["requisition_id"]) for r in rows(whole, "transfers")}
+    assert ids == {
+        str(t.id): tuple(str(i) if i else "" for i in (t.pending_id, t.reversal_of, t.requisition_id))
+        for t in ledger_uc.scalars(select(Transfer))
+    }
+    assert any(resolves for resolves, _, _ in ids.values())
+    assert any(rid for _, _, rid in ids.values())
     mombasa = rows(report(ledger_uc, "general-ledger", actor=MARY), "transfers")
     assert mombasa
     assert all("MSA-01" in r["debit"] + r["credit"] for r in mombasa)
