@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import extract, func, or_, select, true
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.orm import Session
 
 from services.approval.models import ApprovalCase, ApprovalStep
@@ -103,7 +103,10 @@ def _in_python(found: Iterable[Any], width: int) -> list[Figures]:
 
 
 def _hours(ended: Any, began: Any) -> Any:
-    return extract("epoch", ended - began) / HOUR
+    """Hours between two times, as a double: ``date_part`` rather than ``extract``, whose numeric
+    (since PostgreSQL 14) costs the percentiles' sorts three times as much; the double is the
+    one Python's ``total_seconds() / HOUR`` gives."""
+    return func.date_part("epoch", ended - began) / HOUR
 
 
 def _aggregates(hours: Any, escalated: Any) -> list[Any]:
