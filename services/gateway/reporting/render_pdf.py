@@ -17,26 +17,17 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer
 
+from services.gateway.reporting.pdf_table import GridTable
 from services.gateway.web.formatting import money, when
 
 # A PDF is for reading: past this many rows a section says so, and the CSV has them all.
 MAX_ROWS = 1500
 MAX_CELL = 48
-ROW_HEIGHT = 14.4  # points: what reportlab measures for a 7-point line and its padding
 CHART_SERIES = 6
 PALETTE = tuple(colors.HexColor(c) for c in ("#1f5f8b", "#b5451b", "#2e7d32", "#6a1b9a", "#8d6e00", "#37474f"))
 STYLES = getSampleStyleSheet()
-TABLE_STYLE = TableStyle(
-    [
-        ("FONT", (0, 0), (-1, -1), "Helvetica", 7),
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef3")),
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa7b1")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]
-)
 
 
 def cell(kind: str, value: Any) -> str:
@@ -57,13 +48,7 @@ def _table(section: dict[str, Any]) -> list[Flowable]:
     shown = rows[:MAX_ROWS]
     data = [[c["title"] for c in columns], *([cell(c["type"], r.get(c["name"])) for c in columns] for r in shown)]
     money_columns = [i for i, c in enumerate(columns) if c["type"] in ("money", "int", "number")]
-    # Every cell is one line of 7-point text (cut at MAX_CELL): a fixed height spares reportlab
-    # measuring each row, most of a long table's rendering. A LongTable (reportlab's table for long
-    # ones) hands what it measured to the pieces it splits into at each page rather than
-    # measuring again: a third less time for the spending report's 600 rows.
-    table = LongTable(data, repeatRows=1, rowHeights=[ROW_HEIGHT] * len(data))
-    table.setStyle(TABLE_STYLE)
-    table.setStyle(TableStyle([("ALIGN", (i, 0), (i, -1), "RIGHT") for i in money_columns]))
+    table = GridTable(data, right=money_columns)
     parts: list[Flowable] = [Paragraph(escape(section["title"]), STYLES["Heading2"])]
     if not rows:
         return [*parts, Paragraph("Nothing in this period.", STYLES["Normal"])]
