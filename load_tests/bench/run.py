@@ -242,8 +242,11 @@ def method_notes(options: BenchOptions) -> list[str]:
         "Latencies per endpoint are locust's (FastHttpUser), client side, including the load generator's own "
         "scheduling on these shared cores; statistics are reset after each stage's warm-up "
         f"({cfg.warmup_seconds:g} s after the users are spawned) and measured for {cfg.stage_seconds:g} s.",
-        "Arrival rates use locust's constant_throughput (one task per user per second, so users = rate); "
-        "a user that waits longer than its pacing falls behind, so each creation step also checks the rate reached.",
+        "Arrival rates: each user's tasks start as a Poisson process of one a second (exponential gaps "
+        "between planned starts; load_tests/bench/arrivals.py), so users = rate and independent users do not "
+        "arrive in step (locust's constant_throughput, used before 2026-12-08, kept them in the phase a slow "
+        "warm-up gave them: ten reports at once each second); a user whose answer comes after its next planned "
+        "start starts at once, so each creation step also checks the rate reached.",
         f"The creation knee is the last step at which p95 ≤ {stages.KNEE_P95_MS} ms, failures ≤ "
         f"{100 * stages.KNEE_FAILURE_RATIO:g} % and at least {100 * stages.KNEE_RATE_REACHED:g} % of the "
         "offered rate was served; a 202 (reply later than the gateway's wait) counts as a failure.",

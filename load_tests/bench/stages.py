@@ -2,8 +2,9 @@
 
 Every stage warms up, resets locust's statistics, measures for ``stage_seconds`` while CPU is
 sampled per process, stops its users, waits for the system to drain (queues empty, outboxes
-published) and reads the lags from the databases. Arrival rates are set with locust's
-``constant_throughput`` (one task per user per second, so the user count is the rate).
+published) and reads the lags from the databases. Arrival rates are set with
+``arrivals.poisson_throughput`` (each user's tasks a Poisson process of one a second, so the
+user count is the rate, and independent users do not arrive in step).
 
 - reads: the four user types at their weights, dashboard reads only, ``read_users`` users;
 - create: requisition creation at 50/s, then 100, 150, ... until p95 > 250 ms, failures
@@ -30,12 +31,13 @@ from typing import Any
 import gevent
 import psycopg
 import redis
-from locust import between, constant_throughput
+from locust import between
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import LocalRunner
 
 from load_tests.bench import lags
+from load_tests.bench.arrivals import poisson_throughput
 from load_tests.bench.cpu import CpuSampler
 from load_tests.bench.stack import Stack
 from load_tests.bench.users import (
@@ -397,7 +399,7 @@ def create(bench: Bench) -> StageResult:
     """
     cfg = bench.config
     world = bench.world
-    runner = _environment(bench, [paced(BranchUser, constant_throughput(1))], ["create"]).create_local_runner()
+    runner = _environment(bench, [paced(BranchUser, poisson_throughput(1))], ["create"]).create_local_runner()
     steps: list[StageResult] = []
     windows: list[Window] = []
     knee: int | None = None
@@ -465,7 +467,7 @@ def pay(bench: Bench) -> StageResult:
         "pay",
         f"Payments at {cfg.pay_rate}/s",
         f"{cfg.pay_rate}/s",
-        [paced(TreasuryUser, constant_throughput(1))],
+        [paced(TreasuryUser, poisson_throughput(1))],
         ["pay"],
         cfg.pay_rate,
         spawn_rate=cfg.pay_rate,
@@ -490,7 +492,7 @@ def chains(bench: Bench) -> StageResult:
         "chain",
         f"Whole chains at {cfg.chain_rate}/s",
         f"{cfg.chain_rate} chains/s",
-        [paced(GeneralUser, constant_throughput(0.5))],
+        [paced(GeneralUser, poisson_throughput(0.5))],
         ["chain"],
         cfg.chain_rate * 2,
         spawn_rate=cfg.chain_rate * 2,
@@ -508,7 +510,7 @@ def reports(bench: Bench) -> StageResult:
         "reports",
         f"Reports at {cfg.report_rate}/s",
         f"{cfg.report_rate}/s over the last {REPORT_DAYS} days",
-        [paced(ReportUser, constant_throughput(1))],
+        [paced(ReportUser, poisson_throughput(1))],
         ["reports"],
         cfg.report_rate,
         spawn_rate=cfg.report_rate,
