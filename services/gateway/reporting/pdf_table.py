@@ -25,27 +25,41 @@ GRID = colors.HexColor("#9aa7b1")
 GRID_WIDTH = 0.25
 
 
-def column_widths(rows: Sequence[Sequence[str]]) -> list[float]:
-    """Each column's width: its widest cell (the heading, the first row, in bold) and the padding."""
+def column_widths(rows: Sequence[Sequence[str]], measured: dict[tuple[str, str], float] | None = None) -> list[float]:
+    """Each column's width: its widest cell (the heading, the first row, in bold) and the padding.
+    ``measured``: the widths found, by (font, text), for the table to draw with (a column's
+    repeated values, a branch or a currency, are measured once)."""
+    widths = measured if measured is not None else {}
     heading, *body = rows
     columns = zip(*body, strict=True) if body else ([] for _ in heading)
     return [
-        max([stringWidth(title, BOLD, FONT_SIZE)] + [stringWidth(text, FONT, FONT_SIZE) for text in cells])
-        + 2 * PADDING
+        max([_width(widths, BOLD, title)] + [_width(widths, FONT, text) for text in cells]) + 2 * PADDING
         for title, cells in zip(heading, columns, strict=True)
     ]
+
+
+def _width(measured: dict[tuple[str, str], float], font: str, text: str) -> float:
+    width = measured.get((font, text))
+    if width is None:
+        width = measured[font, text] = stringWidth(text, font, FONT_SIZE)
+    return width
 
 
 class GridTable(Flowable):
     """``rows`` (the first is the heading) in a grid, the columns ``right`` names aligned right."""
 
     def __init__(
-        self, rows: Sequence[Sequence[str]], right: Sequence[int] = (), widths: Sequence[float] | None = None
+        self,
+        rows: Sequence[Sequence[str]],
+        right: Sequence[int] = (),
+        widths: Sequence[float] | None = None,
+        measured: dict[tuple[str, str], float] | None = None,
     ) -> None:
         super().__init__()
         self.rows = rows
         self.right = frozenset(right)
-        self.widths = list(widths) if widths is not None else column_widths(rows)
+        self.measured = measured if measured is not None else {}
+        self.widths = list(widths) if widths is not None else column_widths(rows, self.measured)
         self.width = sum(self.widths)
         self.height = ROW_HEIGHT * len(rows)
 
@@ -60,8 +74,8 @@ class GridTable(Flowable):
             return [] if fit < 2 else [self]
         heading = self.rows[0]
         return [
-            GridTable(self.rows[:fit], self.right, self.widths),
-            GridTable([heading, *self.rows[fit:]], self.right, self.widths),
+            GridTable(self.rows[:fit], self.right, self.widths, self.measured),
+            GridTable([heading, *self.rows[fit:]], self.right, self.widths, self.measured),
         ]
 
     def draw(self) -> None:
@@ -80,9 +94,11 @@ class GridTable(Flowable):
                     continue
                 x = lefts[i] + PADDING
                 if i in self.right:
-                    x = lefts[i] + self.widths[i] - PADDING - stringWidth(cell, font, FONT_SIZE)
+                    x = lefts[i] + self.widths[i] - PADDING - _width(self.measured, font, cell)
                 text.setTextOrigin(x, baseline)
-                text.textOut(cell)
+                # Each cell is placed by its origin: the cursor textOut moves (measuring the
+                # text again) is never read, so the text is written as it would write it, only.
+                text._textOut(cell)
         canvas.drawText(text)
         canvas.setStrokeColor(GRID)
         canvas.setLineWidth(GRID_WIDTH)
