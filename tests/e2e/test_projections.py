@@ -238,10 +238,10 @@ def test_a_rebuilt_projection_equals_the_live_one(
     api: Api, tokens: dict[str, str], test_env: dict[str, str], dbs: dict[str, Database]
 ) -> None:
     ensure_float(api, tokens)
-    for _ in range(3):
-        api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body())
+    made = [api.post("/api/v1/requisitions", tokens["alice"], json=requisition_body()).json()["id"] for _ in range(3)]
     wait_projected(dbs, settle=1.0)
     live = _dump(dbs["gateway"])
+    published = _published_versions(dbs)
     assert live["rm_requisitions"]
     assert live["rm_accounts"]
     assert live["rm_documents"]
@@ -255,4 +255,21 @@ def test_a_rebuilt_projection_equals_the_live_one(
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "requisition:" in rebuilt.stdout
     wait_projected(dbs)
-    assert _dump(dbs["gateway"]) == live
+    # What a service published anew since the live dump (a periodic job's ledger check, an
+    # alert seen again) is rebuilt as it is now: everything else must be as the live projection had it.
+    moved = {key for key, version in _published_versions(dbs).items() if published.get(key) != version}
+    assert not moved & {("requisition", rid) for rid in made}
+    assert _unmoved(_dump(dbs["gateway"]), moved) == _unmoved(live, moved)
+
+
+def _unmoved(dump: dict[str, list[dict[str, Any]]], moved: set[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
+    """The dump without the rows of the read models whose (kind, key) is in ``moved``."""
+    kinds = {table.name: kind for kind, table in readmodels.TABLES.items() if table is not readmodels.rm_documents}
+    kinds[readmodels.rm_case_deciders.name] = "approval_case"
+
+    def key(table: str, row: dict[str, Any]) -> tuple[str, str]:
+        if table == readmodels.rm_documents.name:
+            return str(row["id"]), str(row["id"])
+        return kinds[table], str(row["case_id"] if table == readmodels.rm_case_deciders.name else row["id"])
+
+    return {table: [row for row in rows if key(table, row) not in moved] for table, rows in dump.items()}
