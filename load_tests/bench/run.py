@@ -108,6 +108,7 @@ class BenchOptions:
                 drain_timeout=20,
                 profile="never",
                 profile_seconds=2.0,
+                poisson=False,
             ),
             "baseline_seconds": 0.5,
         }

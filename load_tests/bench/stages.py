@@ -31,7 +31,7 @@ from typing import Any
 import gevent
 import psycopg
 import redis
-from locust import between
+from locust import between, constant_throughput
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.runners import LocalRunner
@@ -86,6 +86,13 @@ class StageConfig:
     drain_timeout: float = 120.0
     profile: str = "missed"  # missed | always | never
     profile_seconds: float = 20.0  # py-spy's window, after the measured one, the load still on
+    # Independent (Poisson) arrivals; the smoke run's stages of a second, with a user or two, pace
+    # evenly instead, so each of them certainly makes a request in its measured second.
+    poisson: bool = True
+
+    def pacing(self, rate: float) -> Callable[[Any], float]:
+        """A user's pacing at ``rate`` tasks a second."""
+        return poisson_throughput(rate) if self.poisson else constant_throughput(rate)
 
 
 @dataclass
@@ -399,7 +406,7 @@ def create(bench: Bench) -> StageResult:
     """
     cfg = bench.config
     world = bench.world
-    runner = _environment(bench, [paced(BranchUser, poisson_throughput(1))], ["create"]).create_local_runner()
+    runner = _environment(bench, [paced(BranchUser, cfg.pacing(1))], ["create"]).create_local_runner()
     steps: list[StageResult] = []
     windows: list[Window] = []
     knee: int | None = None
@@ -467,7 +474,7 @@ def pay(bench: Bench) -> StageResult:
         "pay",
         f"Payments at {cfg.pay_rate}/s",
         f"{cfg.pay_rate}/s",
-        [paced(TreasuryUser, poisson_throughput(1))],
+        [paced(TreasuryUser, cfg.pacing(1))],
         ["pay"],
         cfg.pay_rate,
         spawn_rate=cfg.pay_rate,
@@ -492,7 +499,7 @@ def chains(bench: Bench) -> StageResult:
         "chain",
         f"Whole chains at {cfg.chain_rate}/s",
         f"{cfg.chain_rate} chains/s",
-        [paced(GeneralUser, poisson_throughput(0.5))],
+        [paced(GeneralUser, cfg.pacing(0.5))],
         ["chain"],
         cfg.chain_rate * 2,
         spawn_rate=cfg.chain_rate * 2,
@@ -510,7 +517,7 @@ def reports(bench: Bench) -> StageResult:
         "reports",
         f"Reports at {cfg.report_rate}/s",
         f"{cfg.report_rate}/s over the last {REPORT_DAYS} days",
-        [paced(ReportUser, poisson_throughput(1))],
+        [paced(ReportUser, cfg.pacing(1))],
         ["reports"],
         cfg.report_rate,
         spawn_rate=cfg.report_rate,
