@@ -84,10 +84,10 @@ class FloatHealth:
             "branch": self.branch_id,
             "currency": currency,
             "day": day.isoformat(),
-            "closing_balance": {"minor_units": self.balance, "currency": currency},
-            "closing_available": {"minor_units": self.available, "currency": currency},
-            "funded": {"minor_units": funded, "currency": currency},
-            "spent": {"minor_units": spent, "currency": currency},
+            "closing_balance": money(self.balance, currency),
+            "closing_available": money(self.available, currency),
+            "funded": money(funded, currency),
+            "spent": money(spent, currency),
             "below_reorder_level": below,
         }
 
@@ -657,7 +657,7 @@ def _gl_row(
         "kind": kind,
         "debit": debit,
         "credit": credit,
-        "amount": {"minor_units": amount_minor, "currency": currency},
+        "amount": money(amount_minor, currency),
         "currency": currency,
         "pending": pending,
         "resolves": resolves,

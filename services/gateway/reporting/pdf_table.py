@@ -18,8 +18,9 @@ from reportlab.platypus import Flowable
 FONT = "Helvetica"
 BOLD = "Helvetica-Bold"
 FONT_SIZE = 7
-PADDING = 6  # points either side of a cell's text, and 3 above and below it
-ROW_HEIGHT = 3 + FONT_SIZE * 1.2 + 3
+PADDING = 6  # points either side of a cell's text
+VERTICAL_PADDING = 3  # points above and below it
+ROW_HEIGHT = VERTICAL_PADDING + FONT_SIZE * 1.2 + VERTICAL_PADDING
 HEADING_BACKGROUND = colors.HexColor("#e8eef3")
 GRID = colors.HexColor("#9aa7b1")
 GRID_WIDTH = 0.25
@@ -70,8 +71,10 @@ class GridTable(Flowable):
         """This page's rows and the rest, under the heading again; nothing when not even the
         heading and one row fit (the table starts on the next page)."""
         fit = int(available_height // ROW_HEIGHT)
-        if fit < 2 or fit >= len(self.rows):
-            return [] if fit < 2 else [self]
+        if fit < 2:
+            return []
+        if fit >= len(self.rows):
+            return [self]
         heading = self.rows[0]
         return [
             GridTable(self.rows[:fit], self.right, self.widths, self.measured),
@@ -88,7 +91,7 @@ class GridTable(Flowable):
         for n, row in enumerate(self.rows):
             font = BOLD if n == 0 else FONT
             text.setFont(font, FONT_SIZE)
-            baseline = self.height - n * ROW_HEIGHT - 3 - FONT_SIZE
+            baseline = self.height - n * ROW_HEIGHT - VERTICAL_PADDING - FONT_SIZE
             for i, cell in enumerate(row):
                 if not cell:
                     continue
