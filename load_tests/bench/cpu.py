@@ -8,10 +8,9 @@ samples (every second) loses what it spent since the last one: a small undercoun
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import gevent
@@ -22,25 +21,38 @@ POSTGRES_BACKENDS = "postgresql (this run's backends)"
 LOAD_GENERATOR = "load generator (locust, this process)"
 
 
-def _cpu(process: psutil.Process) -> float | None:
-    try:
-        times = process.cpu_times()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-    return float(times.user + times.system)
+@dataclass(frozen=True)
+class Seen:
+    """One process as a scan saw it: its parent, name, command line (PostgreSQL's process title)
+    and CPU seconds so far."""
+
+    pid: int
+    ppid: int
+    name: str
+    title: str
+    cpu: float
 
 
-def _by_name(name: str, title: Callable[[str], bool] = lambda _title: True) -> Callable[[], list[psutil.Process]]:
-    """Processes of this name whose command line (PostgreSQL's process title) passes ``title``."""
+# Whether a process belongs to a group, given every process the same scan saw (for its parents).
+Member = Callable[[Seen, Mapping[int, Seen]], bool]
 
-    def find() -> list[psutil.Process]:
-        found = []
-        for process in psutil.process_iter(["name", "cmdline"]):
-            if process.info["name"] == name and title(" ".join(process.info["cmdline"] or ())):
-                found.append(process)
-        return found
 
-    return find
+def scan() -> dict[int, Seen]:
+    """Every process on the machine, in one pass over ``/proc``."""
+    seen: dict[int, Seen] = {}
+    for process in psutil.process_iter(["ppid", "name", "cmdline", "cpu_times"]):
+        info = process.info
+        times = info["cpu_times"]
+        if times is None:  # gone, or not ours to read
+            continue
+        title = " ".join(info["cmdline"] or ())
+        seen[process.pid] = Seen(process.pid, info["ppid"] or 0, info["name"] or "", title, times.user + times.system)
+    return seen
+
+
+def _by_name(name: str, title: Callable[[str], bool] = lambda _title: True) -> Member:
+    """Processes of this name whose command line passes ``title``."""
+    return lambda seen, _others: seen.name == name and title(seen.title)
 
 
 def _postgres_backend_of(prefix: str) -> Callable[[str], bool]:
@@ -53,20 +65,31 @@ def _postgres_server(title: str) -> bool:
     return "(" not in title
 
 
-def _tree(leader: psutil.Process) -> Callable[[], list[psutil.Process]]:
-    def find() -> list[psutil.Process]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            return [leader, *leader.children(recursive=True)]
-        return []
+def _tree(leader: int) -> Member:
+    """The leader and every process descended from it."""
 
-    return find
+    def member(seen: Seen, others: Mapping[int, Seen]) -> bool:
+        pid, hops = seen.pid, 0
+        while pid and hops < 64:
+            if pid == leader:
+                return True
+            parent = others.get(pid)
+            pid, hops = (parent.ppid if parent else 0), hops + 1
+        return False
+
+    return member
 
 
 @dataclass
 class CpuSampler:
-    """CPU seconds per group of processes between :meth:`start` and :meth:`stop`."""
+    """CPU seconds per group of processes between :meth:`start` and :meth:`stop`.
 
-    groups: dict[str, Callable[[], list[psutil.Process]]]
+    Each sample is one scan of the machine's processes, run in gevent's thread pool: the load
+    generator's users, in this process's event loop, go on meanwhile (a scan of a few hundred
+    processes takes tens of milliseconds, which would otherwise stall every request in flight).
+    """
+
+    groups: dict[str, Member]
     started: float = 0.0
     first: dict[int, float] = field(default_factory=dict)
     last: dict[int, float] = field(default_factory=dict)
@@ -84,29 +107,33 @@ class CpuSampler:
         Other people's processes on the machine (another test run, say) are not in any group:
         the report shows them as the machine's total less the groups.
         """
-        groups = {name: _tree(leader) for name, leader in {**roles, **companions}.items()}
+        groups = {name: _tree(leader.pid) for name, leader in {**roles, **companions}.items()}
         groups[POSTGRES_BACKENDS] = _by_name("postgres", _postgres_backend_of(db_prefix))
         groups["postgresql server (WAL writer, checkpointer...)"] = _by_name("postgres", _postgres_server)
         if not any(name.startswith("redis-server") for name in companions):
             groups["redis-server (shared with others)"] = _by_name("redis-server")
-        me = psutil.Process(os.getpid())
-        groups[LOAD_GENERATOR] = lambda: [me]
+        me = os.getpid()
+        groups[LOAD_GENERATOR] = lambda seen, _others: seen.pid == me
         return cls(groups)
 
+    def _group_of(self, seen: Seen, others: Mapping[int, Seen]) -> str | None:
+        return next((group for group, member in self.groups.items() if member(seen, others)), None)
+
     def _sample(self, initial: bool) -> None:
-        for group, find in self.groups.items():
-            for process in find():
-                value = _cpu(process)
-                if value is None:
+        processes = scan()
+        for pid, seen in processes.items():
+            if pid not in self.first:
+                group = self._group_of(seen, processes)
+                if group is None:
                     continue
-                pid = process.pid
-                if pid not in self.first:
-                    # Seen at the start: count from now. Seen later: born during the stage.
-                    self.first[pid] = value if initial else 0.0
-                    self.members[pid] = group
-                    with contextlib.suppress(psutil.Error):
-                        self.names[pid] = " ".join(process.cmdline()[:6])[:120]
-                self.last[pid] = value
+                # Seen at the start: count from now. Seen later: born during the stage.
+                self.first[pid] = seen.cpu if initial else 0.0
+                self.members[pid] = group
+                self.names[pid] = " ".join(seen.title.split()[:6])[:120]
+            self.last[pid] = seen.cpu
+
+    def _sample_aside(self, initial: bool) -> None:
+        gevent.get_hub().threadpool.apply(self._sample, (initial,))
 
     def start(self) -> None:
         self.first.clear()
@@ -114,13 +141,13 @@ class CpuSampler:
         self.members.clear()
         self.started = time.monotonic()
         self.machine_start = float(sum(psutil.cpu_times()[:3]))
-        self._sample(initial=True)
+        self._sample_aside(initial=True)
         self._loop = gevent.spawn(self._run)
 
     def _run(self) -> None:
         while True:
             gevent.sleep(SAMPLE_SECONDS)
-            self._sample(initial=False)
+            self._sample_aside(initial=False)
 
     def spent(self) -> dict[int, float]:
         """CPU seconds per process so far in this stage."""
@@ -139,9 +166,9 @@ class CpuSampler:
 
     def stop(self) -> dict[str, object]:
         """Per group: CPU seconds, percent of one core, the processes counted; the machine's total."""
-        self._sample(initial=False)
         if self._loop is not None:
             self._loop.kill()
+        self._sample_aside(initial=False)
         wall = max(1e-6, time.monotonic() - self.started)
         machine = float(sum(psutil.cpu_times()[:3])) - self.machine_start
         per_group: dict[str, dict[str, float]] = {}
