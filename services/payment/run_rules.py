@@ -130,17 +130,20 @@ def needs_second_officer(total_minor: int, dual_above_minor: int) -> bool:
     return total_minor > dual_above_minor
 
 
-def checker_refusal(state: str, maker_id: str, checker_id: str, taken: Sequence[PayableFacts | None]) -> Refusal | None:
+def checker_refusal(
+    state: str, maker_id: str, checker_id: str, taken: Iterable[tuple[str | None, Sequence[str] | None]]
+) -> Refusal | None:
     """Refuses a second authorisation of a run not waiting for one, by its maker, or by someone
-    who requested or approved one of its payments."""
+    who requested or approved one of its payments (``taken``: each included payment's requester
+    and approvers, None where the payment service knows neither)."""
     if state != RunState.AWAITING_SECOND:
         return _refusal(RunRule.NOT_AWAITING, 409, "This run is not waiting for a second authorisation.")
     if checker_id == maker_id:
         return _refusal(RunRule.MAKER_CHECKER, 403, "Another treasury officer must authorise a run you made.")
     breaches = sum(
         1
-        for facts in taken
-        if facts is not None and domain.segregation_breach(checker_id, facts.requester_id, facts.approver_ids)
+        for requester_id, approver_ids in taken
+        if domain.segregation_breach(checker_id, requester_id or "", approver_ids or ())
     )
     if breaches:
         return _refusal(

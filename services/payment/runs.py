@@ -36,7 +36,6 @@ from services.payment.models import (
 )
 from services.payment.run_rules import Candidate, RunState, Selection
 from services.payment.service import (
-    PAYABLE_FACT_COLUMNS,
     PaymentConfig,
     authenticator_facts,
     error_of,
@@ -300,11 +299,12 @@ def authorise_payment_run(
     now = config.clock()
     guard_row = _refuse_executor(session, envelope, now)
     run = _locked_run(session, payload["run_id"])
-    items = _items(session, run.id)
-    ids = [item.requisition_id for item in items if item.included]
-    requisitions = _requisitions(session, ids)
+    items = _items_and_people(session, run.id)
     refusal = run_rules.checker_refusal(
-        run.state, run.maker_id, envelope.actor.user_id, [payable_facts(requisitions.get(rid)) for rid in ids]
+        run.state,
+        run.maker_id,
+        envelope.actor.user_id,
+        [(item.requester_id, item.approver_ids) for item in items if item.included],
     )
     if refusal is not None:
         raise error_of(refusal.problem)
@@ -317,14 +317,6 @@ def authorise_payment_run(
     _launch(uow, envelope, run)
     session.flush()
     return ok_reply(200, _published_body(session, run, items), snapshots_of=REPLY_SNAPSHOTS)
-
-
-def _requisitions(session: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """What payment knows of these requisitions, as rows of the columns ``payable_facts`` reads
-    (read, not locked: who asked for and approved each; the launch checks the rest under its locks)."""
-    t = PayableRequisition.__table__
-    wanted = [t.c[name] for name in ("requisition_id", *PAYABLE_FACT_COLUMNS)]
-    return {row.requisition_id: row for row in session.execute(select(*wanted).where(t.c.requisition_id.in_(ids)))}
 
 
 def launch_payment_run(
@@ -415,6 +407,22 @@ def _items(session: Session, run_id: uuid.UUID) -> list[Any]:
     """A run's items as rows, in the order selected."""
     t = PaymentRunItem.__table__
     return list(session.execute(select(t).where(t.c.run_id == run_id).order_by(t.c.position)))
+
+
+def _items_and_people(session: Session, run_id: uuid.UUID) -> list[Any]:
+    """A run's items as rows, in the order selected, each with who asked for and approved its
+    requisition (read, not locked: these do not change once it is approved; the launch checks
+    the rest under its locks). None where the payment service heard nothing of it."""
+    t = PaymentRunItem.__table__
+    r = PayableRequisition.__table__
+    return list(
+        session.execute(
+            select(t, r.c.requester_id, r.c.approver_ids)
+            .outerjoin(r, r.c.requisition_id == t.c.requisition_id)
+            .where(t.c.run_id == run_id)
+            .order_by(t.c.position)
+        )
+    )
 
 
 # -- what the gateway shows --------------------------------------------------------------

@@ -651,3 +651,14 @@ def test_repeated_wrong_codes_raise_one_alert_per_user_and_the_lockout_a_critica
         [("otp_failures", "critical")],
     ]
     assert {a.payload["subject"] for a in payment_uc.emitted("AlertRaised")} == {f"user:{TOM.user_id}"}
+
+
+def test_a_time_step_is_spent_once_and_the_second_taker_is_told(payment_uc: Harness) -> None:
+    now = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    with payment_uc.session() as session:
+        first = service.take_step(session, TOM.user_id, 59_000_000, now, purpose="payment")
+        again = service.take_step(session, TOM.user_id, 59_000_000, now, purpose="sign-in")
+        other = service.take_step(session, TOM.user_id, 59_000_001, now, purpose="payment-run")
+        spent = session.scalars(select(OtpStepUse).where(OtpStepUse.user_id == TOM.user_id)).all()
+    assert (first, again, other) == (True, False, True)
+    assert sorted((s.time_step, s.purpose) for s in spent) == [(59_000_000, "payment"), (59_000_001, "payment-run")]
