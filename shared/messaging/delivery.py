@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -77,8 +78,10 @@ class AckBatcher:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Gather a batch: the acknowledgements that come meanwhile join it (waiting on the
+            # event instead would end the gathering at the second one).
+            time.sleep(FLUSH_SECONDS)
             self._wake.clear()
-            self._wake.wait(FLUSH_SECONDS)  # gather a batch
             self.flush()
 
 
