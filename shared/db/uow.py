@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,6 +27,9 @@ Publisher = Callable[[list[dict[str, Any]]], None]
 # about fifteen broker messages, straight after its commit.
 DIRECT_SEND_LIMIT = 400
 
+# How much later than the rest a reply's carried snapshots are sent (see ``release_sends``).
+CARRIED_SNAPSHOT_HOLD_SECONDS = 0.1
+
 # Sends held back until the thread releases them (a command's, until its reply is stored).
 _held = threading.local()
 
@@ -39,12 +41,28 @@ def hold_sends() -> None:
     _held.sends = []
 
 
-def release_sends() -> None:
-    """Send what this thread's commits held back, in commit order, and stop holding."""
-    sends: list[Callable[[], None]] | None = getattr(_held, "sends", None)
+def release_sends(carried: Collection[tuple[str, str]] = ()) -> None:
+    """Send what this thread's commits held back, in commit order, and stop holding.
+
+    ``carried``: the snapshots (type, id) the command's reply carries. The gateway that waits
+    for the reply projects those itself before it answers; their own messages, for the
+    projector (which serves every other case: a gateway that gave up waiting, one that died),
+    go :data:`CARRIED_SNAPSHOT_HOLD_SECONDS` later, so that the same rows are not written twice
+    at once, competing with the answer for the machine.
+    """
+    sends: list[tuple[UnitOfWork, Publisher, list[Envelope]]] | None = getattr(_held, "sends", None)
     _held.sends = None
-    for send in sends or ():
-        send()
+    for uow, publish, batch in sends or ():
+        now: list[Envelope] = []
+        later: list[Envelope] = []
+        for envelope in batch:
+            (later if (envelope.type, str(envelope.payload.get("id"))) in carried else now).append(envelope)
+        if now:
+            uow.send(publish, now)
+        if later:
+            timer = threading.Timer(CARRIED_SNAPSHOT_HOLD_SECONDS, uow.send, (publish, later))
+            timer.daemon = True  # a process that stops first leaves them to the relay's re-send
+            timer.start()
 
 
 class UnitOfWork:
@@ -113,18 +131,19 @@ class UnitOfWork:
         write_outbox(self.session, batch, sent=direct)
         self.session.commit()
         if direct and self._publish is not None and batch:
-            held: list[Callable[[], None]] | None = getattr(_held, "sends", None)
+            held: list[tuple[UnitOfWork, Publisher, list[Envelope]]] | None = getattr(_held, "sends", None)
             if held is None:
-                self._send(self._publish, batch)
+                self.send(self._publish, batch)
             else:
-                held.append(partial(self._send, self._publish, batch))
+                held.append((self, self._publish, batch))
 
     def rollback(self) -> None:
         self.session.rollback()
         self.emitted = []
         self._unwritten = []
 
-    def _send(self, publish: Publisher, envelopes: list[Envelope]) -> None:
+    def send(self, publish: Publisher, envelopes: list[Envelope]) -> None:
+        """Send committed events; those the broker refuses are handed back to the relay."""
         try:
             publish([envelope.to_dict() for envelope in envelopes])
         except Exception:

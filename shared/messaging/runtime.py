@@ -463,8 +463,8 @@ class ServiceRuntime:
 class _SendsAfterReply(Task):
     """A task whose held sends go after its result is stored (Celery stores it, then calls this)."""
 
-    def after_return(self, *args: Any, **kwargs: Any) -> None:
-        release_sends()
+    def after_return(self, status: str, retval: Any, *args: Any, **kwargs: Any) -> None:
+        release_sends(carried_snapshots(retval))
 
 
 def _holding_sends(body: Callable[[Envelope], dict[str, Any]]) -> Callable[[Envelope], dict[str, Any]]:
@@ -480,6 +480,13 @@ def _holding_sends(body: Callable[[Envelope], dict[str, Any]]) -> Callable[[Enve
             raise
 
     return held
+
+
+def carried_snapshots(reply: Any) -> set[tuple[str, str]]:
+    """The snapshots (type, id) a command's reply carries for the gateway to project."""
+    if not isinstance(reply, dict):
+        return set()
+    return {(s["type"], str(s["payload"].get("id"))) for s in reply.get("snapshots") or ()}
 
 
 def _without_snapshots(reply: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from shared.contracts import catalog
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope
 from shared.db.engine import Database
 from shared.db.migrate import upgrade
-from shared.db.uow import hold_sends, release_sends
+from shared.db.uow import CARRIED_SNAPSHOT_HOLD_SECONDS, hold_sends, release_sends
 from shared.messaging.outbox import unpublished_count
 from shared.messaging.relay import relay_once
 from shared.messaging.snapshots import Snapshots, built, touch
@@ -145,6 +146,46 @@ def test_held_sends_go_at_their_release_in_commit_order(outbox_db: Database) -> 
     assert [e["message_id"] for e in sent] == [e.message_id for e in events]
     release_sends()  # released already: nothing goes twice
     assert len(sent) == len(events)
+    db.dispose()
+
+
+def _snapshot(key: str) -> Envelope:
+    """A valid RequisitionChanged: a read model's snapshot, as a command's reply may carry it."""
+    at = "2026-12-08T09:00:00+00:00"
+    payload = {
+        "id": key,
+        "version": 1,
+        "at": at,
+        "body": {"id": key},
+        "branch_id": "b1",
+        "region_id": "r1",
+        "requester_id": "u1",
+        "status": "submitted",
+        "created_at": at,
+    }
+    return Envelope(type=catalog.REQUISITION_CHANGED.name, payload=payload, actor=SYSTEM_ACTOR)
+
+
+def test_the_snapshots_a_reply_carries_go_to_the_projector_a_little_after_the_rest(outbox_db: Database) -> None:
+    sent: list[tuple[float, str]] = []
+
+    def publish(messages: list[dict[str, Any]]) -> None:
+        sent.extend((time.monotonic(), m["message_id"]) for m in messages)
+
+    db = Database(outbox_db.url, publish=publish)
+    event, carried, other = _event(13), _snapshot("r-carried"), _snapshot("r-other")
+    hold_sends()
+    with db.uow() as uow:
+        for envelope in (event, carried, other):
+            uow.emit(envelope)
+        uow.commit()
+    released = time.monotonic()
+    release_sends({(carried.type, "r-carried")})
+    assert [m for _, m in sent] == [event.message_id, other.message_id]  # at once, in commit order
+    wait_for(lambda: len(sent) == 3, timeout=5)
+    at, message_id = sent[2]
+    assert message_id == carried.message_id
+    assert at - released >= CARRIED_SNAPSHOT_HOLD_SECONDS
     db.dispose()
 
 
