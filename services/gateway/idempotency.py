@@ -45,6 +45,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -53,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Response, g, jsonify, make_response, request
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from services.gateway import problems
@@ -66,6 +67,8 @@ from services.gateway.readmodels import apply_reply_snapshots, project_reply_sna
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -194,8 +197,8 @@ class Claim:
             now = utcnow()
             with self.db.uow() as uow:
                 try:
-                    uow.session.add(
-                        IdempotencyRecord(
+                    uow.session.execute(
+                        insert(IdempotencyRecord.__table__).values(
                             user_id=self.user_id,
                             key=self.key,
                             method=method,
@@ -283,10 +286,14 @@ class Claim:
             self._release()
 
     def _store(self, response: Response, deferred: Deferred, only_if_unknown: bool = False) -> None:
-        """Keep the answer, so a retry gets it without a second effect."""
+        """Keep the answer, so a retry gets it without a second effect, with the snapshots its
+        reply carries projected in the same commit. Should those fail, the answer is kept
+        without them (the projector brings them): a second transaction on that rare path, where
+        a savepoint would cost two more round trips on every answer."""
+        t = IdempotencyRecord.__table__
         statement = (
-            update(IdempotencyRecord)
-            .where(self._this())
+            update(t)
+            .where(t.c.user_id == self.user_id, t.c.key == self.key)
             .values(
                 status_code=response.status_code,
                 content_type=response.mimetype,
@@ -296,13 +303,17 @@ class Claim:
             )
         )
         if only_if_unknown:  # never overwrite an answer a concurrent request stored
-            statement = statement.where(
-                or_(IdempotencyRecord.status_code.is_(None), IdempotencyRecord.status_code == 202)
-            )
+            statement = statement.where(or_(t.c.status_code.is_(None), t.c.status_code == 202))
         with self.db.uow() as uow:
             uow.session.execute(statement)
             record_pending(uow.session, deferred.pending)
-            project_reply_snapshots(uow.session, deferred.snapshots)
+            try:
+                project_reply_snapshots(uow.session, deferred.snapshots)
+            except Exception:
+                log.exception("could not project a reply's snapshots; the projector will")
+                uow.rollback()
+                uow.session.execute(statement)
+                record_pending(uow.session, deferred.pending)
             uow.commit()
 
     def _mark_unknown(self) -> None:

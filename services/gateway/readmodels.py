@@ -392,15 +392,10 @@ def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list
 
 
 def project_reply_snapshots(session: Session, snapshots: list[dict[str, Any]]) -> None:
-    """The same, within the caller's transaction (the one that stores the answer), in a
-    savepoint: a failure leaves the rest of that transaction to commit."""
-    if not snapshots:
-        return
-    try:
-        with session.begin_nested():
-            _project_reply(session, snapshots)
-    except Exception:
-        log.exception("could not project a reply's snapshots; the projector will")
+    """The same, within the caller's transaction (the one that stores the answer); a failure
+    raises, and leaves that transaction to be rolled back."""
+    if snapshots:
+        _project_reply(session, snapshots)
 
 
 def _project_reply(session: Session, snapshots: list[dict[str, Any]]) -> None:
