@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -60,9 +63,37 @@ def release_sends(carried: Collection[tuple[str, str]] = ()) -> None:
         if now:
             uow.send(publish, now)
         if later:
-            timer = threading.Timer(CARRIED_SNAPSHOT_HOLD_SECONDS, uow.send, (publish, later))
-            timer.daemon = True  # a process that stops first leaves them to the relay's re-send
-            timer.start()
+            _LATER.send(partial(uow.send, publish, later))
+
+
+class _SendsLater:
+    """One thread per process that makes the sends held for :data:`CARRIED_SNAPSHOT_HOLD_SECONDS`,
+    in the order they were held (every hold is as long). A process that stops first leaves
+    them unacknowledged, to its relay's re-send."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[float, Callable[[], None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def send(self, send: Callable[[], None]) -> None:
+        with self._lock:  # started at the first use, so never before a fork
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="sends-later", daemon=True)
+                self._thread.start()
+        self._queue.put((time.monotonic() + CARRIED_SNAPSHOT_HOLD_SECONDS, send))
+
+    def _run(self) -> None:
+        while True:
+            due, send = self._queue.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                send()
+            except Exception:  # UnitOfWork.send hands what fails to the relay; this is a last resort
+                log.exception("a held send failed")
+
+
+_LATER = _SendsLater()
 
 
 class UnitOfWork:
