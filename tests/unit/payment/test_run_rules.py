@@ -25,5 +25,7 @@ def test_a_checker_who_asked_for_or_approved_payments_is_refused_with_their_coun
 def test_the_maker_and_a_run_not_waiting_are_refused_first() -> None:
     maker = checker_refusal(RunState.AWAITING_SECOND, TESS, TESS, OTHERS)
     started = checker_refusal(RunState.STARTED, TOM, TESS, [(TESS, [])])
-    assert maker is not None and maker.rule == RunRule.MAKER_CHECKER
-    assert started is not None and (started.rule, started.problem.status) == (RunRule.NOT_AWAITING, 409)
+    assert maker is not None
+    assert maker.rule == RunRule.MAKER_CHECKER
+    assert started is not None
+    assert (started.rule, started.problem.status) == (RunRule.NOT_AWAITING, 409)
