@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from typing import Any
 from flask import Response, g, jsonify, make_response, request
 from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from services.gateway import problems
 from services.gateway.api import Blueprint, ctx
@@ -63,12 +63,10 @@ from services.gateway.api.commands import DEFERRED_ATTRIBUTE, Deferred, accepted
 from services.gateway.auth import current_actor
 from services.gateway.bus import BINDING_ATTRIBUTE, Binding
 from services.gateway.models import IdempotencyRecord
-from services.gateway.readmodels import apply_reply_snapshots, project_reply_snapshots
+from services.gateway.readmodels import apply_reply_snapshots, commit_with_reply_snapshots
 from shared.db.engine import Database
 from shared.db.types import utcnow
 from shared.db.uow import UnitOfWork
-
-log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -187,7 +185,9 @@ class Claim:
         self.key = key
 
     def _this(self) -> Any:
-        return (IdempotencyRecord.user_id == self.user_id) & (IdempotencyRecord.key == self.key)
+        # The table's columns, not the entity's: a Core statement stays Core (no ORM bulk path).
+        t = IdempotencyRecord.__table__
+        return (t.c.user_id == self.user_id) & (t.c.key == self.key)
 
     def take(self, method: str, path: str, fingerprint: str) -> Taken | Response:
         """Claim the key for this request, or the answer a duplicate gets instead (replay, 409, 422)."""
@@ -287,13 +287,11 @@ class Claim:
 
     def _store(self, response: Response, deferred: Deferred, only_if_unknown: bool = False) -> None:
         """Keep the answer, so a retry gets it without a second effect, with the snapshots its
-        reply carries projected in the same commit. Should those fail, the answer is kept
-        without them (the projector brings them): a second transaction on that rare path, where
-        a savepoint would cost two more round trips on every answer."""
+        reply carries projected in the same commit (or, should those fail, without them)."""
         t = IdempotencyRecord.__table__
         statement = (
             update(t)
-            .where(t.c.user_id == self.user_id, t.c.key == self.key)
+            .where(self._this())
             .values(
                 status_code=response.status_code,
                 content_type=response.mimetype,
@@ -304,17 +302,13 @@ class Claim:
         )
         if only_if_unknown:  # never overwrite an answer a concurrent request stored
             statement = statement.where(or_(t.c.status_code.is_(None), t.c.status_code == 202))
+
+        def write(session: Session) -> None:
+            session.execute(statement)
+            record_pending(session, deferred.pending)
+
         with self.db.uow() as uow:
-            uow.session.execute(statement)
-            record_pending(uow.session, deferred.pending)
-            try:
-                project_reply_snapshots(uow.session, deferred.snapshots)
-            except Exception:
-                log.exception("could not project a reply's snapshots; the projector will")
-                uow.rollback()
-                uow.session.execute(statement)
-                record_pending(uow.session, deferred.pending)
-            uow.commit()
+            commit_with_reply_snapshots(uow, write, deferred.snapshots)
 
     def _mark_unknown(self) -> None:
         """The command may have been sent and its outcome is unknown: a retry looks for its reply."""

@@ -391,11 +391,21 @@ def apply_reply_snapshots(uow_factory: Callable[[], UnitOfWork], snapshots: list
         log.exception("could not project a reply's snapshots; the projector will")
 
 
-def project_reply_snapshots(session: Session, snapshots: list[dict[str, Any]]) -> None:
-    """The same, within the caller's transaction (the one that stores the answer); a failure
-    raises, and leaves that transaction to be rolled back."""
-    if snapshots:
-        _project_reply(session, snapshots)
+def commit_with_reply_snapshots(
+    uow: UnitOfWork, write: Callable[[Session], None], snapshots: list[dict[str, Any]]
+) -> None:
+    """Commit ``write`` with the snapshots a command's reply carries projected in the same
+    transaction (the one that stores the answer). Should the projection fail, ``write`` is
+    committed alone, as the projector applies the same snapshots from the outbox: a second
+    transaction on that rare path, where a savepoint would cost two round trips every time."""
+    write(uow.session)
+    try:
+        _project_reply(uow.session, snapshots)
+    except Exception:
+        log.exception("could not project a reply's snapshots; the projector will")
+        uow.rollback()
+        write(uow.session)
+    uow.commit()
 
 
 def _project_reply(session: Session, snapshots: list[dict[str, Any]]) -> None:

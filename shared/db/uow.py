@@ -44,10 +44,15 @@ def hold_sends() -> None:
     _held.sends = []
 
 
+def snapshot_key(event_type: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """What names a snapshot among a commit's messages: its type and its aggregate's id."""
+    return event_type, str(payload.get("id"))
+
+
 def release_sends(carried: Collection[tuple[str, str]] = ()) -> None:
     """Send what this thread's commits held back, in commit order, and stop holding.
 
-    ``carried``: the snapshots (type, id) the command's reply carries. The gateway that waits
+    ``carried``: the snapshots the command's reply carries (:func:`snapshot_key`). The gateway that waits
     for the reply projects those itself before it answers; their own messages, for the
     projector (which serves every other case: a gateway that gave up waiting, one that died),
     go :data:`CARRIED_SNAPSHOT_HOLD_SECONDS` later, so that the same rows are not written twice
@@ -59,11 +64,11 @@ def release_sends(carried: Collection[tuple[str, str]] = ()) -> None:
         now: list[Envelope] = []
         later: list[Envelope] = []
         for envelope in batch:
-            (later if (envelope.type, str(envelope.payload.get("id"))) in carried else now).append(envelope)
+            (later if snapshot_key(envelope.type, envelope.payload) in carried else now).append(envelope)
         if now:
             uow.send(publish, now)
         if later:
-            _LATER.send(partial(uow.send, publish, later))
+            _LATER.hold(partial(uow.send, publish, later))
 
 
 class _SendsLater:
@@ -76,7 +81,7 @@ class _SendsLater:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def send(self, send: Callable[[], None]) -> None:
+    def hold(self, send: Callable[[], None]) -> None:
         with self._lock:  # started at the first use, so never before a fork
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="sends-later", daemon=True)

@@ -37,7 +37,7 @@ from shared.contracts.catalog import (
 )
 from shared.contracts.envelope import SYSTEM_ACTOR, Envelope, load_envelope
 from shared.db.engine import Database
-from shared.db.uow import UnitOfWork, hold_sends, release_sends
+from shared.db.uow import UnitOfWork, hold_sends, release_sends, snapshot_key
 from shared.messaging import deadletter, inbox
 from shared.messaging.app import event_publisher, make_celery, recipients, send_event
 from shared.messaging.delivery import AckBatcher, record_acks
@@ -486,7 +486,7 @@ def carried_snapshots(reply: Any) -> set[tuple[str, str]]:
     """The snapshots (type, id) a command's reply carries for the gateway to project."""
     if not isinstance(reply, dict):
         return set()
-    return {(s["type"], str(s["payload"].get("id"))) for s in reply.get("snapshots") or ()}
+    return {snapshot_key(s["type"], s["payload"]) for s in reply.get("snapshots") or ()}
 
 
 def _without_snapshots(reply: Any) -> Any:
